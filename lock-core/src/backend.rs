@@ -1,0 +1,260 @@
+//! The [`LockBackend`] trait: the primitives a store must perform atomically.
+//!
+//! Everything else (the [`ProcessLock`](crate::ProcessLock) handle, and later waiting and
+//! auto-renewal) is written once on top of these primitives. Each primitive is one atomic step,
+//! and on a networked store one round trip.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::name::LockName;
+use crate::token::Token;
+use crate::ttl::Ttl;
+
+/// What a backend offers beyond the required primitives.
+///
+/// Every field is `false` by default, so anything a backend does not set counts as unsupported;
+/// build one with `..Default::default()` so that new fields do not break your backend.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::Capabilities;
+///
+/// let caps = Capabilities { remaining_ttl: true, ..Default::default() };
+/// assert!(caps.remaining_ttl);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The store reports how long a held lock has left: a failed
+    /// [`try_acquire`](LockBackend::try_acquire) returns it in [`Acquire::Held`], and
+    /// [`status`](LockBackend::status) in [`Status::remaining`].
+    pub remaining_ttl: bool,
+}
+
+/// The outcome of [`LockBackend::try_acquire`].
+#[non_exhaustive]
+#[must_use = "the lock may not have been acquired"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquire {
+    /// The caller's token now holds the lock with the full timeout: it was free, or the caller
+    /// already held it (its expiry was reset).
+    Acquired,
+    /// Another token holds the lock.
+    Held {
+        /// How long the holder's lock has left, when the backend knows
+        /// ([`Capabilities::remaining_ttl`]); `None` also for a key with no expiry.
+        remaining: Option<Duration>,
+    },
+}
+
+impl Acquire {
+    /// Whether the lock was acquired.
+    pub fn is_acquired(self) -> bool {
+        matches!(self, Acquire::Acquired)
+    }
+}
+
+/// The outcome of [`LockBackend::release`].
+#[non_exhaustive]
+#[must_use = "the lock may not have been released"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Release {
+    /// The caller held the lock, and it is now free.
+    Released,
+    /// Another token holds the lock; it was left alone.
+    NotOwner,
+    /// No one held the lock (it was never taken, was released, or expired).
+    Missing,
+}
+
+/// The outcome of [`LockBackend::force_release`].
+#[non_exhaustive]
+#[must_use = "the lock may not have been released"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ForceRelease {
+    /// The lock was held, by anyone, and is now free.
+    Released,
+    /// No one held the lock.
+    Missing,
+}
+
+/// Whether a lock is held.
+///
+/// `Display` writes exactly `open` or `locked`, the strings `process-lock-node`'s `status`
+/// returns.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::LockState;
+///
+/// assert_eq!(LockState::Open.to_string(), "open");
+/// assert_eq!("locked".parse::<LockState>(), Ok(LockState::Locked));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LockState {
+    /// No one holds the lock.
+    Open,
+    /// Someone holds the lock.
+    Locked,
+}
+
+impl LockState {
+    /// `"open"` or `"locked"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockState::Open => "open",
+            LockState::Locked => "locked",
+        }
+    }
+}
+
+impl fmt::Display for LockState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of parsing a [`LockState`] from anything but `open` or `locked`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseLockStateError(());
+
+impl fmt::Display for ParseLockStateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a lock state is \"open\" or \"locked\"")
+    }
+}
+
+impl std::error::Error for ParseLockStateError {}
+
+impl std::str::FromStr for LockState {
+    type Err = ParseLockStateError;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(LockState::Open),
+            "locked" => Ok(LockState::Locked),
+            _ => Err(ParseLockStateError(())),
+        }
+    }
+}
+
+/// The outcome of [`LockBackend::status`]: whether the lock is held and, when the backend knows,
+/// for how much longer.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Whether the lock is held.
+    pub state: LockState,
+    /// How long the holder's lock has left, for a held lock on a backend with
+    /// [`Capabilities::remaining_ttl`]; `None` otherwise (also for a key with no expiry).
+    pub remaining: Option<Duration>,
+}
+
+impl Status {
+    /// A lock no one holds.
+    pub fn open() -> Self {
+        Status {
+            state: LockState::Open,
+            remaining: None,
+        }
+    }
+
+    /// A held lock with `remaining` time to live, if known.
+    pub fn locked(remaining: Option<Duration>) -> Self {
+        Status {
+            state: LockState::Locked,
+            remaining,
+        }
+    }
+}
+
+/// A store that can hold locks: the primitives each backend implements.
+///
+/// Each method is one atomic step on the store (one round trip on a networked one), so that no
+/// lock can expire, or change hands, between a check and an action. Expected outcomes are values;
+/// errors mean the store could not answer (see [`crate::Error`]).
+///
+/// Implementations must behave exactly as Redis does; the `conformance` crate's suite checks
+/// that, and every backend in this workspace runs it. Names, tokens and timeouts arrive already
+/// validated.
+///
+/// # Cancel safety
+///
+/// Dropping a returned future before it completes may or may not have applied the operation on
+/// the store, as with any network request; it never applies it partially.
+#[async_trait]
+pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
+    /// What this backend offers beyond the required primitives.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Takes the lock `name` for `token` for `ttl` if no one holds it; if `token` already holds
+    /// it, resets its expiry to `ttl` from now. On Redis, the key's value becomes `token`.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be reached, answers late or answers something unexpected.
+    async fn try_acquire(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<Acquire>;
+
+    /// Resets the expiry of `name` to `ttl` from now if, and only if, `token` holds it. Returns
+    /// whether it did; `false` if the lock is free, expired or held by another token.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](LockBackend::try_acquire).
+    async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool>;
+
+    /// Frees `name` if, and only if, `token` holds it.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](LockBackend::try_acquire).
+    async fn release(&self, name: &LockName, token: &Token) -> Result<Release>;
+
+    /// Frees `name` whoever holds it.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](LockBackend::try_acquire).
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease>;
+
+    /// Whether `name` is held, and for how long when the backend knows.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](LockBackend::try_acquire).
+    async fn status(&self, name: &LockName) -> Result<Status>;
+}
+
+/// A shared backend is a backend, so wrappers and `Arc<dyn LockBackend>` pass through unchanged.
+#[async_trait]
+impl<B: LockBackend + ?Sized> LockBackend for Arc<B> {
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+
+    async fn try_acquire(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<Acquire> {
+        (**self).try_acquire(name, token, ttl).await
+    }
+
+    async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool> {
+        (**self).renew(name, token, ttl).await
+    }
+
+    async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
+        (**self).release(name, token).await
+    }
+
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
+        (**self).force_release(name).await
+    }
+
+    async fn status(&self, name: &LockName) -> Result<Status> {
+        (**self).status(name).await
+    }
+}

@@ -1,0 +1,128 @@
+//! Owner tokens: the random value that says which handle holds a lock.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The owner of a lock: the value stored under the lock's key.
+///
+/// A fresh token is 128 bits from the operating system's cryptographically secure generator,
+/// written as 32 lowercase hex digits. Anyone who knows the token can renew or release the lock,
+/// so `Debug` shows only its first 8 digits and it has no `Display`: use
+/// [`as_str`](Token::as_str) where the full value is really needed.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::Token;
+///
+/// let token = Token::generate()?;
+/// assert_eq!(token.as_str().len(), 32);
+/// assert!(!format!("{token:?}").contains(token.as_str()));
+/// # Ok::<(), lock_core::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Token(Arc<str>);
+
+impl Token {
+    /// Longest token accepted by [`Token::from_string`], in bytes.
+    pub const MAX_LEN: usize = 1024;
+
+    /// A fresh random token.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Backend`] if the operating system's random generator fails (practically
+    /// never, but it is not hidden behind a panic).
+    pub fn generate() -> Result<Self> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|e| {
+            Error::new(ErrorKind::Backend, "the system random generator failed")
+                .with_source(e.to_string())
+        })?;
+        let mut hex = String::with_capacity(32);
+        for b in bytes {
+            hex.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+            hex.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+        }
+        Ok(Token(Arc::from(hex)))
+    }
+
+    /// A token with a given value, for taking over a lock known by its token (for example one
+    /// written by another program) or for tests.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] if `value` is empty or longer than [`Token::MAX_LEN`] bytes.
+    pub fn from_string(value: impl Into<String>) -> Result<Self> {
+        let value = value.into();
+        if value.is_empty() {
+            return Err(Error::invalid_input("owner token is empty"));
+        }
+        if value.len() > Self::MAX_LEN {
+            return Err(Error::invalid_input(format!(
+                "owner token is {} bytes long; the limit is {} bytes",
+                value.len(),
+                Self::MAX_LEN
+            )));
+        }
+        Ok(Token(Arc::from(value)))
+    }
+
+    /// The full token, as stored in the lock's key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: String = self.0.chars().take(8).collect();
+        write!(f, "Token({shown}…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn tokens_are_hex_and_distinct() {
+        let tokens: HashSet<String> = (0..1000)
+            .map(|_| Token::generate().unwrap().as_str().to_owned())
+            .collect();
+        assert_eq!(tokens.len(), 1000);
+        for t in &tokens {
+            assert_eq!(t.len(), 32);
+            assert!(
+                t.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
+        }
+    }
+
+    #[test]
+    fn from_string_validates() {
+        assert_eq!(
+            Token::from_string("").unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            Token::from_string("x".repeat(Token::MAX_LEN + 1))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(Token::from_string("abc").unwrap().as_str(), "abc");
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let t = Token::generate().unwrap();
+        let shown = format!("{t:?}");
+        assert!(!shown.contains(t.as_str()));
+        assert!(shown.contains(&t.as_str()[..8]));
+    }
+}
