@@ -1,0 +1,22 @@
+//! The cases: each is a plain `async fn(&Fixture)` that panics, with a message saying which
+//! documented behaviour broke, when the backend misbehaves.
+//!
+//! Every case makes its own names with [`Fixture::unique_name`](crate::Fixture::unique_name), so
+//! cases run in parallel against one store.
+
+mod contention;
+mod expiry;
+mod input;
+mod isolation;
+mod remaining;
+mod scenario;
+mod values;
+
+pub use crate::model::model_based;
+pub use contention::{contention_counter, contention_one_winner};
+pub use expiry::{expired_owner_is_powerless, expiry, relock_resets_expiry, update_extends_expiry};
+pub use input::bad_input;
+pub use isolation::isolation;
+pub use remaining::remaining_ttl;
+pub use scenario::original_scenario;
+pub use values::{clear_values, force_clear_values, lock_values, status_values, update_values};

@@ -1,0 +1,185 @@
+//! [`Fixture`]: what a backend hands the suite: the backend itself, and how to move time.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lock_core::{LockBackend, ProcessLock, Token};
+
+type Advance = Arc<dyn Fn(Duration) + Send + Sync>;
+
+/// How a backend is tested: the backend, how its time moves, and how hard the model-based test
+/// works.
+///
+/// A networked backend runs on real time ([`Fixture::new`]): the cases sleep, so the unit of
+/// time ([`tick`](Fixture::with_tick)) is kept short and the model-based test runs fewer cases.
+/// A backend whose clock the test controls ([`with_manual_time`](Fixture::with_manual_time))
+/// runs instantly, however long the timeouts.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use conformance::Fixture;
+/// use lock_memory::{ManualClock, MemoryBackend};
+///
+/// let clock = ManualClock::new();
+/// let backend = Arc::new(MemoryBackend::with_clock(clock.clone()));
+/// let fixture = Fixture::new(backend).with_manual_time(move |by| clock.advance(by));
+/// ```
+#[derive(Clone)]
+pub struct Fixture {
+    backend: Arc<dyn LockBackend>,
+    advance: Option<Advance>,
+    tick: Duration,
+    model_cases: u32,
+    keep_alive: Vec<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Fixture {
+    /// The unit of time on real time: long enough that scheduling delays on a loaded machine
+    /// stay well inside it.
+    pub const REAL_TICK: Duration = Duration::from_millis(100);
+    /// Model-based cases on real time, where each case sleeps.
+    pub const REAL_MODEL_CASES: u32 = 16;
+    /// Model-based cases on manual time, where they cost nothing.
+    pub const MANUAL_MODEL_CASES: u32 = 512;
+
+    /// A fixture on real time: the cases sleep to let locks expire.
+    pub fn new(backend: Arc<dyn LockBackend>) -> Self {
+        Fixture {
+            backend,
+            advance: None,
+            tick: Self::REAL_TICK,
+            model_cases: Self::REAL_MODEL_CASES,
+            keep_alive: Vec::new(),
+        }
+    }
+
+    /// Keeps `resource` (for example the Redis server the backend talks to) alive as long as
+    /// the fixture: it is dropped after the case, inside the case's runtime.
+    #[must_use]
+    pub fn keep_alive(mut self, resource: impl Any + Send + Sync) -> Self {
+        self.keep_alive.push(Arc::new(resource));
+        self
+    }
+
+    /// Time moves only when the suite calls `advance` (for example a
+    /// `lock_memory::ManualClock`'s), so no case sleeps.
+    #[must_use]
+    pub fn with_manual_time(mut self, advance: impl Fn(Duration) + Send + Sync + 'static) -> Self {
+        self.advance = Some(Arc::new(advance));
+        self.model_cases = Self::MANUAL_MODEL_CASES;
+        self
+    }
+
+    /// The unit of time the cases count in (timeouts of a few ticks).
+    #[must_use]
+    pub fn with_tick(mut self, tick: Duration) -> Self {
+        self.tick = tick;
+        self
+    }
+
+    /// How many random sequences the model-based test runs.
+    #[must_use]
+    pub fn with_model_cases(mut self, cases: u32) -> Self {
+        self.model_cases = cases;
+        self
+    }
+
+    /// The backend under test.
+    pub fn backend(&self) -> &Arc<dyn LockBackend> {
+        &self.backend
+    }
+
+    /// The unit of time.
+    pub fn tick(&self) -> Duration {
+        self.tick
+    }
+
+    /// `n` ticks.
+    pub fn ticks(&self, n: u32) -> Duration {
+        self.tick * n
+    }
+
+    /// How many random sequences the model-based test runs.
+    pub fn model_cases(&self) -> u32 {
+        self.model_cases
+    }
+
+    /// Whether time is manual (no case sleeps).
+    pub fn is_manual_time(&self) -> bool {
+        self.advance.is_some()
+    }
+
+    /// A clock starting now, to move time forward by exact amounts.
+    pub fn clock(&self) -> TestClock {
+        TestClock {
+            advance: self.advance.clone(),
+            origin: tokio::time::Instant::now(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// A lock name no other case, test run or process uses, with `label` in it for people
+    /// reading the store.
+    pub fn unique_name(&self, label: &str) -> String {
+        let token = Token::generate().expect("the system random generator works");
+        format!("conformance:{label}:{}", &token.as_str()[..16])
+    }
+
+    /// A new handle (a new owner) on `name` with `timeout`.
+    ///
+    /// # Panics
+    ///
+    /// If `name` or `timeout` is invalid: the cases only pass valid ones.
+    pub fn handle(&self, name: &str, timeout: Duration) -> ProcessLock {
+        ProcessLock::new(self.backend.clone(), name, timeout)
+            .unwrap_or_else(|e| panic!("a valid name and timeout were rejected: {e}"))
+    }
+}
+
+impl fmt::Debug for Fixture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fixture")
+            .field("backend", &self.backend)
+            .field("manual_time", &self.is_manual_time())
+            .field("tick", &self.tick)
+            .field("model_cases", &self.model_cases)
+            .finish()
+    }
+}
+
+/// Moves time forward for one case: on manual time by calling the fixture's `advance`, on real
+/// time by sleeping until `start + total advanced`, so delays do not add up over a case.
+pub struct TestClock {
+    advance: Option<Advance>,
+    origin: tokio::time::Instant,
+    elapsed: Duration,
+}
+
+impl TestClock {
+    /// Moves time forward by `by`.
+    pub async fn advance(&mut self, by: Duration) {
+        self.elapsed += by;
+        match &self.advance {
+            Some(advance) => advance(by),
+            None => tokio::time::sleep_until(self.origin + self.elapsed).await,
+        }
+    }
+
+    /// Total time advanced so far.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+}
+
+impl fmt::Debug for TestClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestClock")
+            .field("manual", &self.advance.is_some())
+            .field("elapsed", &self.elapsed)
+            .finish()
+    }
+}

@@ -1,0 +1,171 @@
+//! The suite tests itself: deliberately broken backends must fail it, and each must fail the
+//! cases that check what it breaks. A correct backend must pass every case.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use conformance::{Fixture, cases};
+use lock_core::{
+    Acquire, Capabilities, ForceRelease, LockBackend, LockName, Release, Result, Status, Token,
+    Ttl, async_trait,
+};
+use lock_memory::{ManualClock, MemoryBackend};
+
+/// How a broken backend departs from Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    /// `release` deletes the lock without checking the owner (a plain `DEL`).
+    ReleaseIgnoresOwner,
+    /// Locks never expire: the timeout is ignored.
+    NeverExpires,
+    /// `try_acquire` trusts a cached "I acquired it once" flag, as `process-lock-node` does.
+    CachedLock,
+    /// `renew` extends whoever holds the lock (`SET XX` without an owner check).
+    RenewIgnoresOwner,
+}
+
+#[derive(Debug)]
+struct Broken {
+    inner: MemoryBackend,
+    flaw: Flaw,
+    acquired_once: Mutex<HashSet<(String, String)>>,
+}
+
+#[async_trait]
+impl LockBackend for Broken {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn try_acquire(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<Acquire> {
+        let key = (name.to_string(), token.as_str().to_owned());
+        if self.flaw == Flaw::CachedLock && self.acquired_once.lock().unwrap().contains(&key) {
+            return Ok(Acquire::Acquired);
+        }
+        let ttl = match self.flaw {
+            Flaw::NeverExpires => Ttl::from_millis(Ttl::MAX_MILLIS)?,
+            _ => ttl,
+        };
+        let outcome = self.inner.try_acquire(name, token, ttl).await?;
+        if outcome.is_acquired() {
+            self.acquired_once.lock().unwrap().insert(key);
+        }
+        Ok(outcome)
+    }
+
+    async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool> {
+        match self.flaw {
+            Flaw::NeverExpires => {
+                self.inner
+                    .renew(name, token, Ttl::from_millis(Ttl::MAX_MILLIS)?)
+                    .await
+            }
+            Flaw::RenewIgnoresOwner => {
+                Ok(self.inner.status(name).await?.state == lock_core::LockState::Locked)
+            }
+            _ => self.inner.renew(name, token, ttl).await,
+        }
+    }
+
+    async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
+        if self.flaw == Flaw::ReleaseIgnoresOwner {
+            return Ok(match self.inner.force_release(name).await? {
+                ForceRelease::Released => Release::Released,
+                _ => Release::Missing,
+            });
+        }
+        self.inner.release(name, token).await
+    }
+
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
+        self.inner.force_release(name).await
+    }
+
+    async fn status(&self, name: &LockName) -> Result<Status> {
+        self.inner.status(name).await
+    }
+}
+
+/// Runs every case on a fresh fixture for `flaw` (or a correct backend), returning the names
+/// of the cases that failed.
+async fn failing_cases(flaw: Option<Flaw>) -> Vec<&'static str> {
+    let mut failed = Vec::new();
+    for case in cases() {
+        let clock = ManualClock::new();
+        let memory = MemoryBackend::with_clock(clock.clone());
+        let backend: Arc<dyn LockBackend> = match flaw {
+            None => Arc::new(memory),
+            Some(flaw) => Arc::new(Broken {
+                inner: memory,
+                flaw,
+                acquired_once: Mutex::new(HashSet::new()),
+            }),
+        };
+        // Fewer model sequences: a broken backend fails within the first few.
+        let fx = Fixture::new(backend)
+            .with_manual_time(move |by| clock.advance(by))
+            .with_model_cases(64);
+        let outcome = tokio::spawn(async move { (case.run)(&fx).await }).await;
+        if outcome.is_err() {
+            failed.push(case.name);
+        }
+    }
+    failed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correct_backend_passes_every_case() {
+    assert_eq!(failing_cases(None).await, Vec::<&str>::new());
+}
+
+async fn assert_rejected(flaw: Flaw, must_fail: &[&str]) {
+    let failed = failing_cases(Some(flaw)).await;
+    for case in must_fail {
+        assert!(
+            failed.contains(case),
+            "{flaw:?} passed {case}; failed only {failed:?}"
+        );
+    }
+    assert!(
+        failed.contains(&"model_based"),
+        "{flaw:?} passed the model; failed {failed:?}"
+    );
+    eprintln!("{flaw:?} rejected by {} cases: {failed:?}", failed.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_without_owner_check_is_rejected() {
+    assert_rejected(
+        Flaw::ReleaseIgnoresOwner,
+        &["clear_values", "expired_owner_is_powerless", "isolation"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_that_never_expire_are_rejected() {
+    assert_rejected(
+        Flaw::NeverExpires,
+        &["expiry", "update_extends_expiry", "original_scenario"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_lock_flag_is_rejected() {
+    assert_rejected(
+        Flaw::CachedLock,
+        &["expired_owner_is_powerless", "original_scenario"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_without_owner_check_is_rejected() {
+    assert_rejected(
+        Flaw::RenewIgnoresOwner,
+        &["update_values", "original_scenario"],
+    )
+    .await;
+}
