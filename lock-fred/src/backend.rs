@@ -1,0 +1,807 @@
+//! [`FredBackend`]: the `LockBackend` implementation on the `fred` crate.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use fred::error::{Error as FredError, ErrorKind as FredKind};
+use fred::prelude::{
+    Builder, Client, ClientLike, ClientState, Config, KeysInterface, LuaInterface, Options, Pool,
+    ReconnectPolicy, ServerConfig, Value,
+};
+use fred::types::scripts::Script;
+use fred::types::{ConnectHandle, RespVersion};
+use lock_core::{
+    Acquire, Capabilities, Error, ErrorKind, ForceRelease, LockBackend, LockName, Release, Result,
+    Status, Token, Ttl, async_trait,
+};
+use tokio::time::Instant;
+
+use crate::error::from_fred;
+use crate::scripts;
+
+/// The environment variable `process-lock-node` reads the server's URL from.
+pub const REDIS_URL_ENV: &str = "REDIS_URL";
+
+/// Locks in Redis, through the `fred` crate.
+///
+/// One multiplexed connection (a `fred` [`Client`], or each client of a [`Pool`]) carries every
+/// request from every clone and task. A backend built from a URL reconnects by itself after the
+/// server restarts or the network breaks (see [`FredBuilder::reconnect_policy`]); a request in
+/// flight at that moment fails with a [`Connection`](ErrorKind::Connection) error and is never
+/// replayed, so a lock is never taken twice behind the caller's back. (fred replays such requests
+/// by default; this backend sends every command with `max_attempts = 1`, whatever the client's
+/// own settings.)
+///
+/// Every operation is one round trip and atomic: acquire is a script around `SET NX PX`,
+/// renew and release are compare-and-act scripts (by `EVALSHA`, loaded again transparently
+/// after a `SCRIPT FLUSH` or a restart), force release is `DEL`, status is `PTTL`. Each
+/// operation is bounded by the [response timeout](FredBuilder::response_timeout), waiting for a
+/// reconnection included.
+///
+/// The key is the lock name (after an optional [prefix](FredBuilder::prefix), none by default)
+/// and the value the owner's token, as in `process-lock-node` and the `redis-rs` backend, so
+/// processes using any of them for one name exclude each other.
+///
+/// A backend that made its own client (from a URL) closes the connection when its last clone is
+/// dropped; one built on an application's [`Client`] or [`Pool`] leaves it alone.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use lock_core::ProcessLock;
+/// use lock_fred::FredBackend;
+///
+/// # #[tokio::main] async fn main() -> lock_core::Result<()> {
+/// let backend = Arc::new(FredBackend::from_env().await?); // REDIS_URL
+/// let lock = ProcessLock::new(backend, "nightly-report", Duration::from_secs(30))?;
+/// if lock.lock().await? {
+///     // ...
+///     lock.clear(false).await?;
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct FredBackend {
+    conn: Conn,
+    prefix: Arc<str>,
+    /// The server's URL without its password, for messages.
+    target: Arc<str>,
+    timeout: Duration,
+    /// The connection task of a client this backend made itself, stopped with the last clone.
+    _owned: Option<Arc<ConnectionTask>>,
+}
+
+/// Where requests go.
+#[derive(Clone)]
+enum Conn {
+    Client(Client),
+    Pool(Pool),
+}
+
+impl Conn {
+    /// The client for the next request: the only one, or the pool's next in turn.
+    fn next(&self) -> &Client {
+        match self {
+            Conn::Client(client) => client,
+            Conn::Pool(pool) => pool.next(),
+        }
+    }
+}
+
+/// fred's task driving a client's connection, aborted when dropped (unless detached): the task
+/// holds the client, so without that a client this backend made would keep its connection (and,
+/// with a reconnection policy, its retries) alive forever once unreachable, after the last
+/// clone of the backend is dropped or when connecting is cancelled.
+struct ConnectionTask(Option<ConnectHandle>);
+
+impl ConnectionTask {
+    /// Lets the task run on, for an application's client.
+    fn detach(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for ConnectionTask {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// What a [`FredBuilder`] connects.
+enum Source {
+    /// A parsed URL (the error if it did not parse).
+    Url(Result<Config>),
+    /// An application's client.
+    Client(Client),
+    /// An application's pool.
+    Pool(Pool),
+}
+
+/// Configures and connects a [`FredBackend`]; made by [`FredBackend::builder`],
+/// [`FredBackend::with_client`] or [`FredBackend::with_pool`].
+#[must_use = "a builder does nothing until .connect().await"]
+pub struct FredBuilder {
+    source: Source,
+    target: String,
+    prefix: String,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    reconnect_attempts: usize,
+    reconnect_policy: ReconnectPolicy,
+}
+
+impl FredBuilder {
+    /// Default time to establish a connection: 2 s.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default time for one operation, waiting for a reconnection included: 2 s.
+    pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default connection attempts after the first fails: 3, with exponential backoff.
+    pub const DEFAULT_RECONNECT_ATTEMPTS: usize = 3;
+
+    fn new(source: Source, target: String) -> Self {
+        FredBuilder {
+            source,
+            target,
+            prefix: String::new(),
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: Self::DEFAULT_RESPONSE_TIMEOUT,
+            reconnect_attempts: Self::DEFAULT_RECONNECT_ATTEMPTS,
+            reconnect_policy: Self::default_reconnect_policy(),
+        }
+    }
+
+    /// The default [`reconnect_policy`](FredBuilder::reconnect_policy): try again forever, after
+    /// 50 ms, then doubling up to 1 s between attempts (plus fred's jitter of up to 100 ms).
+    ///
+    /// fred itself does not reconnect at all unless given a policy: its client would stay
+    /// disconnected after the first server restart.
+    pub fn default_reconnect_policy() -> ReconnectPolicy {
+        ReconnectPolicy::new_exponential(0, 50, 1_000, 2)
+    }
+
+    /// Puts every lock's key under `prefix` (the key becomes `prefix + name`). None by default,
+    /// which is what `process-lock-node` uses: set one only if every process sharing the locks
+    /// sets the same.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long to wait for a connection to be established, all attempts together (each
+    /// attempt, and each command of the handshake, is also bounded by it).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one operation may take, waiting for a reconnection included. Past it the
+    /// operation fails with [`ErrorKind::Timeout`]; it may or may not have been applied.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// How many more times [`connect`](FredBuilder::connect) tries after a failed attempt, with
+    /// exponential backoff from 50 ms, within the connect timeout. Once connected, a lost
+    /// connection is re-established according to the
+    /// [`reconnect_policy`](FredBuilder::reconnect_policy).
+    pub fn reconnect_attempts(mut self, attempts: usize) -> Self {
+        self.reconnect_attempts = attempts;
+        self
+    }
+
+    /// How the client re-establishes a lost connection, in the background; by default
+    /// [`default_reconnect_policy`](FredBuilder::default_reconnect_policy), which never gives
+    /// up. A policy with a maximum number of attempts leaves the backend disconnected for good
+    /// once they are spent.
+    ///
+    /// Only for a backend built from a URL: an application's [`Client`] or [`Pool`] keeps the
+    /// policy it was built with.
+    pub fn reconnect_policy(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect_policy = policy;
+        self
+    }
+
+    /// Connects, within the connect timeout (all attempts together). An application's
+    /// [`Client`] or [`Pool`] that is already connected is used as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for a malformed URL or refused credentials,
+    /// [`ErrorKind::Connection`] when the server cannot be reached, [`ErrorKind::Timeout`] when
+    /// it does not answer in time. Messages name the server without its password.
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe: dropping the future drops the connection being made.
+    pub async fn connect(self) -> Result<FredBackend> {
+        let deadline = Instant::now() + self.connect_timeout;
+        let starter = Starter {
+            deadline,
+            attempts: self.reconnect_attempts,
+            target: &self.target,
+            within: self.connect_timeout,
+        };
+        let (conn, owned) = match self.source {
+            Source::Url(config) => {
+                let client = Builder::from_config(config?)
+                    .with_connection_config(|c| {
+                        c.connection_timeout = self.connect_timeout;
+                        c.internal_command_timeout = self.connect_timeout;
+                        // fred re-sends commands that were in flight when a connection broke,
+                        // by default up to 3 times. For locks that is unsafe: an acquire that was
+                        // applied but whose reply was lost would be sent again, find the lock
+                        // taken (by the caller itself, but now with its expiry reset) or, for a
+                        // release, report "missing". Every command is sent once; the caller sees
+                        // a Connection error and decides.
+                        c.max_command_attempts = 1;
+                    })
+                    .with_performance_config(|p| {
+                        p.default_command_timeout = self.response_timeout;
+                    })
+                    .set_policy(self.reconnect_policy)
+                    .build()
+                    .map_err(|e| {
+                        Error::new(
+                            ErrorKind::Config,
+                            format!("invalid Redis configuration for {}", self.target),
+                        )
+                        .with_source(e)
+                    })?;
+                let task = starter.start(&client).await?;
+                let owned = task.map(Arc::new);
+                (Conn::Client(client), owned)
+            }
+            Source::Client(client) => {
+                // A task started here belongs to the application's client: it keeps running.
+                if let Some(task) = starter.start(&client).await? {
+                    task.detach();
+                }
+                (Conn::Client(client), None)
+            }
+            Source::Pool(pool) => {
+                for client in pool.clients() {
+                    if let Some(task) = starter.start(client).await? {
+                        task.detach();
+                    }
+                }
+                (Conn::Pool(pool), None)
+            }
+        };
+        Ok(FredBackend {
+            conn,
+            prefix: self.prefix.into(),
+            target: self.target.into(),
+            timeout: self.response_timeout,
+            _owned: owned,
+        })
+    }
+}
+
+impl fmt::Debug for FredBuilder {
+    // Never print fred's `Config`: its `Debug` shows the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FredBuilder")
+            .field("target", &self.target)
+            .field("prefix", &self.prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("reconnect_attempts", &self.reconnect_attempts)
+            .field("reconnect_policy", &self.reconnect_policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Establishes a client's first connection, with retries, by a deadline.
+struct Starter<'a> {
+    deadline: Instant,
+    attempts: usize,
+    target: &'a str,
+    within: Duration,
+}
+
+/// Why one connection attempt failed.
+enum Failed {
+    Error(FredError),
+    Timeout,
+}
+
+impl Starter<'_> {
+    /// Connects `client` unless it is connected already, trying again after retryable errors.
+    /// Returns the connection task if this call started it.
+    async fn start(&self, client: &Client) -> Result<Option<ConnectionTask>> {
+        let mut delay = Duration::from_millis(50);
+        let mut failures = 0;
+        loop {
+            let err = match self.attempt(client).await {
+                Ok(task) => return Ok(task),
+                Err(Failed::Timeout) => {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "connecting to {}: no connection within {:?}",
+                            self.target, self.within
+                        ),
+                    ));
+                }
+                Err(Failed::Error(e)) => {
+                    from_fred(e, &format!("connecting to {}", self.target), self.within)
+                }
+            };
+            if failures >= self.attempts
+                || !err.is_retryable()
+                || Instant::now() + delay >= self.deadline
+            {
+                return Err(err);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+            failures += 1;
+        }
+    }
+
+    /// One attempt. fred's `init` does the same, but loses its connection task if cancelled
+    /// (by the deadline, or by dropping the future): the task would connect later and live on
+    /// unreachable.
+    async fn attempt(
+        &self,
+        client: &Client,
+    ) -> std::result::Result<Option<ConnectionTask>, Failed> {
+        let wait =
+            |outcome: std::result::Result<std::result::Result<(), FredError>, _>| match outcome {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(Failed::Error(e)),
+                Err(tokio::time::error::Elapsed { .. }) => Err(Failed::Timeout),
+            };
+        match client.state() {
+            ClientState::Connected => return Ok(None),
+            // Someone else's connection task is at work: wait for it, and leave it alone.
+            ClientState::Connecting => {
+                let outcome =
+                    tokio::time::timeout_at(self.deadline, client.wait_for_connect()).await;
+                return wait(outcome).map(|()| None);
+            }
+            ClientState::Disconnected | ClientState::Disconnecting => {}
+        }
+        // Listen for the outcome before starting, as `init` does, so that it cannot be missed.
+        let mut outcome = pin!(client.wait_for_connect());
+        if let Poll::Ready(result) =
+            std::future::poll_fn(|cx| Poll::Ready(outcome.as_mut().poll(cx))).await
+        {
+            return result.map(|()| None).map_err(Failed::Error);
+        }
+        // Failed (the task has ended), late or cancelled: dropping it stops it.
+        let task = ConnectionTask(Some(client.connect()));
+        wait(tokio::time::timeout_at(self.deadline, outcome).await)?;
+        Ok(Some(task))
+    }
+}
+
+impl FredBackend {
+    /// Connects to the server at `url` with the default settings: `redis://host:port/db`,
+    /// `rediss://` for TLS (with the `tls` feature), and `redis://user:password@host/` for
+    /// credentials; `?protocol=resp3` selects RESP3.
+    ///
+    /// # Errors
+    ///
+    /// As [`FredBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder(url).connect().await
+    }
+
+    /// Connects to the server named by the `REDIS_URL` environment variable, as
+    /// `process-lock-node` does.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] if `REDIS_URL` is unset or not valid UTF-8; otherwise as
+    /// [`FredBuilder::connect`].
+    pub async fn from_env() -> Result<Self> {
+        Self::builder(&url_from_env(std::env::var(REDIS_URL_ENV))?)
+            .connect()
+            .await
+    }
+
+    /// A builder for the server at `url`, to set a prefix, timeouts or a reconnection policy
+    /// before connecting.
+    ///
+    /// Accepts the URLs the `redis-rs` backend accepts over TCP: the schemes `redis`, `valkey`,
+    /// and `rediss`, `valkeys` for TLS. Other topologies (cluster, sentinel, unix socket) go
+    /// through a `fred` client built by the application ([`with_client`](Self::with_client)).
+    pub fn builder(url: &str) -> FredBuilder {
+        let target = lock_core::redact_url(url);
+        let config = config_from_url(url, &target);
+        FredBuilder::new(Source::Url(config), target)
+    }
+
+    /// A builder on a `fred` [`Client`] the application already has, connected or not (it is
+    /// connected if needed). Its own reconnection policy and timeouts apply, besides the
+    /// builder's response timeout; its commands are sent once, never replayed.
+    pub fn with_client(client: Client) -> FredBuilder {
+        let target = describe(&client.client_config());
+        FredBuilder::new(Source::Client(client), target)
+    }
+
+    /// A builder on a `fred` [`Pool`] the application already has, connected or not (each
+    /// client is connected if needed): operations take its clients in turn. As
+    /// [`with_client`](Self::with_client) otherwise.
+    pub fn with_pool(pool: Pool) -> FredBuilder {
+        let target = describe(&pool.client_config());
+        FredBuilder::new(Source::Pool(pool), target)
+    }
+
+    /// The key prefix (empty by default).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A client this backend uses (for a pool, the next in turn), for commands of the
+    /// application's own. For a backend built from a URL it works as long as the backend lives.
+    pub fn client(&self) -> &Client {
+        self.conn.next()
+    }
+
+    fn key(&self, name: &LockName) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + name.as_str().len());
+        key.push_str(&self.prefix);
+        key.push_str(name.as_str());
+        key
+    }
+
+    /// The options of each command of an operation that must end by `deadline`: sent once, and
+    /// timed out by fred itself just before the deadline, so that a command still waiting to
+    /// be written (during a reconnection) is dropped instead of being sent late.
+    fn options(deadline: Instant) -> Options {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(Duration::from_millis(1))
+            // fred reads a zero timeout as "none".
+            .max(Duration::from_millis(1));
+        Options {
+            max_attempts: Some(1),
+            timeout: Some(left),
+            ..Options::default()
+        }
+    }
+
+    /// Runs one operation on `client` that must end by `deadline` (the response timeout from
+    /// now), mapping errors.
+    async fn run<T>(
+        &self,
+        op: &'static str,
+        client: &Client,
+        deadline: Instant,
+        request: impl Future<Output = std::result::Result<T, FredError>>,
+    ) -> Result<T> {
+        let context = || format!("{op} on {}", self.target);
+        let late = match tokio::time::timeout_at(deadline, request).await {
+            Ok(Ok(reply)) => return Ok(reply),
+            Ok(Err(e)) if *e.kind() != FredKind::Timeout => {
+                return Err(from_fred(e, &context(), self.timeout));
+            }
+            Ok(Err(e)) => Some(e),
+            Err(_) => None,
+        };
+        // While it reconnects, fred holds requests back (and drops those that time out before
+        // they are sent): without a connection, say so, as the redis-rs backend does.
+        let (kind, missing) = if client.state() == ClientState::Connected {
+            (ErrorKind::Timeout, "no answer")
+        } else {
+            (ErrorKind::Connection, "no connection")
+        };
+        let err = Error::new(
+            kind,
+            format!("{}: {missing} within {:?}", context(), self.timeout),
+        );
+        Err(match late {
+            Some(e) => err.with_source(e),
+            None => err,
+        })
+    }
+
+    /// Runs `script` by `EVALSHA`; after a `NOSCRIPT` (nothing ran), loads it and runs it again.
+    async fn eval(
+        &self,
+        op: &'static str,
+        script: &'static Script,
+        key: String,
+        args: Vec<String>,
+    ) -> Result<Value> {
+        let client = self.conn.next();
+        let deadline = Instant::now() + self.timeout;
+        let request = async {
+            let first = client
+                .with_options(&Self::options(deadline))
+                .evalsha::<Value, _, _, _>(script.sha1().clone(), key.clone(), args.clone())
+                .await;
+            match first {
+                Err(e) if e.details().starts_with("NOSCRIPT") => {
+                    let lua = script.lua().cloned().unwrap_or_default();
+                    client
+                        .with_options(&Self::options(deadline))
+                        .script_load_cluster::<(), _>(lua)
+                        .await?;
+                    client
+                        .with_options(&Self::options(deadline))
+                        .evalsha::<Value, _, _, _>(script.sha1().clone(), key, args)
+                        .await
+                }
+                other => other,
+            }
+        };
+        self.run(op, client, deadline, request).await
+    }
+}
+
+/// Parses and checks a URL as the `redis-rs` backend does, into a `fred` configuration.
+fn config_from_url(url: &str, target: &str) -> Result<Config> {
+    let invalid = |why: &str| {
+        Error::new(
+            ErrorKind::Config,
+            format!("invalid Redis URL {target}: {why}"),
+        )
+    };
+    let parsed = url::Url::parse(url).map_err(|e| invalid("not a URL").with_source(e))?;
+    let tls = match parsed.scheme() {
+        "redis" | "valkey" => false,
+        "rediss" | "valkeys" => true,
+        other => {
+            return Err(invalid(&format!(
+                "unsupported scheme {other:?}; expected redis://, or rediss:// for TLS"
+            )));
+        }
+    };
+    // fred only logs a warning for rediss:// without TLS support, and connects in plaintext.
+    if tls && !cfg!(feature = "tls") {
+        return Err(invalid(
+            "TLS (rediss://) needs lock-fred's `tls` feature; refusing to connect in plaintext",
+        ));
+    }
+    let mut version = RespVersion::RESP2;
+    for (name, value) in parsed.query_pairs() {
+        if name == "protocol" {
+            version = match &*value {
+                "2" | "resp2" => RespVersion::RESP2,
+                "3" | "resp3" => RespVersion::RESP3,
+                _ => return Err(invalid("invalid protocol version, expected resp2 or resp3")),
+            };
+        }
+    }
+    #[cfg(feature = "tls")]
+    if tls {
+        // rustls needs one process-wide crypto provider, before fred builds its TLS
+        // configuration; an application that installed its own keeps it (install_default then
+        // fails, harmlessly).
+        let _ = fred::rustls::crypto::ring::default_provider().install_default();
+    }
+    let mut config = Config::from_url_centralized(url).map_err(|e| {
+        let err = invalid("not a Redis URL");
+        // fred's messages do not quote the URL; never pass one on that would show the password.
+        match parsed.password() {
+            Some(password) if e.details().contains(password) => err,
+            _ => err.with_source(e),
+        }
+    })?;
+    config.version = version;
+    // Report the first connection's failure instead of retrying in the background: the
+    // builder retries itself, within its connect timeout.
+    config.fail_fast = true;
+    Ok(config)
+}
+
+/// The server of an application's client, for messages: never its password.
+fn describe(config: &Config) -> String {
+    let hosts = |servers: &mut dyn Iterator<Item = String>| servers.collect::<Vec<_>>().join(",");
+    let host = |host: &str, port: u16| {
+        if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
+    };
+    match &config.server {
+        ServerConfig::Centralized { server } => format!(
+            "redis://{}/{}",
+            host(&server.host, server.port),
+            config.database.unwrap_or(0)
+        ),
+        ServerConfig::Clustered { hosts: servers, .. } => format!(
+            "redis cluster {}",
+            hosts(&mut servers.iter().map(|s| host(&s.host, s.port)))
+        ),
+        ServerConfig::Sentinel {
+            hosts: servers,
+            service_name,
+            ..
+        } => format!(
+            "redis sentinel {} service {service_name}",
+            hosts(&mut servers.iter().map(|s| host(&s.host, s.port)))
+        ),
+        #[allow(unreachable_patterns, reason = "variants behind fred's features")]
+        _ => "redis (application's fred client)".to_owned(),
+    }
+}
+
+fn url_from_env(var: std::result::Result<String, std::env::VarError>) -> Result<String> {
+    var.map_err(|e| {
+        Error::new(
+            ErrorKind::Config,
+            format!("{REDIS_URL_ENV} must name the Redis server, e.g. redis://127.0.0.1:6379/"),
+        )
+        .with_source(e)
+    })
+}
+
+fn unexpected(op: &str, what: impl fmt::Debug) -> Error {
+    Error::new(
+        ErrorKind::UnexpectedReply,
+        format!("{op}: Redis answered {what:?}"),
+    )
+}
+
+/// Redis's `PTTL` answer as a remaining time: `None` for a key without expiry (-1).
+fn remaining(pttl: i64) -> Option<Duration> {
+    u64::try_from(pttl).ok().map(Duration::from_millis)
+}
+
+/// An integer reply.
+fn int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Integer(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// An array of integers reply.
+fn ints(value: &Value) -> Option<Vec<i64>> {
+    match value {
+        Value::Array(items) => items.iter().map(int).collect(),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl LockBackend for FredBackend {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            remaining_ttl: true,
+        }
+    }
+
+    async fn try_acquire(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<Acquire> {
+        let args = vec![token.as_str().to_owned(), ttl.as_millis().to_string()];
+        let reply = self
+            .eval("acquire", &scripts::ACQUIRE, self.key(name), args)
+            .await?;
+        match ints(&reply).as_deref() {
+            Some([1]) => Ok(Acquire::Acquired),
+            Some(&[0, pttl]) => Ok(Acquire::Held {
+                remaining: remaining(pttl),
+            }),
+            _ => Err(unexpected("acquire", reply)),
+        }
+    }
+
+    async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool> {
+        let args = vec![token.as_str().to_owned(), ttl.as_millis().to_string()];
+        let reply = self
+            .eval("renew", &scripts::RENEW, self.key(name), args)
+            .await?;
+        match int(&reply) {
+            Some(1) => Ok(true),
+            Some(0) => Ok(false),
+            _ => Err(unexpected("renew", reply)),
+        }
+    }
+
+    async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
+        let args = vec![token.as_str().to_owned()];
+        let reply = self
+            .eval("release", &scripts::RELEASE, self.key(name), args)
+            .await?;
+        match int(&reply) {
+            Some(1) => Ok(Release::Released),
+            Some(0) => Ok(Release::NotOwner),
+            Some(-1) => Ok(Release::Missing),
+            _ => Err(unexpected("release", reply)),
+        }
+    }
+
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
+        let client = self.conn.next();
+        let key = self.key(name);
+        let deadline = Instant::now() + self.timeout;
+        let with_options = client.with_options(&Self::options(deadline));
+        let request = with_options.del::<Value, _>(key);
+        let reply = self.run("force release", client, deadline, request).await?;
+        match int(&reply) {
+            Some(1) => Ok(ForceRelease::Released),
+            Some(0) => Ok(ForceRelease::Missing),
+            _ => Err(unexpected("force release", reply)),
+        }
+    }
+
+    async fn status(&self, name: &LockName) -> Result<Status> {
+        let client = self.conn.next();
+        let key = self.key(name);
+        let deadline = Instant::now() + self.timeout;
+        let with_options = client.with_options(&Self::options(deadline));
+        let request = with_options.pttl::<Value, _>(key);
+        let reply = self.run("status", client, deadline, request).await?;
+        match int(&reply) {
+            Some(-2) => Ok(Status::open()),
+            Some(pttl) if pttl >= -1 => Ok(Status::locked(remaining(pttl))),
+            _ => Err(unexpected("status", reply)),
+        }
+    }
+}
+
+impl fmt::Debug for FredBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FredBackend")
+            .field("target", &self.target)
+            .field("prefix", &self.prefix)
+            .field("response_timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_redis_url_is_a_config_error() {
+        let err = url_from_env(Err(std::env::VarError::NotPresent)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("REDIS_URL"), "{err}");
+    }
+
+    #[test]
+    fn pttl_to_remaining() {
+        assert_eq!(remaining(-1), None);
+        assert_eq!(remaining(1500), Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn urls_are_checked_like_redis_rs_does() {
+        let ok = config_from_url("redis://u:pw@h:6380/2?protocol=resp3", "t").unwrap();
+        assert_eq!(ok.version, RespVersion::RESP3);
+        assert_eq!(ok.database, Some(2));
+        assert!(ok.fail_fast);
+        assert!(config_from_url("valkey://h/", "t").is_ok());
+        for bad in [
+            "http://h/",
+            "redis-cluster://h:1/",
+            "redis+unix:///tmp/redis.sock",
+            "redis://h/?protocol=4",
+        ] {
+            let err = config_from_url(bad, "t").unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{bad}");
+        }
+        let tls = config_from_url("rediss://h:6380/", "t");
+        if cfg!(feature = "tls") {
+            assert!(tls.is_ok());
+        } else {
+            let err = tls.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config);
+            assert!(err.to_string().contains("`tls` feature"), "{err}");
+        }
+    }
+
+    #[test]
+    fn replies_are_read_strictly() {
+        assert_eq!(ints(&Value::Array(vec![Value::Integer(1)])), Some(vec![1]));
+        assert_eq!(ints(&Value::Array(vec![Value::Null])), None);
+        assert_eq!(int(&Value::Integer(-2)), Some(-2));
+        assert_eq!(int(&Value::Null), None);
+    }
+}

@@ -1,0 +1,21 @@
+//! The Redis backend of process-lock on the [`fred`] crate: [`FredBackend`].
+//!
+//! Not intended to be used directly: depend on `process-lock` with its `fred` feature, which
+//! re-exports this crate. Its behaviour is the same as the `redis-rs` backend's (same keys and
+//! values, scripts, errors and defaults, so either can replace the other), and both pass the
+//! `conformance` suite against a real Redis.
+//!
+//! # Features
+//!
+//! - `tls`: `rediss://` URLs, with rustls (on `ring`) and the system's root certificates.
+//!   Without it a `rediss://` URL is a [`Config`](lock_core::ErrorKind::Config) error, never a
+//!   plaintext connection.
+#![deny(missing_docs)]
+#![warn(unreachable_pub, missing_debug_implementations)]
+
+mod backend;
+mod error;
+mod scripts;
+
+pub use backend::{FredBackend, FredBuilder, REDIS_URL_ENV};
+pub use fred;
