@@ -1,0 +1,434 @@
+//! The Redis backends against their own raw clients, in one run against one Redis.
+//!
+//! For each client, three ways to do a lock + clear cycle:
+//! - `ProcessLock`: `lock()` then `clear(false)` through the backend;
+//! - `raw scripts`: the same two `EVALSHA` commands sent straight through the same client
+//!   connection (what the backend costs over its client);
+//! - `raw SET NX + DEL`: the naive, non-atomic pair (what owner checks cost).
+//!
+//! Each runs with 1 and 64 concurrent tasks on distinct names. The variants of a client take
+//! turns in 200 ms slices (rotating which goes first), so a shared machine's drift falls on all
+//! of them alike; the table gives each one's rate over all its slices, and ratios within this
+//! one run. Then the commands each
+//! operation sends, counted by MONITOR (top-level only: script-internal calls are excluded).
+//!
+//! ```sh
+//! cargo bench --bench redis --features redis-rs,fred
+//! ```
+//!
+//! It uses `REDIS_URL` if set, else a container of `LOCK_TEST_REDIS_IMAGE` (default
+//! `redis:7-alpine`), else `redis-server` from `PATH`. `BENCH_SECONDS` sets how long each
+//! variant is measured in all (default 6).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use conformance::redis_server::{CommandCounter, RedisServer};
+use process_lock::{LockBackend, ProcessLock, async_trait, scripts};
+use tokio::time::Instant;
+
+const TTL_MS: u64 = 30_000;
+/// One measurement slice; variants alternate slice by slice.
+const SLICE: Duration = Duration::from_millis(200);
+
+/// One lock + clear cycle for task `task`.
+#[async_trait]
+trait Cycle: Send + Sync {
+    async fn cycle(&self, task: usize);
+}
+
+struct Handles(Vec<ProcessLock>);
+
+#[async_trait]
+impl Cycle for Handles {
+    async fn cycle(&self, task: usize) {
+        let lock = &self.0[task];
+        assert!(lock.lock().await.unwrap());
+        assert!(lock.clear(false).await.unwrap() == process_lock::Cleared::Cleared);
+    }
+}
+
+fn names(variant: &str, tasks: usize) -> Vec<(String, String)> {
+    (0..tasks)
+        .map(|t| {
+            let token = process_lock::Token::generate().unwrap();
+            (format!("bench:{variant}:{t}"), token.as_str().to_owned())
+        })
+        .collect()
+}
+
+fn handles(backend: &Arc<dyn LockBackend>, variant: &str, tasks: usize) -> Arc<dyn Cycle> {
+    let locks = (0..tasks)
+        .map(|t| {
+            ProcessLock::new(
+                backend.clone(),
+                format!("bench:{variant}:{t}"),
+                Duration::from_millis(TTL_MS),
+            )
+            .unwrap()
+        })
+        .collect();
+    Arc::new(Handles(locks))
+}
+
+mod redis_rs_raw {
+    use super::*;
+    use redis::aio::ConnectionManager;
+
+    pub(super) struct Scripts {
+        pub(super) conn: ConnectionManager,
+        pub(super) keys: Vec<(String, String)>,
+        pub(super) acquire: redis::Script,
+        pub(super) release: redis::Script,
+    }
+
+    #[async_trait]
+    impl Cycle for Scripts {
+        async fn cycle(&self, task: usize) {
+            let (key, token) = &self.keys[task];
+            let mut conn = self.conn.clone();
+            let got: Vec<i64> = self
+                .acquire
+                .key(key)
+                .arg(token)
+                .arg(TTL_MS)
+                .invoke_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(got, [1]);
+            let released: i64 = self
+                .release
+                .key(key)
+                .arg(token)
+                .invoke_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(released, 1);
+        }
+    }
+
+    pub(super) struct SetDel {
+        pub(super) conn: ConnectionManager,
+        pub(super) keys: Vec<(String, String)>,
+    }
+
+    #[async_trait]
+    impl Cycle for SetDel {
+        async fn cycle(&self, task: usize) {
+            let (key, token) = &self.keys[task];
+            let mut conn = self.conn.clone();
+            let set: Option<String> = redis::cmd("SET")
+                .arg(key)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg(TTL_MS)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert!(set.is_some());
+            let deleted: i64 = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(deleted, 1);
+        }
+    }
+}
+
+#[cfg(feature = "fred")]
+mod fred_raw {
+    use super::*;
+    use process_lock::fred::fred::prelude::{Client, KeysInterface, LuaInterface};
+    use process_lock::fred::fred::types::{Expiration, SetOptions};
+
+    pub(super) struct Scripts {
+        pub(super) client: Client,
+        pub(super) keys: Vec<(String, String)>,
+        pub(super) acquire: String,
+        pub(super) release: String,
+    }
+
+    impl Scripts {
+        /// Loads both scripts, so each cycle is two EVALSHA, as the backend's warm path.
+        pub(super) async fn new(client: Client, keys: Vec<(String, String)>) -> Self {
+            let acquire: String = client.script_load(scripts::ACQUIRE).await.unwrap();
+            let release: String = client.script_load(scripts::RELEASE).await.unwrap();
+            Scripts {
+                client,
+                keys,
+                acquire,
+                release,
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Cycle for Scripts {
+        async fn cycle(&self, task: usize) {
+            let (key, token) = &self.keys[task];
+            let got: Vec<i64> = self
+                .client
+                .evalsha(
+                    &self.acquire,
+                    key.as_str(),
+                    vec![token.clone(), TTL_MS.to_string()],
+                )
+                .await
+                .unwrap();
+            assert_eq!(got, [1]);
+            let released: i64 = self
+                .client
+                .evalsha(&self.release, key.as_str(), vec![token.clone()])
+                .await
+                .unwrap();
+            assert_eq!(released, 1);
+        }
+    }
+
+    pub(super) struct SetDel {
+        pub(super) client: Client,
+        pub(super) keys: Vec<(String, String)>,
+    }
+
+    #[async_trait]
+    impl Cycle for SetDel {
+        async fn cycle(&self, task: usize) {
+            let (key, token) = &self.keys[task];
+            let set: Option<String> = self
+                .client
+                .set(
+                    key.as_str(),
+                    token.as_str(),
+                    Some(Expiration::PX(TTL_MS as i64)),
+                    Some(SetOptions::NX),
+                    false,
+                )
+                .await
+                .unwrap();
+            assert!(set.is_some());
+            let deleted: i64 = self.client.del(key.as_str()).await.unwrap();
+            assert_eq!(deleted, 1);
+        }
+    }
+}
+
+/// A client, a number of tasks, and the rate of each of the client's variants.
+type GroupRates = (&'static str, usize, Vec<(&'static str, f64)>);
+
+struct Variant {
+    client: &'static str,
+    what: &'static str,
+    make: Box<dyn Fn(usize) -> Arc<dyn Cycle>>,
+}
+
+/// Cycles done, and time taken, with `tasks` tasks looping for `length`.
+async fn run_for(cycle: &Arc<dyn Cycle>, tasks: usize, length: Duration) -> (u64, Duration) {
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + length;
+    let mut set = tokio::task::JoinSet::new();
+    for task in 0..tasks {
+        let (cycle, done) = (cycle.clone(), done.clone());
+        set.spawn(async move {
+            while Instant::now() < deadline {
+                cycle.cycle(task).await;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    set.join_all().await;
+    (done.load(Ordering::Relaxed), start.elapsed())
+}
+
+/// Runs the variants of one group in short alternating slices, rotating which goes first, so
+/// that drift in the machine's or the network's speed falls on all of them alike; returns each
+/// variant's cycles per second over all its slices.
+async fn interleaved(cycles: &[Arc<dyn Cycle>], tasks: usize, total: Duration) -> Vec<f64> {
+    for cycle in cycles {
+        run_for(cycle, tasks, Duration::from_millis(300)).await; // warm up
+    }
+    let slices = (total.as_millis() / SLICE.as_millis()).max(1) as usize;
+    let mut sums = vec![(0u64, Duration::ZERO); cycles.len()];
+    for slice in 0..slices {
+        for k in 0..cycles.len() {
+            let v = (slice + k) % cycles.len();
+            let (done, took) = run_for(&cycles[v], tasks, SLICE).await;
+            sums[v].0 += done;
+            sums[v].1 += took;
+        }
+    }
+    sums.iter()
+        .map(|(done, took)| *done as f64 / took.as_secs_f64())
+        .collect()
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The commands each operation sends, as MONITOR sees them.
+async fn round_trips(client: &str, backend: Arc<dyn LockBackend>, url: &str) {
+    let counter = CommandCounter::start(url).await.unwrap();
+    let name = format!("bench:round-trips:{client}");
+    let a = ProcessLock::new(backend.clone(), &name, Duration::from_secs(30)).unwrap();
+    let b = ProcessLock::new(backend, &name, Duration::from_secs(30)).unwrap();
+    // Warm the script cache: a cold script costs one SCRIPT LOAD per server, once.
+    assert!(a.lock().await.unwrap());
+    assert!(a.update().await.unwrap());
+    let _ = a.clear(false).await.unwrap();
+    counter.take().await.unwrap();
+
+    let mut rows = Vec::new();
+    macro_rules! count {
+        ($what:expr, $op:expr) => {{
+            let _ = $op.await.unwrap();
+            rows.push(($what, counter.take().await.unwrap()));
+        }};
+    }
+    count!("lock (acquired)", a.lock());
+    count!("lock (held by other)", b.lock());
+    count!("update", a.update());
+    count!("status", a.status());
+    count!("clear (not owner)", b.clear(false));
+    count!("clear", a.clear(false));
+    count!("clear(force)", a.clear(true));
+    for (what, commands) in rows {
+        println!(
+            "| {client:<8} | {what:<20} | {} | {} |",
+            commands.len(),
+            commands.join(" ")
+        );
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let length = Duration::from_secs(env_u64("BENCH_SECONDS", 6));
+
+    let server = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
+    println!("Redis: {}", server.origin());
+
+    let mut variants: Vec<Variant> = Vec::new();
+    let mut backends: Vec<(&'static str, Arc<dyn LockBackend>)> = Vec::new();
+
+    let rs = process_lock::RedisRsBackend::connect(server.url())
+        .await
+        .unwrap();
+    let rs_conn = rs.connection_manager().clone();
+    let rs: Arc<dyn LockBackend> = Arc::new(rs);
+    backends.push(("redis-rs", rs.clone()));
+    variants.push(Variant {
+        client: "redis-rs",
+        what: "ProcessLock",
+        make: Box::new(move |tasks| handles(&rs, "rs-ours", tasks)),
+    });
+    let conn = rs_conn.clone();
+    variants.push(Variant {
+        client: "redis-rs",
+        what: "raw scripts",
+        make: Box::new(move |tasks| {
+            Arc::new(redis_rs_raw::Scripts {
+                conn: conn.clone(),
+                keys: names("rs-scripts", tasks),
+                acquire: redis::Script::new(scripts::ACQUIRE),
+                release: redis::Script::new(scripts::RELEASE),
+            })
+        }),
+    });
+    variants.push(Variant {
+        client: "redis-rs",
+        what: "raw SET NX + DEL",
+        make: Box::new(move |tasks| {
+            Arc::new(redis_rs_raw::SetDel {
+                conn: rs_conn.clone(),
+                keys: names("rs-setdel", tasks),
+            })
+        }),
+    });
+
+    #[cfg(feature = "fred")]
+    {
+        let fred = process_lock::FredBackend::connect(server.url())
+            .await
+            .unwrap();
+        let client = fred.client().clone();
+        let fred: Arc<dyn LockBackend> = Arc::new(fred);
+        backends.push(("fred", fred.clone()));
+        variants.push(Variant {
+            client: "fred",
+            what: "ProcessLock",
+            make: Box::new(move |tasks| handles(&fred, "fred-ours", tasks)),
+        });
+        // The same scripts, loaded once; each task set gets its own names.
+        let raw = Arc::new(fred_raw::Scripts::new(client.clone(), names("fred-scripts", 64)).await);
+        variants.push(Variant {
+            client: "fred",
+            what: "raw scripts",
+            make: Box::new(move |_| raw.clone()),
+        });
+        variants.push(Variant {
+            client: "fred",
+            what: "raw SET NX + DEL",
+            make: Box::new(move |tasks| {
+                Arc::new(fred_raw::SetDel {
+                    client: client.clone(),
+                    keys: names("fred-setdel", tasks),
+                })
+            }),
+        });
+    }
+
+    let mut results: Vec<GroupRates> = Vec::new();
+    for (client, _) in &backends {
+        let group: Vec<&Variant> = variants.iter().filter(|v| v.client == *client).collect();
+        for tasks in [1usize, 64] {
+            let cycles: Vec<Arc<dyn Cycle>> = group.iter().map(|v| (v.make)(tasks)).collect();
+            let rates = interleaved(&cycles, tasks, length).await;
+            for (v, r) in group.iter().zip(&rates) {
+                eprintln!("{client} {} x{tasks}: {r:.0}/s", v.what);
+            }
+            let named = group.iter().map(|v| v.what).zip(rates).collect();
+            results.push((client, tasks, named));
+        }
+    }
+    let rate_of = |client: &str, what: &str, tasks: usize| -> f64 {
+        results
+            .iter()
+            .find(|(c, t, _)| *c == client && *t == tasks)
+            .and_then(|(_, _, rates)| rates.iter().find(|(w, _)| *w == what))
+            .map(|(_, r)| *r)
+            .unwrap()
+    };
+    println!(
+        "\nlock + clear cycles per second ({length:?} per variant, in interleaved {SLICE:?} slices)\n"
+    );
+    println!(
+        "| client | tasks | ProcessLock | raw scripts | raw SET NX + DEL | ours / raw scripts | ours / SET NX + DEL |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (client, _) in &backends {
+        for tasks in [1, 64] {
+            let ours = rate_of(client, "ProcessLock", tasks);
+            let raw = rate_of(client, "raw scripts", tasks);
+            let naive = rate_of(client, "raw SET NX + DEL", tasks);
+            println!(
+                "| {client} | {tasks} | {ours:.0} | {raw:.0} | {naive:.0} | {:.3} | {:.3} |",
+                ours / raw,
+                ours / naive
+            );
+        }
+    }
+
+    println!("\ncommands sent per operation (MONITOR, top-level only)\n");
+    println!("| client | operation | round trips | commands |");
+    println!("|---|---|---|---|");
+    for (client, backend) in backends {
+        round_trips(client, backend, server.url()).await;
+    }
+}
