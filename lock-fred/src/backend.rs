@@ -517,27 +517,72 @@ impl FredBackend {
     ) -> Result<Value> {
         let client = self.conn.next();
         let deadline = Instant::now() + self.timeout;
-        let request = async {
-            let first = client
-                .with_options(&Self::options(deadline))
-                .evalsha::<Value, _, _, _>(script.sha1().clone(), key.clone(), args.clone())
-                .await;
-            match first {
-                Err(e) if e.details().starts_with("NOSCRIPT") => {
-                    let lua = script.lua().cloned().unwrap_or_default();
-                    client
-                        .with_options(&Self::options(deadline))
-                        .script_load_cluster::<(), _>(lua)
-                        .await?;
-                    client
-                        .with_options(&Self::options(deadline))
-                        .evalsha::<Value, _, _, _>(script.sha1().clone(), key, args)
-                        .await
-                }
-                other => other,
-            }
-        };
+        let request = routed(client, deadline, || {
+            evalsha_or_load(client.clone(), deadline, script, key.clone(), args.clone())
+        });
         self.run(op, client, deadline, request).await
+    }
+}
+
+/// One `EVALSHA` of `script`, and after a `NOSCRIPT` (nothing ran) a `SCRIPT LOAD` and the
+/// `EVALSHA` again.
+async fn evalsha_or_load(
+    client: Client,
+    deadline: Instant,
+    script: &'static Script,
+    key: String,
+    args: Vec<String>,
+) -> std::result::Result<Value, FredError> {
+    let first = client
+        .with_options(&FredBackend::options(deadline))
+        .evalsha::<Value, _, _, _>(script.sha1().clone(), key.clone(), args.clone())
+        .await;
+    match first {
+        Err(e) if e.details().starts_with("NOSCRIPT") => {
+            let lua = script.lua().cloned().unwrap_or_default();
+            client
+                .with_options(&FredBackend::options(deadline))
+                .script_load_cluster::<(), _>(lua)
+                .await?;
+            client
+                .with_options(&FredBackend::options(deadline))
+                .evalsha::<Value, _, _, _>(script.sha1().clone(), key, args)
+                .await
+        }
+        other => other,
+    }
+}
+
+/// How fred fails a command it found no connection for: such a command was never written.
+const NOT_ROUTED: &str = "Failed to route command.";
+
+/// Sends the request `send` builds, and sends it again, until `deadline`, while fred fails it
+/// for want of a connection (between a disconnection and the reconnection). Such a request was
+/// never written, so sending it again cannot apply it twice; a request that was written is
+/// never sent again (see [`FredBackend::options`]).
+async fn routed<T, F>(
+    client: &Client,
+    deadline: Instant,
+    mut send: impl FnMut() -> F,
+) -> std::result::Result<T, FredError>
+where
+    F: Future<Output = std::result::Result<T, FredError>>,
+{
+    /// How often to look again at the connection while waiting: fred's notice of a
+    /// reconnection made just before `wait_for_connect` subscribes to it is not repeated.
+    const RECHECK: Duration = Duration::from_millis(50);
+    /// Between fred reporting a connection and its router using it.
+    const SETTLE: Duration = Duration::from_millis(5);
+    loop {
+        match send().await {
+            Err(e) if e.details() == NOT_ROUTED && Instant::now() < deadline => {
+                let until = deadline.min(Instant::now() + RECHECK);
+                // A failed attempt to reconnect is no answer yet: fred tries again by its policy.
+                let _ = tokio::time::timeout_at(until, client.wait_for_connect()).await;
+                tokio::time::sleep_until(deadline.min(Instant::now() + SETTLE)).await;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -719,8 +764,11 @@ impl LockBackend for FredBackend {
         let client = self.conn.next();
         let key = self.key(name);
         let deadline = Instant::now() + self.timeout;
-        let with_options = client.with_options(&Self::options(deadline));
-        let request = with_options.del::<Value, _>(key);
+        let request = routed(client, deadline, || {
+            let with_options = client.with_options(&Self::options(deadline));
+            let key = key.clone();
+            async move { with_options.del::<Value, _>(key).await }
+        });
         let reply = self.run("force release", client, deadline, request).await?;
         match int(&reply) {
             Some(1) => Ok(ForceRelease::Released),
@@ -733,8 +781,11 @@ impl LockBackend for FredBackend {
         let client = self.conn.next();
         let key = self.key(name);
         let deadline = Instant::now() + self.timeout;
-        let with_options = client.with_options(&Self::options(deadline));
-        let request = with_options.pttl::<Value, _>(key);
+        let request = routed(client, deadline, || {
+            let with_options = client.with_options(&Self::options(deadline));
+            let key = key.clone();
+            async move { with_options.pttl::<Value, _>(key).await }
+        });
         let reply = self.run("status", client, deadline, request).await?;
         match int(&reply) {
             Some(-2) => Ok(Status::open()),
