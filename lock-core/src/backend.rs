@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::name::LockName;
+use crate::notify::Watch;
 use crate::token::Token;
 use crate::ttl::Ttl;
 
@@ -34,6 +35,31 @@ pub struct Capabilities {
     /// [`try_acquire`](LockBackend::try_acquire) returns it in [`Acquire::Held`], and
     /// [`status`](LockBackend::status) in [`Status::remaining`].
     pub remaining_ttl: bool,
+    /// Waiters can be told of releases: [`watch`](LockBackend::watch) works, and every
+    /// release (owned or forced) notifies the watchers of that name, in this process and in
+    /// every other one on the same store. Without it, waiting falls back to polling.
+    pub notify: bool,
+    /// [`try_acquire_fenced`](LockBackend::try_acquire_fenced) works: every acquisition of a
+    /// name yields a fencing token greater than every earlier one for that name.
+    pub fencing: bool,
+}
+
+/// The outcome of [`LockBackend::try_acquire_fenced`].
+#[non_exhaustive]
+#[must_use = "the lock may not have been acquired"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FencedAcquire {
+    /// The caller's token now holds the lock with the full timeout, and this acquisition's
+    /// fencing token is `fence`: greater than that of every earlier acquisition of the name.
+    Acquired {
+        /// The fencing token, from 1.
+        fence: u64,
+    },
+    /// Another token holds the lock.
+    Held {
+        /// As in [`Acquire::Held`].
+        remaining: Option<Duration>,
+    },
 }
 
 /// The outcome of [`LockBackend::try_acquire`].
@@ -229,6 +255,51 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
     ///
     /// As [`try_acquire`](LockBackend::try_acquire).
     async fn status(&self, name: &LockName) -> Result<Status>;
+
+    /// As [`try_acquire`](LockBackend::try_acquire), in the same single atomic step, and on
+    /// success also yields a fencing token: a number strictly greater than the one of every
+    /// earlier successful `try_acquire_fenced` of `name` on this store, from any process. A
+    /// holder passes it to the storage it writes to, which rejects a smaller one than it has
+    /// seen, so a holder that lost the lock without knowing (paused, partitioned) cannot
+    /// overwrite its successor's work.
+    ///
+    /// The counter outlives the lock, as it must: it is never reset.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) unless the backend declares
+    /// [`Capabilities::fencing`]; otherwise as [`try_acquire`](LockBackend::try_acquire).
+    async fn try_acquire_fenced(
+        &self,
+        name: &LockName,
+        token: &Token,
+        ttl: Ttl,
+    ) -> Result<FencedAcquire> {
+        let _ = (name, token, ttl);
+        Err(unsupported(self, "fencing tokens"))
+    }
+
+    /// Starts watching `name` for releases. Once this returns, every later release of `name`
+    /// (by [`release`](LockBackend::release) or [`force_release`](LockBackend::force_release),
+    /// in any process) wakes [`Watch::released`]; so a waiter watches first and then tries,
+    /// and cannot miss the release it waits for. Expiry does not notify: a waiter also sleeps
+    /// until the holder's remaining time runs out.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) unless the backend declares
+    /// [`Capabilities::notify`]; otherwise when the subscription cannot be made.
+    async fn watch(&self, name: &LockName) -> Result<Watch> {
+        let _ = name;
+        Err(unsupported(self, "notification of releases"))
+    }
+}
+
+fn unsupported(backend: &(impl LockBackend + ?Sized), what: &str) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!("{backend:?} does not offer {what}"),
+    )
 }
 
 /// A shared backend is a backend, so wrappers and `Arc<dyn LockBackend>` pass through unchanged.
@@ -256,5 +327,18 @@ impl<B: LockBackend + ?Sized> LockBackend for Arc<B> {
 
     async fn status(&self, name: &LockName) -> Result<Status> {
         (**self).status(name).await
+    }
+
+    async fn try_acquire_fenced(
+        &self,
+        name: &LockName,
+        token: &Token,
+        ttl: Ttl,
+    ) -> Result<FencedAcquire> {
+        (**self).try_acquire_fenced(name, token, ttl).await
+    }
+
+    async fn watch(&self, name: &LockName) -> Result<Watch> {
+        (**self).watch(name).await
     }
 }

@@ -11,19 +11,23 @@
 
 mod backend;
 mod error;
+mod guard;
 mod lock;
 mod name;
+pub mod notify;
 pub mod scripts;
 mod token;
 mod ttl;
 
 pub use async_trait::async_trait;
 pub use backend::{
-    Acquire, Capabilities, ForceRelease, LockBackend, LockState, ParseLockStateError, Release,
-    Status,
+    Acquire, Capabilities, FencedAcquire, ForceRelease, LockBackend, LockState,
+    ParseLockStateError, Release, Status,
 };
 pub use error::{Error, ErrorKind, Result, redact_url};
+pub use guard::{LockGuard, Lost, LostReason, Renewal};
 pub use lock::{Cleared, ProcessLock};
 pub use name::LockName;
+pub use notify::Watch;
 pub use token::Token;
 pub use ttl::Ttl;

@@ -4,9 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::{ForceRelease, LockBackend, LockState, Release};
-use crate::error::Result;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::backend::{Acquire, FencedAcquire, ForceRelease, LockBackend, LockState, Release};
+use crate::error::{Error, ErrorKind, Result};
+use crate::guard::{LockGuard, Renewal};
 use crate::name::LockName;
+use crate::notify::Watch;
 use crate::token::Token;
 use crate::ttl::Ttl;
 
@@ -114,6 +119,7 @@ pub struct ProcessLock {
     name: LockName,
     token: Token,
     ttl: Ttl,
+    renewal: Renewal,
 }
 
 impl ProcessLock {
@@ -163,6 +169,7 @@ impl ProcessLock {
             name,
             token,
             ttl,
+            renewal: Renewal::default(),
         }
     }
 
@@ -231,6 +238,207 @@ impl ProcessLock {
         Ok(self.backend.status(&self.name).await?.state)
     }
 
+    /// How the guards of this handle renew their lock (default: every third of the timeout).
+    pub fn with_renewal(mut self, renewal: Renewal) -> Self {
+        self.renewal = renewal;
+        self
+    }
+
+    /// Acquires the lock, waiting as long as it takes, and returns a [`LockGuard`] that keeps
+    /// it renewed and reports its loss.
+    ///
+    /// Each guard is a new owner with a new token (not this handle's), and gets a fencing token
+    /// when the backend offers them. While the lock is held by someone else, the waiter sleeps
+    /// until a release is announced ([`LockBackend::watch`]), the holder's expiry comes, or
+    /// its turn among this process's waiters of the same lock comes (first come, first
+    /// served): it sends nothing to the store meanwhile. On a backend without notification it
+    /// looks again every 50 ms at most.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future at any point is safe and never leaves a lock behind: if an acquire
+    /// was in flight and succeeds after the drop, it is released in the background.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails (see [`ErrorKind`]); waiting itself never fails. Must run inside a
+    /// tokio runtime, which the renewal task is spawned on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = ProcessLock::new(backend, "billing-export", Duration::from_secs(30))?;
+    /// let guard = lock.acquire().await?;
+    /// println!("fencing token {:?}", guard.fence());
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn acquire(&self) -> Result<LockGuard> {
+        let guard = self.acquire_until(None).await?;
+        Ok(guard.expect("waiting without a deadline ends only with the lock"))
+    }
+
+    /// As [`acquire`](ProcessLock::acquire), giving up after `timeout`: `Ok(None)` if the lock
+    /// was held by others all that time. Timing out is this `Ok(None)`; cancelling is dropping
+    /// the future.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](ProcessLock::acquire).
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](ProcessLock::acquire).
+    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<LockGuard>> {
+        self.acquire_until(Some(Instant::now() + timeout)).await
+    }
+
+    /// Tries once: a [`LockGuard`] if the lock was free, `Ok(None)` if someone else holds it.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](ProcessLock::acquire).
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](ProcessLock::acquire).
+    pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
+        let token = Token::generate()?;
+        let sent = Instant::now();
+        match self.attempt(&token).await? {
+            FencedAcquire::Held { .. } => Ok(None),
+            FencedAcquire::Acquired { fence } => Ok(Some(self.guard(token, sent, fence, None))),
+        }
+    }
+
+    async fn acquire_until(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
+        /// How often a waiter on a backend without notification looks again, at most.
+        const POLL: Duration = Duration::from_millis(50);
+        let token = Token::generate()?;
+        let notify = self.backend.capabilities().notify;
+        let mut watch = if notify {
+            Some(self.backend.watch(&self.name).await?)
+        } else {
+            None
+        };
+        let turn = match &watch {
+            Some(watch) => match until(deadline, watch.turn()).await {
+                Some(turn) => Some(turn),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        loop {
+            let sent = Instant::now();
+            let remaining = match self.attempt(&token).await? {
+                FencedAcquire::Acquired { fence } => {
+                    let queue = watch.zip(turn);
+                    return Ok(Some(self.guard(token, sent, fence, queue)));
+                }
+                FencedAcquire::Held { remaining } => remaining,
+            };
+            // Redis keeps a key up to and including its last millisecond.
+            let expiry = remaining.map(|left| Instant::now() + left + Duration::from_millis(1));
+            let wake = match (&watch, expiry) {
+                (Some(_), expiry) => expiry,
+                (None, Some(expiry)) => Some(expiry.min(Instant::now() + POLL)),
+                (None, None) => Some(Instant::now() + POLL),
+            };
+            let wake = match (wake, deadline) {
+                (Some(w), Some(d)) => Some(w.min(d)),
+                (w, d) => w.or(d),
+            };
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            match watch.as_mut() {
+                Some(watch) => {
+                    tokio::select! {
+                        () = watch.released() => {}
+                        () = sleep => {}
+                    }
+                }
+                None => sleep.await,
+            }
+        }
+    }
+
+    /// One acquire for `token`, fenced when the backend can. Cancel safe: the request runs in
+    /// its own task, and an acquisition nobody is left to receive is released.
+    async fn attempt(&self, token: &Token) -> Result<FencedAcquire> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::new(
+                ErrorKind::Config,
+                "waiting for a lock and renewing it need a tokio runtime",
+            )
+        })?;
+        let (tx, rx) = oneshot::channel();
+        let backend = self.backend.clone();
+        let pending_token = token.clone();
+        let (name, token, ttl) = (self.name.clone(), token.clone(), self.ttl);
+        let fenced = backend.capabilities().fencing;
+        runtime.spawn(async move {
+            let outcome = if fenced {
+                backend.try_acquire_fenced(&name, &token, ttl).await
+            } else {
+                backend
+                    .try_acquire(&name, &token, ttl)
+                    .await
+                    .map(|a| match a {
+                        Acquire::Acquired => FencedAcquire::Acquired { fence: 0 },
+                        Acquire::Held { remaining } => FencedAcquire::Held { remaining },
+                    })
+            };
+            if let Err(Ok(FencedAcquire::Acquired { .. })) = tx.send(outcome) {
+                let _ = backend.release(&name, &token).await;
+            }
+        });
+        let mut pending = Pending {
+            rx,
+            backend: self.backend.clone(),
+            name: self.name.clone(),
+            token: pending_token,
+        };
+        let outcome = (&mut pending.rx)
+            .await
+            .map_err(|_| Error::new(ErrorKind::Backend, "the backend panicked while acquiring"))?;
+        let outcome = outcome?;
+        pending.rx.close();
+        Ok(match (outcome, fenced) {
+            (FencedAcquire::Acquired { .. }, false) => FencedAcquire::Acquired { fence: 0 },
+            (outcome, _) => outcome,
+        })
+    }
+
+    fn guard(
+        &self,
+        token: Token,
+        sent: Instant,
+        fence: u64,
+        queue: Option<(Watch, crate::notify::Turn)>,
+    ) -> LockGuard {
+        let fence = self.backend.capabilities().fencing.then_some(fence);
+        LockGuard::start(
+            self.backend.clone(),
+            self.name.clone(),
+            token,
+            self.ttl,
+            sent,
+            fence,
+            self.renewal,
+            queue,
+        )
+    }
+
     /// The lock's name.
     pub fn name(&self) -> &LockName {
         &self.name
@@ -258,7 +466,39 @@ impl fmt::Debug for ProcessLock {
             .field("name", &self.name)
             .field("token", &self.token)
             .field("ttl", &self.ttl)
+            .field("renewal", &self.renewal)
             .field("backend", &self.backend)
             .finish()
+    }
+}
+
+/// An acquire whose answer is awaited: if the waiter goes away (is cancelled) after the answer
+/// arrived but before reading it, a lock it acquired is released in the background.
+struct Pending {
+    rx: oneshot::Receiver<Result<FencedAcquire>>,
+    backend: Arc<dyn LockBackend>,
+    name: LockName,
+    token: Token,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Ok(Ok(FencedAcquire::Acquired { .. })) = self.rx.try_recv()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (backend, name, token) =
+                (self.backend.clone(), self.name.clone(), self.token.clone());
+            runtime.spawn(async move {
+                let _ = backend.release(&name, &token).await;
+            });
+        }
+    }
+}
+
+/// `future`'s output, or `None` once `deadline` (if any) has passed.
+async fn until<F: std::future::Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+        None => Some(future.await),
     }
 }

@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use lock_core::notify::{InProcess, Subscriptions};
 use lock_core::{
-    Acquire, Capabilities, ForceRelease, LockBackend, LockName, Release, Result, Status, Token,
-    Ttl, async_trait,
+    Acquire, Capabilities, FencedAcquire, ForceRelease, LockBackend, LockName, Release, Result,
+    Status, Token, Ttl, Watch, async_trait,
 };
 
 use crate::clock::{Clock, TokioClock};
@@ -29,6 +30,8 @@ pub struct MemoryBackend {
 struct Shared {
     clock: Box<dyn Clock>,
     state: Mutex<State>,
+    /// The waiters of this backend's locks, woken by every release.
+    waiters: Arc<Subscriptions<InProcess>>,
 }
 
 #[derive(Debug, Default)]
@@ -36,6 +39,9 @@ struct State {
     locks: HashMap<LockName, Entry>,
     /// Sweep expired entries once the map grows to this size (amortised O(1) per insert).
     sweep_at: usize,
+    /// The fencing counter of every name ever acquired with a fence: kept for good, as Redis
+    /// keeps its counter keys, since a counter that restarted would hand out old tokens again.
+    fences: HashMap<LockName, u64>,
 }
 
 #[derive(Debug)]
@@ -60,7 +66,9 @@ impl MemoryBackend {
                 state: Mutex::new(State {
                     locks: HashMap::new(),
                     sweep_at: MIN_SWEEP,
+                    fences: HashMap::new(),
                 }),
+                waiters: Subscriptions::new(InProcess),
             }),
         }
     }
@@ -127,6 +135,8 @@ impl LockBackend for MemoryBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             remaining_ttl: true,
+            notify: true,
+            fencing: true,
         }
     }
 
@@ -174,6 +184,8 @@ impl LockBackend for MemoryBackend {
         };
         if outcome == Release::Released {
             state.locks.remove(name.as_str());
+            drop(state);
+            self.shared.waiters.notify(name.as_str());
         }
         Ok(outcome)
     }
@@ -185,9 +197,44 @@ impl LockBackend for MemoryBackend {
             None => ForceRelease::Missing,
             Some(_) => {
                 state.locks.remove(name.as_str());
+                drop(state);
+                self.shared.waiters.notify(name.as_str());
                 ForceRelease::Released
             }
         })
+    }
+
+    async fn try_acquire_fenced(
+        &self,
+        name: &LockName,
+        token: &Token,
+        ttl: Ttl,
+    ) -> Result<FencedAcquire> {
+        let now = self.shared.clock.now();
+        let mut state = self.state();
+        let expires_at = expiry(now, ttl);
+        match state.live(name.as_str(), now) {
+            Some(entry) if entry.token == *token => entry.expires_at = expires_at,
+            Some(entry) => {
+                return Ok(FencedAcquire::Held {
+                    remaining: Some(entry.expires_at - now),
+                });
+            }
+            None => {
+                let entry = Entry {
+                    token: token.clone(),
+                    expires_at,
+                };
+                state.insert(name, entry, now);
+            }
+        }
+        let fence = state.fences.entry(name.clone()).or_insert(0);
+        *fence += 1;
+        Ok(FencedAcquire::Acquired { fence: *fence })
+    }
+
+    async fn watch(&self, name: &LockName) -> Result<Watch> {
+        self.shared.waiters.watch(name.as_str().to_owned()).await
     }
 
     async fn status(&self, name: &LockName) -> Result<Status> {

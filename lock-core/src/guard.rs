@@ -1,0 +1,507 @@
+//! [`LockGuard`]: a held lock, renewed in the background, that tells its holder when it is lost.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::backend::{LockBackend, Release};
+use crate::error::{Error, ErrorKind, Result};
+use crate::name::LockName;
+use crate::notify::{Turn, Watch};
+use crate::token::Token;
+use crate::ttl::Ttl;
+
+/// Why a [`LockGuard`] lost its lock.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LostReason {
+    /// A renewal found the lock free or held by another owner: it was deleted (a forced
+    /// clear), or it expired and someone else took it.
+    NotOwner,
+    /// The lock's validity ran out without a confirmed renewal: the store could not be reached
+    /// or did not answer (down, paused, partitioned) in time. The key may still exist for a
+    /// moment, but no one can count on it any more.
+    Expired,
+}
+
+/// The loss of a [`LockGuard`]'s lock: its [reason](Lost::reason) and, for an expiry, the last
+/// error the renewals met.
+#[derive(Debug, Clone)]
+pub struct Lost {
+    name: LockName,
+    reason: LostReason,
+    cause: Option<Arc<Error>>,
+}
+
+impl Lost {
+    /// Why the lock was lost.
+    pub fn reason(&self) -> LostReason {
+        self.reason
+    }
+
+    /// The lock's name.
+    pub fn name(&self) -> &LockName {
+        &self.name
+    }
+
+    /// The last error a renewal met, if any.
+    pub fn cause(&self) -> Option<&Error> {
+        self.cause.as_deref()
+    }
+}
+
+impl fmt::Display for Lost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.name.as_str();
+        match self.reason {
+            LostReason::NotOwner => {
+                write!(
+                    f,
+                    "lock {name:?} lost: it was cleared or taken by another owner"
+                )
+            }
+            LostReason::Expired => {
+                write!(
+                    f,
+                    "lock {name:?} lost: no renewal was confirmed before it expired"
+                )?;
+                match &self.cause {
+                    Some(cause) => write!(f, " (last error: {cause})"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for Lost {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// How a [`LockGuard`] keeps its lock: when it renews and how much it trusts its clock.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::Renewal;
+///
+/// let renewal = Renewal::default().every(0.25)?;
+/// # Ok::<(), lock_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Renewal {
+    fraction: f64,
+}
+
+impl Default for Renewal {
+    /// Renew every third of the timeout: two renewals can fail before the lock is in danger.
+    fn default() -> Self {
+        Renewal {
+            fraction: 1.0 / 3.0,
+        }
+    }
+}
+
+impl Renewal {
+    /// Renew each time this fraction of the timeout has passed since the last confirmed
+    /// renewal was sent (default 1/3).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] unless `0 < fraction < 1`.
+    pub fn every(mut self, fraction: f64) -> Result<Self> {
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("the renewal fraction must be between 0 and 1, exclusive: {fraction}"),
+            ));
+        }
+        self.fraction = fraction;
+        Ok(self)
+    }
+
+    /// The fraction of the timeout between renewals.
+    pub fn fraction(&self) -> f64 {
+        self.fraction
+    }
+
+    fn interval(&self, ttl: Ttl) -> Duration {
+        ttl.as_duration()
+            .mul_f64(self.fraction)
+            .max(Duration::from_millis(1))
+    }
+
+    /// How much shorter than the timeout a lock is trusted, for the drift between this
+    /// process's clock and the store's: 1% of the timeout plus 2 ms, as Redlock allows.
+    pub fn drift(ttl: Ttl) -> Duration {
+        ttl.as_duration() / 100 + Duration::from_millis(2)
+    }
+}
+
+/// What the guard knows of its lock.
+#[derive(Debug, Clone)]
+enum State {
+    /// Held until `valid_until`, unless a renewal confirms it longer.
+    Held { valid_until: Instant },
+    /// Lost, for good.
+    Lost(Lost),
+}
+
+/// What the guard and its renewal task share.
+struct Shared {
+    backend: Arc<dyn LockBackend>,
+    name: LockName,
+    token: Token,
+    ttl: Ttl,
+    state: watch::Sender<State>,
+}
+
+impl Shared {
+    /// Marks the lock lost, unless it already is.
+    fn lose(&self, reason: LostReason, cause: Option<Error>) {
+        let lost = Lost {
+            name: self.name.clone(),
+            reason,
+            cause: cause.map(Arc::new),
+        };
+        self.state.send_if_modified(|state| match state {
+            State::Lost(_) => false,
+            State::Held { .. } => {
+                *state = State::Lost(lost);
+                true
+            }
+        });
+    }
+
+    /// Marks the lock lost if its validity has run out; returns the loss if it is lost.
+    fn check(&self) -> Option<Lost> {
+        let now = Instant::now();
+        self.state.send_if_modified(|state| match state {
+            State::Held { valid_until } if now >= *valid_until => {
+                *state = State::Lost(Lost {
+                    name: self.name.clone(),
+                    reason: LostReason::Expired,
+                    cause: None,
+                });
+                true
+            }
+            _ => false,
+        });
+        match &*self.state.borrow() {
+            State::Lost(lost) => Some(lost.clone()),
+            State::Held { .. } => None,
+        }
+    }
+
+    /// Records a renewal confirmed for a request sent at `sent`; a lock already lost (or whose
+    /// validity ran out meanwhile) stays lost.
+    fn renewed(&self, sent: Instant) -> bool {
+        let now = Instant::now();
+        let valid = sent
+            + self
+                .ttl
+                .as_duration()
+                .saturating_sub(Renewal::drift(self.ttl));
+        let name = &self.name;
+        self.state.send_modify(|state| match state {
+            State::Held { valid_until } if now < *valid_until => *valid_until = valid,
+            State::Held { .. } => {
+                *state = State::Lost(Lost {
+                    name: name.clone(),
+                    reason: LostReason::Expired,
+                    cause: None,
+                });
+            }
+            State::Lost(_) => {}
+        });
+        matches!(*self.state.borrow(), State::Held { .. })
+    }
+
+    fn valid_until(&self) -> Option<Instant> {
+        match &*self.state.borrow() {
+            State::Held { valid_until } => Some(*valid_until),
+            State::Lost(_) => None,
+        }
+    }
+}
+
+/// A held lock, renewed in the background until it is released or lost.
+///
+/// Returned by [`ProcessLock::acquire`](crate::ProcessLock::acquire) and its variants. Each
+/// guard is its own owner, with its own [token](LockGuard::token) and
+/// [fencing token](LockGuard::fence).
+///
+/// **Renewal.** A background task renews the lock every third of its timeout (see
+/// [`Renewal`]), retrying failed renewals, but only while the lock is still valid. Validity is
+/// measured on this process's monotonic clock from the moment the acquiring (or renewing)
+/// request was *sent*, minus an allowance for clock drift ([`Renewal::drift`]): the store
+/// may have started the expiry any time after that.
+///
+/// **Loss.** The guard reports the lock lost ([`lost`](LockGuard::lost),
+/// [`is_held`](LockGuard::is_held), [`run`](LockGuard::run)) as soon as a renewal finds it free
+/// or held by another owner, or its validity runs out with no renewal confirmed (the store down,
+/// paused or out of reach). A lost lock is never reported as held again.
+///
+/// **Release.** [`release`](LockGuard::release) frees the lock and returns the outcome. Dropping
+/// the guard never blocks and never panics: inside a tokio runtime it releases the lock in the
+/// background; outside one (the runtime shut down) it leaves the key to expire after at most
+/// the timeout.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct LockGuard {
+    shared: Arc<Shared>,
+    fence: Option<u64>,
+    renewal: Option<JoinHandle<()>>,
+    /// Keeps this process's waiters for the same lock queued behind the holder.
+    turn: Option<Turn>,
+    watch: Option<Watch>,
+    released: bool,
+}
+
+impl LockGuard {
+    /// Starts keeping a lock acquired by a request sent at `sent`.
+    pub(crate) fn start(
+        backend: Arc<dyn LockBackend>,
+        name: LockName,
+        token: Token,
+        ttl: Ttl,
+        sent: Instant,
+        fence: Option<u64>,
+        renewal: Renewal,
+        queue: Option<(Watch, Turn)>,
+    ) -> LockGuard {
+        let valid_until = sent + ttl.as_duration().saturating_sub(Renewal::drift(ttl));
+        let shared = Arc::new(Shared {
+            backend,
+            name,
+            token,
+            ttl,
+            state: watch::Sender::new(State::Held { valid_until }),
+        });
+        let task = tokio::spawn(renew(shared.clone(), renewal.interval(ttl), sent));
+        let (watch, turn) = queue.unzip();
+        LockGuard {
+            shared,
+            fence,
+            renewal: Some(task),
+            turn,
+            watch,
+            released: false,
+        }
+    }
+
+    /// The lock's name.
+    pub fn name(&self) -> &LockName {
+        &self.shared.name
+    }
+
+    /// This guard's owner token: the value of the lock's key while it holds it.
+    pub fn token(&self) -> &Token {
+        &self.shared.token
+    }
+
+    /// The lock's timeout, to which each renewal resets its expiry.
+    pub fn ttl(&self) -> Ttl {
+        self.shared.ttl
+    }
+
+    /// This acquisition's fencing token, greater than that of every earlier acquisition of the
+    /// same name on the same store; `None` if the backend does not offer fencing
+    /// ([`Capabilities::fencing`](crate::Capabilities::fencing)).
+    ///
+    /// Pass it with every write to the resource the lock protects, and have the resource
+    /// reject a token smaller than the largest it has seen.
+    pub fn fence(&self) -> Option<u64> {
+        self.fence
+    }
+
+    /// Whether the lock is still held: not lost, and still within its validity.
+    pub fn is_held(&self) -> bool {
+        self.shared.check().is_none()
+    }
+
+    /// Until when the lock is known to be held, unless a renewal confirms it longer; `None`
+    /// once lost.
+    pub fn valid_until(&self) -> Option<Instant> {
+        self.shared.check();
+        self.shared.valid_until()
+    }
+
+    /// The loss, if the lock is lost; never blocks.
+    pub fn try_lost(&self) -> Option<Lost> {
+        self.shared.check()
+    }
+
+    /// Waits until the lock is lost, and says why. Never returns while the lock is held; it
+    /// fires at the latest when the validity runs out, whatever the store does.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn lost(&self) -> Lost {
+        let mut state = self.shared.state.subscribe();
+        loop {
+            if let Some(lost) = self.shared.check() {
+                return lost;
+            }
+            let Some(valid_until) = self.shared.valid_until() else {
+                continue;
+            };
+            tokio::select! {
+                _ = state.changed() => {}
+                () = tokio::time::sleep_until(valid_until) => {}
+            }
+        }
+    }
+
+    /// Runs `work` while the lock is held: its output, or [`Lost`] if the lock is lost first,
+    /// in which case `work` is dropped (cancelled) at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = ProcessLock::new(backend, "nightly-report", Duration::from_secs(30))?;
+    /// let guard = lock.acquire().await?;
+    /// match guard.run(async { /* the work only one process may do */ 42 }).await {
+    ///     Ok(answer) => println!("done: {answer}"),
+    ///     Err(lost) => eprintln!("stopped: {lost}"),
+    /// }
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run<F: Future>(&self, work: F) -> std::result::Result<F::Output, Lost> {
+        tokio::select! {
+            biased;
+            lost = self.lost() => Err(lost),
+            output = work => match self.try_lost() {
+                // Finished, but past the loss: the work cannot count on having been alone.
+                Some(lost) => Err(lost),
+                None => Ok(output),
+            },
+        }
+    }
+
+    /// Stops renewing and releases the lock: [`Release::Released`], or
+    /// [`Release::NotOwner`] / [`Release::Missing`] if it was lost meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be reached: the lock then expires by itself within its timeout.
+    pub async fn release(mut self) -> Result<Release> {
+        self.stop_renewing();
+        self.released = true;
+        self.shared.lose(LostReason::NotOwner, None);
+        self.shared
+            .backend
+            .release(&self.shared.name, &self.shared.token)
+            .await
+    }
+
+    fn stop_renewing(&mut self) {
+        if let Some(task) = self.renewal.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.stop_renewing();
+        if self.released {
+            return;
+        }
+        let lost = self.shared.check();
+        self.shared.lose(LostReason::NotOwner, None);
+        if matches!(&lost, Some(l) if l.reason == LostReason::NotOwner) {
+            return;
+        }
+        // Hand the turn over only once the release is done, so this process's next waiter
+        // finds the lock free.
+        let turn = self.turn.take();
+        let watch = self.watch.take();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let shared = self.shared.clone();
+            runtime.spawn(async move {
+                let _ = shared.backend.release(&shared.name, &shared.token).await;
+                drop((turn, watch));
+            });
+        }
+    }
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("name", &self.shared.name)
+            .field("token", &self.shared.token)
+            .field("fence", &self.fence)
+            .field("held", &self.is_held())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The renewal task: renews every `interval` from the last confirmed renewal's sending, retrying
+/// errors while the lock is valid, until the lock is lost (then releases it, in case a renewal
+/// whose answer never came did land).
+async fn renew(shared: Arc<Shared>, interval: Duration, mut sent: Instant) {
+    const FIRST_RETRY: Duration = Duration::from_millis(25);
+    const MAX_RETRY: Duration = Duration::from_secs(1);
+    loop {
+        tokio::time::sleep_until(sent + interval).await;
+        let mut retry = FIRST_RETRY.min(interval);
+        let mut last_error = None;
+        loop {
+            let Some(valid_until) = shared.valid_until() else {
+                return;
+            };
+            let now = Instant::now();
+            if now >= valid_until {
+                shared.lose(LostReason::Expired, last_error);
+                return release_lost(&shared).await;
+            }
+            let request = shared
+                .backend
+                .renew(&shared.name, &shared.token, shared.ttl);
+            match tokio::time::timeout_at(valid_until, request).await {
+                Ok(Ok(true)) => {
+                    if !shared.renewed(now) {
+                        return release_lost(&shared).await;
+                    }
+                    sent = now;
+                    break;
+                }
+                Ok(Ok(false)) => return shared.lose(LostReason::NotOwner, None),
+                // The key was overwritten with another type: someone else's now.
+                Ok(Err(e)) if e.kind() == ErrorKind::WrongType => {
+                    return shared.lose(LostReason::NotOwner, Some(e));
+                }
+                Ok(Err(e)) => {
+                    last_error = Some(e);
+                    tokio::time::sleep_until((Instant::now() + retry).min(valid_until)).await;
+                    retry = (retry * 2).min(MAX_RETRY);
+                }
+                Err(_elapsed) => {
+                    shared.lose(LostReason::Expired, last_error);
+                    return release_lost(&shared).await;
+                }
+            }
+        }
+    }
+}
+
+/// After a loss by expiry: a renewal that timed out may still have landed, leaving the key this
+/// guard's for another timeout. Release it, best effort, so that others need not wait for it.
+async fn release_lost(shared: &Shared) {
+    let _ = shared.backend.release(&shared.name, &shared.token).await;
+}

@@ -1,0 +1,391 @@
+//! Notification of releases, for waiting without polling: [`Watch`], what
+//! [`LockBackend::watch`](crate::LockBackend::watch) returns, and [`Subscriptions`], the
+//! bookkeeping a backend needs to share one subscription connection among all the waiters of
+//! its process.
+//!
+//! A backend implements [`Subscribe`] for its connection (`SUBSCRIBE` / `UNSUBSCRIBE` on Redis,
+//! nothing at all in memory), keeps one [`Subscriptions`], calls [`Subscriptions::notify`] when
+//! a release message arrives, and [`Subscriptions::resubscribe`] after its connection came back.
+//! Everything else (one server subscription per channel however many wait on it, unsubscribing
+//! when the last waiter leaves, waking every waiter after a reconnection in case a message was
+//! lost) is written once here.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, watch};
+
+use crate::error::Result;
+
+/// Subscribing a backend's notification connection to channels.
+///
+/// Each call returns once the store has confirmed the subscription (for Redis, once the
+/// `SUBSCRIBE` reply arrived), so a waiter that then tries the lock cannot miss a release.
+#[async_trait]
+pub trait Subscribe: Send + Sync + 'static {
+    /// Subscribes to `channel`.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be reached.
+    async fn subscribe(&self, channel: &str) -> Result<()>;
+
+    /// Unsubscribes from `channel`.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be reached; the subscription then stays, unused and harmless.
+    async fn unsubscribe(&self, channel: &str) -> Result<()>;
+}
+
+/// A subscriber for a store in this process (such as memory): nothing to subscribe to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InProcess;
+
+#[async_trait]
+impl Subscribe for InProcess {
+    async fn subscribe(&self, _channel: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, _channel: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The waiters of one channel in this process.
+struct Slot {
+    /// Bumped on every notification; each [`Watch`] remembers the last value it saw.
+    sent: watch::Sender<u64>,
+    /// How many [`Watch`]es are alive.
+    watchers: usize,
+    /// Turns among this process's waiters, first come first served (see [`Watch::turn`]).
+    queue: Arc<AsyncMutex<()>>,
+}
+
+/// The subscriptions of one backend: which channels its waiters watch, and which its connection
+/// is subscribed to.
+///
+/// Shared (`Arc`) by the backend and every [`Watch`] it handed out.
+pub struct Subscriptions<S> {
+    subscriber: S,
+    slots: Mutex<HashMap<String, Slot>>,
+    /// The channels the store confirmed; changed only while subscribing or unsubscribing, under
+    /// this lock, so that an unsubscribe cannot overtake a later subscribe to the same channel.
+    server: AsyncMutex<HashSet<String>>,
+}
+
+impl<S: Subscribe> Subscriptions<S> {
+    /// Bookkeeping for `subscriber`'s connection.
+    pub fn new(subscriber: S) -> Arc<Self> {
+        Arc::new(Subscriptions {
+            subscriber,
+            slots: Mutex::new(HashMap::new()),
+            server: AsyncMutex::new(HashSet::new()),
+        })
+    }
+
+    /// The subscriber given to [`new`](Subscriptions::new).
+    pub fn subscriber(&self) -> &S {
+        &self.subscriber
+    }
+
+    /// Starts watching `channel`: registers the waiter, then subscribes the connection unless
+    /// it already is. Once this returns, every later [`notify`](Subscriptions::notify) of the
+    /// channel wakes the returned [`Watch`].
+    ///
+    /// # Errors
+    ///
+    /// When the subscription fails; nothing is left registered then.
+    pub async fn watch(self: &Arc<Self>, channel: String) -> Result<Watch> {
+        let (seen, queue) = {
+            let mut slots = self.lock_slots();
+            let slot = slots.entry(channel.clone()).or_insert_with(|| Slot {
+                sent: watch::Sender::new(0),
+                watchers: 0,
+                queue: Arc::new(AsyncMutex::new(())),
+            });
+            slot.watchers += 1;
+            (slot.sent.subscribe(), slot.queue.clone())
+        };
+        // From here on, dropping the registration (on error or cancellation) undoes it.
+        let registration = Registration {
+            subscriptions: self.clone(),
+            channel,
+        };
+        {
+            let mut server = self.server.lock().await;
+            if !server.contains(&registration.channel) {
+                self.subscriber.subscribe(&registration.channel).await?;
+                server.insert(registration.channel.clone());
+            }
+        }
+        Ok(Watch {
+            seen,
+            queue,
+            _registration: Box::new(registration),
+        })
+    }
+
+    /// Wakes every [`Watch`] of `channel`: a release happened.
+    pub fn notify(&self, channel: &str) {
+        if let Some(slot) = self.lock_slots().get(channel) {
+            slot.sent.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Wakes every [`Watch`] of every channel: a release may have happened unseen (the
+    /// connection broke). Waiters look at the lock again and go back to waiting.
+    pub fn notify_all(&self) {
+        for slot in self.lock_slots().values() {
+            slot.sent.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// The channels the connection is subscribed to.
+    pub async fn channels(&self) -> Vec<String> {
+        self.server.lock().await.iter().cloned().collect()
+    }
+
+    /// Subscribes again to every channel, on a new connection, then wakes every waiter (a
+    /// release may have happened while the connection was down).
+    ///
+    /// # Errors
+    ///
+    /// When a subscription fails: the connection is down again, and the caller will call this
+    /// once more after reconnecting. Waiters are woken all the same.
+    pub async fn resubscribe(&self) -> Result<()> {
+        let outcome = async {
+            let server = self.server.lock().await;
+            for channel in server.iter() {
+                self.subscriber.subscribe(channel).await?;
+            }
+            Ok(())
+        }
+        .await;
+        self.notify_all();
+        outcome
+    }
+
+    /// How many channels have waiters in this process.
+    pub fn watched(&self) -> usize {
+        self.lock_slots().len()
+    }
+
+    fn lock_slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        // The map is consistent after every statement: a panic elsewhere cannot break it.
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Unsubscribes from `channel` if no waiter came back to it meanwhile.
+    async fn unsubscribe_if_unwatched(&self, channel: &str) {
+        let mut server = self.server.lock().await;
+        if self.lock_slots().contains_key(channel) || !server.remove(channel) {
+            return;
+        }
+        if self.subscriber.unsubscribe(channel).await.is_err() {
+            // Still subscribed, as far as anyone can tell: messages for it find no slot.
+            server.insert(channel.to_owned());
+        }
+    }
+}
+
+impl<S> fmt::Debug for Subscriptions<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let watched = self
+            .slots
+            .lock()
+            .map(|slots| slots.len())
+            .unwrap_or_default();
+        f.debug_struct("Subscriptions")
+            .field("watched", &watched)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One [`Watch`]'s place among its channel's waiters; dropping it leaves.
+struct Registration<S: Subscribe> {
+    subscriptions: Arc<Subscriptions<S>>,
+    channel: String,
+}
+
+impl<S: Subscribe> Drop for Registration<S> {
+    fn drop(&mut self) {
+        let last = {
+            let mut slots = self.subscriptions.lock_slots();
+            match slots.get_mut(&self.channel) {
+                Some(slot) if slot.watchers > 1 => {
+                    slot.watchers -= 1;
+                    false
+                }
+                Some(_) => {
+                    slots.remove(&self.channel);
+                    true
+                }
+                None => false,
+            }
+        };
+        // Unsubscribing takes a round trip: in the background, if there is a runtime to run it.
+        // Without one the subscription stays, unused, until the connection closes.
+        if last && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let subscriptions = self.subscriptions.clone();
+            let channel = std::mem::take(&mut self.channel);
+            runtime.spawn(async move {
+                subscriptions.unsubscribe_if_unwatched(&channel).await;
+            });
+        }
+    }
+}
+
+/// A waiter's subscription to the releases of one lock: [`released`](Watch::released) returns
+/// when a release may have happened since the watch began or since it last returned.
+///
+/// Wake-ups can be spurious (after a reconnection every waiter is woken, in case a message was
+/// lost): a waiter always looks at the lock again. Dropping the watch leaves; the backend
+/// unsubscribes in the background once no waiter of the process watches that lock.
+pub struct Watch {
+    seen: watch::Receiver<u64>,
+    queue: Arc<AsyncMutex<()>>,
+    _registration: Box<dyn Send + Sync>,
+}
+
+impl Watch {
+    /// Waits for the next release (or possible release) of the lock.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a release that happens while no one awaits is reported by the next call.
+    pub async fn released(&mut self) {
+        // An error means the backend is gone: nothing more will come, so wake up and let the
+        // waiter find out by trying the lock.
+        let _ = self.seen.changed().await;
+    }
+
+    /// Waits for this waiter's turn among the waiters of the same lock in this process, first
+    /// come first served; the turn lasts as long as the returned guard.
+    ///
+    /// A waiter that takes turns tries the lock only when the waiters before it are done, so a
+    /// task that releases and at once asks again queues behind those already waiting, instead
+    /// of taking the lock back before they wake up. Waiters in other processes compete on the
+    /// store, woken by its notifications.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future gives up the place in the queue.
+    pub async fn turn(&self) -> Turn {
+        Turn(self.queue.clone().lock_owned().await)
+    }
+}
+
+impl fmt::Debug for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watch").finish_non_exhaustive()
+    }
+}
+
+/// A waiter's turn (see [`Watch::turn`]); the next waiter's turn begins when this is dropped.
+#[must_use = "the turn ends when this is dropped"]
+pub struct Turn(#[allow(dead_code)] OwnedMutexGuard<()>);
+
+impl fmt::Debug for Turn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Turn").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Counting {
+        subscribes: AtomicUsize,
+        unsubscribes: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Subscribe for Arc<Counting> {
+        async fn subscribe(&self, _channel: &str) -> Result<()> {
+            self.subscribes.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+
+        async fn unsubscribe(&self, _channel: &str) -> Result<()> {
+            self.unsubscribes.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn one_subscription_per_channel_and_unsubscribed_after_the_last_watch() {
+        let counts = Arc::new(Counting::default());
+        let subs = Subscriptions::new(counts.clone());
+        let a = subs.watch("c".into()).await.unwrap();
+        let b = subs.watch("c".into()).await.unwrap();
+        assert_eq!(counts.subscribes.load(Ordering::SeqCst), 1);
+        drop(a);
+        tokio::task::yield_now().await;
+        assert_eq!(counts.unsubscribes.load(Ordering::SeqCst), 0);
+        drop(b);
+        for _ in 0..100 {
+            if counts.unsubscribes.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(counts.unsubscribes.load(Ordering::SeqCst), 1);
+        assert_eq!(subs.watched(), 0);
+        assert!(subs.channels().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_notification_wakes_every_watch_of_its_channel_only() {
+        let subs = Subscriptions::new(InProcess);
+        let mut a = subs.watch("c".into()).await.unwrap();
+        let mut b = subs.watch("c".into()).await.unwrap();
+        let mut other = subs.watch("d".into()).await.unwrap();
+        subs.notify("c");
+        a.released().await;
+        b.released().await;
+        let quiet = tokio::time::timeout(Duration::from_millis(20), other.released()).await;
+        assert!(quiet.is_err(), "another channel's watch was woken");
+        subs.notify_all();
+        other.released().await;
+    }
+
+    #[tokio::test]
+    async fn a_notification_before_anyone_awaits_is_not_lost() {
+        let subs = Subscriptions::new(InProcess);
+        let mut a = subs.watch("c".into()).await.unwrap();
+        subs.notify("c");
+        tokio::time::timeout(Duration::from_secs(1), a.released())
+            .await
+            .expect("the earlier notification");
+    }
+
+    #[tokio::test]
+    async fn turns_are_first_come_first_served() {
+        let subs = Subscriptions::new(InProcess);
+        let a = subs.watch("c".into()).await.unwrap();
+        let b = subs.watch("c".into()).await.unwrap();
+        let first = a.turn().await;
+        let mut second = Box::pin(b.turn());
+        assert!(
+            futures_poll_once(&mut second).await.is_none(),
+            "two turns at once"
+        );
+        drop(first);
+        let _second = second.await;
+    }
+
+    async fn futures_poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        tokio::time::timeout(Duration::from_millis(20), f)
+            .await
+            .ok()
+    }
+}
