@@ -3,6 +3,7 @@
 #![warn(unreachable_pub, missing_debug_implementations)]
 
 pub mod cases;
+pub mod faults;
 mod fixture;
 mod model;
 #[cfg(feature = "redis-server")]

@@ -15,6 +15,10 @@ use crate::Fixture;
 pub enum Capability {
     /// [`Capabilities::remaining_ttl`].
     RemainingTtl,
+    /// [`Capabilities::notify`].
+    Notify,
+    /// [`Capabilities::fencing`].
+    Fencing,
 }
 
 impl Capability {
@@ -22,6 +26,8 @@ impl Capability {
     pub fn name(self) -> &'static str {
         match self {
             Capability::RemainingTtl => "remaining_ttl",
+            Capability::Notify => "notify",
+            Capability::Fencing => "fencing",
         }
     }
 
@@ -29,6 +35,8 @@ impl Capability {
     pub fn is_in(self, capabilities: &Capabilities) -> bool {
         match self {
             Capability::RemainingTtl => capabilities.remaining_ttl,
+            Capability::Notify => capabilities.notify,
+            Capability::Fencing => capabilities.fencing,
         }
     }
 }
@@ -46,6 +54,10 @@ pub mod capability {
 
     /// [`Capability::RemainingTtl`].
     pub const remaining_ttl: Capability = Capability::RemainingTtl;
+    /// [`Capability::Notify`].
+    pub const notify: Capability = Capability::Notify;
+    /// [`Capability::Fencing`].
+    pub const fencing: Capability = Capability::Fencing;
 }
 
 /// A case's future.
@@ -94,6 +106,18 @@ macro_rules! __with_cases {
             [bad_input, always]
             [model_based, always]
             [remaining_ttl, remaining_ttl]
+            [wait_wakes_on_release, always]
+            [wait_wakes_at_expiry, always]
+            [wait_deadline, always]
+            [wait_cancelled_leaves_nothing, always]
+            [wait_many_waiters_one_winner, always]
+            [watch_wakes_on_release, notify]
+            [guard_renews_in_the_background, always]
+            [guard_lost_when_cleared, always]
+            [guard_lost_when_taken_over, always]
+            [guard_lost_when_store_unreachable, always]
+            [guard_dropped_releases, always]
+            [fences_increase, fencing]
         }
     };
 }
@@ -205,6 +229,8 @@ macro_rules! __suite_test {
 macro_rules! __if_listed {
     ($cap:ident [] { $($yes:tt)* } { $($no:tt)* }) => { $($no)* };
     (remaining_ttl [remaining_ttl $(, $rest:ident)*] { $($yes:tt)* } $no:tt) => { $($yes)* };
+    (notify [notify $(, $rest:ident)*] { $($yes:tt)* } $no:tt) => { $($yes)* };
+    (fencing [fencing $(, $rest:ident)*] { $($yes:tt)* } $no:tt) => { $($yes)* };
     ($cap:ident [$head:ident $(, $rest:ident)*] $yes:tt $no:tt) => {
         $crate::__if_listed!($cap [$($rest),*] $yes $no);
     };

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 
 use conformance::{Fixture, cases};
 use lock_core::{
-    Acquire, Capabilities, ForceRelease, LockBackend, LockName, Release, Result, Status, Token,
-    Ttl, async_trait,
+    Acquire, Capabilities, FencedAcquire, ForceRelease, LockBackend, LockName, Release, Result,
+    Status, Token, Ttl, Watch, async_trait,
 };
 use lock_memory::{ManualClock, MemoryBackend};
 
@@ -23,6 +23,10 @@ enum Flaw {
     CachedLock,
     /// `renew` extends whoever holds the lock (`SET XX` without an owner check).
     RenewIgnoresOwner,
+    /// Declares notification, but releases wake no one (a release script without `PUBLISH`).
+    SilentRelease,
+    /// Declares fencing, but every acquisition gets the same fence (a counter never stored).
+    FenceRepeats,
 }
 
 #[derive(Debug)]
@@ -30,6 +34,8 @@ struct Broken {
     inner: MemoryBackend,
     flaw: Flaw,
     acquired_once: Mutex<HashSet<(String, String)>>,
+    /// Where a silent backend's watches wait: a store no release ever happens in.
+    elsewhere: MemoryBackend,
 }
 
 #[async_trait]
@@ -85,6 +91,27 @@ impl LockBackend for Broken {
     async fn status(&self, name: &LockName) -> Result<Status> {
         self.inner.status(name).await
     }
+
+    async fn try_acquire_fenced(
+        &self,
+        name: &LockName,
+        token: &Token,
+        ttl: Ttl,
+    ) -> Result<FencedAcquire> {
+        match self.inner.try_acquire_fenced(name, token, ttl).await? {
+            FencedAcquire::Acquired { .. } if self.flaw == Flaw::FenceRepeats => {
+                Ok(FencedAcquire::Acquired { fence: 1 })
+            }
+            other => Ok(other),
+        }
+    }
+
+    async fn watch(&self, name: &LockName) -> Result<Watch> {
+        if self.flaw == Flaw::SilentRelease {
+            return self.elsewhere.watch(name).await;
+        }
+        self.inner.watch(name).await
+    }
 }
 
 /// Runs every case on a fresh fixture for `flaw` (or a correct backend), returning the names
@@ -100,6 +127,7 @@ async fn failing_cases(flaw: Option<Flaw>) -> Vec<&'static str> {
                 inner: memory,
                 flaw,
                 acquired_once: Mutex::new(HashSet::new()),
+                elsewhere: MemoryBackend::new(),
             }),
         };
         // Fewer model sequences: a broken backend fails within the first few.
@@ -127,9 +155,12 @@ async fn assert_rejected(flaw: Flaw, must_fail: &[&str]) {
             "{flaw:?} passed {case}; failed only {failed:?}"
         );
     }
-    assert!(
+    // The model covers the original API's primitives, not waiting or fencing.
+    let in_the_model = !matches!(flaw, Flaw::SilentRelease | Flaw::FenceRepeats);
+    assert_eq!(
         failed.contains(&"model_based"),
-        "{flaw:?} passed the model; failed {failed:?}"
+        in_the_model,
+        "{flaw:?} and the model; failed {failed:?}"
     );
     eprintln!("{flaw:?} rejected by {} cases: {failed:?}", failed.len());
 }
@@ -168,4 +199,22 @@ async fn renewal_without_owner_check_is_rejected() {
         &["update_values", "original_scenario"],
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_that_wake_no_waiter_are_rejected() {
+    assert_rejected(
+        Flaw::SilentRelease,
+        &[
+            "wait_wakes_on_release",
+            "wait_many_waiters_one_winner",
+            "watch_wakes_on_release",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_fences_are_rejected() {
+    assert_rejected(Flaw::FenceRepeats, &["fences_increase"]).await;
 }

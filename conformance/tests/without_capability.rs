@@ -10,7 +10,9 @@ use lock_core::{
 };
 use lock_memory::{ManualClock, MemoryBackend};
 
-/// The memory backend with remaining times hidden, like a store that cannot report them.
+/// The memory backend with every optional capability hidden, like a store that cannot report
+/// remaining times, notify waiters or count acquisitions: waiting falls back to polling, and
+/// guards get no fence.
 #[derive(Debug)]
 struct NoRemainingTtl(MemoryBackend);
 
@@ -54,12 +56,36 @@ async fn fixture() -> Fixture {
     Fixture::new(backend).with_manual_time(move |by| clock.advance(by))
 }
 
-// `remaining_ttl` is generated with #[ignore = "the backend lacks the remaining_ttl capability"].
-conformance::suite!(fixture, without = [remaining_ttl]);
+// `remaining_ttl` is generated with #[ignore = "the backend lacks the remaining_ttl capability"],
+// and so on.
+conformance::suite!(fixture, without = [remaining_ttl, notify, fencing]);
 
 #[test]
-fn the_skipped_case_really_is_unsupported() {
+fn the_skipped_cases_really_are_unsupported() {
     check_lacks(fixture, capability::remaining_ttl);
+    check_lacks(fixture, capability::notify);
+    check_lacks(fixture, capability::fencing);
+}
+
+#[test]
+fn guards_of_a_backend_without_fencing_have_no_fence() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let fx = fixture().await;
+        let guard = fx
+            .handle("no-fence", std::time::Duration::from_secs(5))
+            .acquire()
+            .await
+            .unwrap();
+        assert_eq!(guard.fence(), None);
+        let err = fx
+            .backend()
+            .watch(guard.name())
+            .await
+            .expect_err("no notification");
+        assert_eq!(err.kind(), lock_core::ErrorKind::Unsupported);
+        assert!(err.to_string().contains("notification"), "{err}");
+        assert_eq!(guard.release().await.unwrap(), lock_core::Release::Released);
+    });
 }
 
 #[test]

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::backend::{LockBackend, Release};
 use crate::error::{Error, ErrorKind, Result};
+use crate::lock::ProcessLock;
 use crate::name::LockName;
 use crate::notify::{Turn, Watch};
 use crate::token::Token;
@@ -35,6 +36,7 @@ pub enum LostReason {
 pub struct Lost {
     name: LockName,
     reason: LostReason,
+    at: Instant,
     cause: Option<Arc<Error>>,
 }
 
@@ -47,6 +49,12 @@ impl Lost {
     /// The lock's name.
     pub fn name(&self) -> &LockName {
         &self.name
+    }
+
+    /// Since when the lock cannot be counted on: for [`LostReason::Expired`], the end of its
+    /// validity (whenever the loss was noticed); otherwise, when the loss was found.
+    pub fn at(&self) -> Instant {
+        self.at
     }
 
     /// The last error a renewal met, if any.
@@ -166,11 +174,12 @@ struct Shared {
 }
 
 impl Shared {
-    /// Marks the lock lost, unless it already is.
-    fn lose(&self, reason: LostReason, cause: Option<Error>) {
+    /// Marks the lock lost since `at`, unless it already is.
+    fn lose(&self, reason: LostReason, at: Instant, cause: Option<Error>) {
         let lost = Lost {
             name: self.name.clone(),
             reason,
+            at,
             cause: cause.map(Arc::new),
         };
         self.state.send_if_modified(|state| match state {
@@ -190,6 +199,7 @@ impl Shared {
                 *state = State::Lost(Lost {
                     name: self.name.clone(),
                     reason: LostReason::Expired,
+                    at: *valid_until,
                     cause: None,
                 });
                 true
@@ -214,10 +224,11 @@ impl Shared {
         let name = &self.name;
         self.state.send_modify(|state| match state {
             State::Held { valid_until } if now < *valid_until => *valid_until = valid,
-            State::Held { .. } => {
+            State::Held { valid_until } => {
                 *state = State::Lost(Lost {
                     name: name.clone(),
                     reason: LostReason::Expired,
+                    at: *valid_until,
                     cause: None,
                 });
             }
@@ -267,17 +278,16 @@ pub struct LockGuard {
 }
 
 impl LockGuard {
-    /// Starts keeping a lock acquired by a request sent at `sent`.
+    /// Starts keeping the lock of `lock`, acquired for `token` by a request sent at `sent`.
     pub(crate) fn start(
-        backend: Arc<dyn LockBackend>,
-        name: LockName,
+        lock: &ProcessLock,
         token: Token,
-        ttl: Ttl,
         sent: Instant,
         fence: Option<u64>,
-        renewal: Renewal,
         queue: Option<(Watch, Turn)>,
     ) -> LockGuard {
+        let (backend, name, ttl) = (lock.backend().clone(), lock.name().clone(), lock.ttl());
+        let renewal = lock.renewal();
         let valid_until = sent + ttl.as_duration().saturating_sub(Renewal::drift(ttl));
         let shared = Arc::new(Shared {
             backend,
@@ -401,7 +411,7 @@ impl LockGuard {
     pub async fn release(mut self) -> Result<Release> {
         self.stop_renewing();
         self.released = true;
-        self.shared.lose(LostReason::NotOwner, None);
+        self.shared.lose(LostReason::NotOwner, Instant::now(), None);
         self.shared
             .backend
             .release(&self.shared.name, &self.shared.token)
@@ -422,7 +432,7 @@ impl Drop for LockGuard {
             return;
         }
         let lost = self.shared.check();
-        self.shared.lose(LostReason::NotOwner, None);
+        self.shared.lose(LostReason::NotOwner, Instant::now(), None);
         if matches!(&lost, Some(l) if l.reason == LostReason::NotOwner) {
             return;
         }
@@ -467,7 +477,7 @@ async fn renew(shared: Arc<Shared>, interval: Duration, mut sent: Instant) {
             };
             let now = Instant::now();
             if now >= valid_until {
-                shared.lose(LostReason::Expired, last_error);
+                shared.lose(LostReason::Expired, valid_until, last_error);
                 return release_lost(&shared).await;
             }
             let request = shared
@@ -481,10 +491,10 @@ async fn renew(shared: Arc<Shared>, interval: Duration, mut sent: Instant) {
                     sent = now;
                     break;
                 }
-                Ok(Ok(false)) => return shared.lose(LostReason::NotOwner, None),
+                Ok(Ok(false)) => return shared.lose(LostReason::NotOwner, Instant::now(), None),
                 // The key was overwritten with another type: someone else's now.
                 Ok(Err(e)) if e.kind() == ErrorKind::WrongType => {
-                    return shared.lose(LostReason::NotOwner, Some(e));
+                    return shared.lose(LostReason::NotOwner, Instant::now(), Some(e));
                 }
                 Ok(Err(e)) => {
                     last_error = Some(e);
@@ -492,7 +502,7 @@ async fn renew(shared: Arc<Shared>, interval: Duration, mut sent: Instant) {
                     retry = (retry * 2).min(MAX_RETRY);
                 }
                 Err(_elapsed) => {
-                    shared.lose(LostReason::Expired, last_error);
+                    shared.lose(LostReason::Expired, valid_until, last_error);
                     return release_lost(&shared).await;
                 }
             }

@@ -244,6 +244,11 @@ impl ProcessLock {
         self
     }
 
+    /// How the guards of this handle renew their lock.
+    pub fn renewal(&self) -> Renewal {
+        self.renewal
+    }
+
     /// Acquires the lock, waiting as long as it takes, and returns a [`LockGuard`] that keeps
     /// it renewed and reports its loss.
     ///
@@ -427,16 +432,7 @@ impl ProcessLock {
         queue: Option<(Watch, crate::notify::Turn)>,
     ) -> LockGuard {
         let fence = self.backend.capabilities().fencing.then_some(fence);
-        LockGuard::start(
-            self.backend.clone(),
-            self.name.clone(),
-            token,
-            self.ttl,
-            sent,
-            fence,
-            self.renewal,
-            queue,
-        )
+        LockGuard::start(self, token, sent, fence, queue)
     }
 
     /// The lock's name.

@@ -6,17 +6,29 @@
 
 mod contention;
 mod expiry;
+mod fencing;
+mod guard;
 mod input;
 mod isolation;
 mod remaining;
 mod scenario;
 mod values;
+mod waiting;
 
 pub use crate::model::model_based;
 pub use contention::{contention_counter, contention_one_winner};
 pub use expiry::{expired_owner_is_powerless, expiry, relock_resets_expiry, update_extends_expiry};
+pub use fencing::fences_increase;
+pub use guard::{
+    guard_dropped_releases, guard_lost_when_cleared, guard_lost_when_store_unreachable,
+    guard_lost_when_taken_over, guard_renews_in_the_background,
+};
 pub use input::bad_input;
 pub use isolation::isolation;
 pub use remaining::remaining_ttl;
 pub use scenario::original_scenario;
 pub use values::{clear_values, force_clear_values, lock_values, status_values, update_values};
+pub use waiting::{
+    wait_cancelled_leaves_nothing, wait_deadline, wait_many_waiters_one_winner,
+    wait_wakes_at_expiry, wait_wakes_on_release, watch_wakes_on_release,
+};
