@@ -101,6 +101,7 @@ mod redis_rs_raw {
                 .release
                 .key(key)
                 .arg(token)
+                .arg(scripts::release_channel(key))
                 .invoke_async(&mut conn)
                 .await
                 .unwrap();
@@ -181,7 +182,11 @@ mod fred_raw {
             assert_eq!(got, [1]);
             let released: i64 = self
                 .client
-                .evalsha(&self.release, key.as_str(), vec![token.clone()])
+                .evalsha(
+                    &self.release,
+                    key.as_str(),
+                    vec![token.clone(), scripts::release_channel(key)],
+                )
                 .await
                 .unwrap();
             assert_eq!(released, 1);

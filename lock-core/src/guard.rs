@@ -171,16 +171,24 @@ struct Shared {
     token: Token,
     ttl: Ttl,
     state: watch::Sender<State>,
+    /// The last error a renewal met since the last confirmed one: the cause of an expiry,
+    /// whoever notices it (the renewal task, or a holder checking the clock).
+    last_error: std::sync::Mutex<Option<Arc<Error>>>,
 }
 
 impl Shared {
     /// Marks the lock lost since `at`, unless it already is.
     fn lose(&self, reason: LostReason, at: Instant, cause: Option<Error>) {
+        let cause = match (cause, reason) {
+            (Some(cause), _) => Some(Arc::new(cause)),
+            (None, LostReason::Expired) => self.last_error(),
+            (None, _) => None,
+        };
         let lost = Lost {
             name: self.name.clone(),
             reason,
             at,
-            cause: cause.map(Arc::new),
+            cause,
         };
         self.state.send_if_modified(|state| match state {
             State::Lost(_) => false,
@@ -200,7 +208,7 @@ impl Shared {
                     name: self.name.clone(),
                     reason: LostReason::Expired,
                     at: *valid_until,
-                    cause: None,
+                    cause: self.last_error(),
                 });
                 true
             }
@@ -222,6 +230,7 @@ impl Shared {
                 .as_duration()
                 .saturating_sub(Renewal::drift(self.ttl));
         let name = &self.name;
+        let cause = self.last_error();
         self.state.send_modify(|state| match state {
             State::Held { valid_until } if now < *valid_until => *valid_until = valid,
             State::Held { valid_until } => {
@@ -229,12 +238,26 @@ impl Shared {
                     name: name.clone(),
                     reason: LostReason::Expired,
                     at: *valid_until,
-                    cause: None,
+                    cause,
                 });
             }
             State::Lost(_) => {}
         });
         matches!(*self.state.borrow(), State::Held { .. })
+    }
+
+    fn last_error(&self) -> Option<Arc<Error>> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_last_error(&self, error: Option<Error>) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = error.map(Arc::new);
     }
 
     fn valid_until(&self) -> Option<Instant> {
@@ -295,6 +318,7 @@ impl LockGuard {
             token,
             ttl,
             state: watch::Sender::new(State::Held { valid_until }),
+            last_error: std::sync::Mutex::new(None),
         });
         let task = tokio::spawn(renew(shared.clone(), renewal.interval(ttl), sent));
         let (watch, turn) = queue.unzip();
@@ -470,14 +494,13 @@ async fn renew(shared: Arc<Shared>, interval: Duration, mut sent: Instant) {
     loop {
         tokio::time::sleep_until(sent + interval).await;
         let mut retry = FIRST_RETRY.min(interval);
-        let mut last_error = None;
         loop {
             let Some(valid_until) = shared.valid_until() else {
                 return;
             };
             let now = Instant::now();
             if now >= valid_until {
-                shared.lose(LostReason::Expired, valid_until, last_error);
+                shared.lose(LostReason::Expired, valid_until, None);
                 return release_lost(&shared).await;
             }
             let request = shared
@@ -488,6 +511,7 @@ async fn renew(shared: Arc<Shared>, interval: Duration, mut sent: Instant) {
                     if !shared.renewed(now) {
                         return release_lost(&shared).await;
                     }
+                    shared.set_last_error(None);
                     sent = now;
                     break;
                 }
@@ -497,12 +521,12 @@ async fn renew(shared: Arc<Shared>, interval: Duration, mut sent: Instant) {
                     return shared.lose(LostReason::NotOwner, Instant::now(), Some(e));
                 }
                 Ok(Err(e)) => {
-                    last_error = Some(e);
+                    shared.set_last_error(Some(e));
                     tokio::time::sleep_until((Instant::now() + retry).min(valid_until)).await;
                     retry = (retry * 2).min(MAX_RETRY);
                 }
                 Err(_elapsed) => {
-                    shared.lose(LostReason::Expired, valid_until, last_error);
+                    shared.lose(LostReason::Expired, valid_until, None);
                     return release_lost(&shared).await;
                 }
             }

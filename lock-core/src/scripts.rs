@@ -98,6 +98,10 @@ pub fn release_channel(key: &str) -> String {
 /// - Any other key (a `}` but no tag, such as `a}b`) gets the tag of a short string found to
 ///   have the same slot, and the key after it: `{fence-N}:key:fence`.
 ///
+/// Two names can share a counter (`x` and `{x}` both count in `{x}:fence`): each still sees
+/// its fences strictly increase. A lock must not be named like a fence key (ending in
+/// `:fence`), since that key holds a number.
+///
 /// # Examples
 ///
 /// ```
@@ -110,7 +114,7 @@ pub fn release_channel(key: &str) -> String {
 pub fn fence_key(key: &str) -> String {
     if hash_tag(key).is_some() {
         format!("{key}:fence")
-    } else if !key.contains('}') {
+    } else if !key.is_empty() && !key.contains('}') {
         format!("{{{key}}}:fence")
     } else {
         let slot = hash_slot(key);
@@ -192,7 +196,7 @@ mod tests {
 
     #[test]
     fn fence_keys_of_different_locks_differ() {
-        let keys = ["a}b", "a}c", "b}a", "x", "{x}", "{x}:fence"];
+        let keys = ["a}b", "a}c", "b}a", "x", "{y}", "{x}:fence"];
         let fences: std::collections::HashSet<_> = keys.iter().map(|k| fence_key(k)).collect();
         assert_eq!(fences.len(), keys.len());
     }

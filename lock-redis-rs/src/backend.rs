@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use lock_core::scripts::{fence_key, release_channel};
 use lock_core::{
-    Acquire, Capabilities, Error, ErrorKind, ForceRelease, LockBackend, LockName, Release, Result,
-    Status, Token, Ttl, async_trait,
+    Acquire, Capabilities, Error, ErrorKind, FencedAcquire, ForceRelease, LockBackend, LockName,
+    Release, Result, Status, Token, Ttl, Watch, async_trait,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::from_redis;
+use crate::pubsub::{PubSubLink, Waiters};
 use crate::scripts;
 
 /// The environment variable `process-lock-node` reads the server's URL from.
@@ -26,14 +28,32 @@ pub const REDIS_URL_ENV: &str = "REDIS_URL";
 /// [`Connection`](ErrorKind::Connection) error and is never replayed, so a lock is never taken
 /// twice behind the caller's back.
 ///
-/// Every operation is one round trip and atomic: acquire is a script around `SET NX PX`,
-/// renew and release are compare-and-act scripts (by `EVALSHA`, reloaded transparently after a
-/// `SCRIPT FLUSH` or a restart), force release is `DEL`, status is `PTTL`. Each operation is
-/// bounded by the [response timeout](RedisRsBuilder::response_timeout), reconnection included.
+/// Every operation is one round trip and atomic: acquire (plain or
+/// [fenced](LockBackend::try_acquire_fenced)), renew, release and force release are the shared
+/// scripts of [`lock_core::scripts`] (by `EVALSHA`, reloaded transparently after a
+/// `SCRIPT FLUSH` or a restart), status is `PTTL`. Each operation is bounded by the
+/// [response timeout](RedisRsBuilder::response_timeout), reconnection included.
 ///
 /// The key is the lock name (after an optional [prefix](RedisRsBuilder::prefix), none by
 /// default) and the value the owner's token, as in `process-lock-node`, so Rust and Node
-/// processes contending for one name exclude each other.
+/// processes contending for one name exclude each other. A fenced acquire also counts in the
+/// lock's [`fence_key`](lock_core::scripts::fence_key), under the same prefix.
+///
+/// **Waiting.** Every release (owned or forced) is published on the lock's
+/// [`release_channel`](lock_core::scripts::release_channel), and
+/// [`watch`](LockBackend::watch) subscribes to it, so [`ProcessLock::acquire`] sleeps until a
+/// release instead of polling. All the waiters of a backend and its clones share one more
+/// connection, for Pub/Sub: opened on the first watch (within the
+/// [connect timeout](RedisRsBuilder::connect_timeout)), sending nothing but `SUBSCRIBE` and
+/// `UNSUBSCRIBE`, reconnected in the background (50 ms doubling to 1 s between attempts) and
+/// then subscribed again, which wakes every waiter in case a release went unseen. It closes once
+/// the last clone and the last waiter are gone. Like the main connection's, its task runs on
+/// the tokio runtime it was opened from (the first watch's), which must outlive its use. A
+/// backend made by
+/// [`from_connection_manager`](RedisRsBackend::from_connection_manager) has no client to open it
+/// with, and does not offer notification: its waiters poll.
+///
+/// [`ProcessLock::acquire`]: lock_core::ProcessLock::acquire
 ///
 /// # Examples
 ///
@@ -62,6 +82,9 @@ pub struct RedisRsBackend {
     /// Whether the last request reached the server (false after a connection error): a request
     /// still waiting when the response timeout passes is then waiting for a reconnection.
     connected: Arc<AtomicBool>,
+    /// The waiters of this backend and its clones, on the Pub/Sub connection; `None` without a
+    /// client to open it with.
+    waiters: Option<Arc<Waiters>>,
 }
 
 /// Configures and connects a [`RedisRsBackend`]; made by [`RedisRsBackend::builder`] or
@@ -103,14 +126,17 @@ impl RedisRsBuilder {
         self
     }
 
-    /// How long to wait for a connection to be established.
+    /// How long to wait for a connection to be established: the main one, and the Pub/Sub one
+    /// waiters share (on the first watch, and each time it reconnects).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// How long one operation may take, waiting for a reconnection included. Past it the
-    /// operation fails with [`ErrorKind::Timeout`]; it may or may not have been applied.
+    /// operation fails with [`ErrorKind::Timeout`]; it may or may not have been applied. A
+    /// `SUBSCRIBE` unanswered for that long also fails the watch, and the Pub/Sub connection is
+    /// then replaced.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
@@ -149,6 +175,12 @@ impl RedisRsBuilder {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1));
         let target = self.target;
+        let waiters = PubSubLink::waiters(
+            client.clone(),
+            target.as_str().into(),
+            self.connect_timeout,
+            self.response_timeout,
+        );
         let connecting = ConnectionManager::new_with_config(client, config);
         let conn = match tokio::time::timeout(self.connect_timeout, connecting).await {
             Ok(Ok(conn)) => conn,
@@ -169,6 +201,7 @@ impl RedisRsBuilder {
             target: target.into(),
             timeout: self.response_timeout,
             connected: Arc::new(AtomicBool::new(true)),
+            waiters: Some(waiters),
         })
     }
 }
@@ -237,6 +270,12 @@ impl RedisRsBackend {
 
     /// A backend on a `ConnectionManager` the application already has (its timeouts and
     /// reconnection settings apply), with keys under `prefix` (`""` for none).
+    ///
+    /// Such a backend cannot open a Pub/Sub connection, having no client: it does not offer
+    /// notification ([`Capabilities::notify`] is false, [`watch`](LockBackend::watch) fails with
+    /// [`ErrorKind::Unsupported`]), so [`ProcessLock::acquire`](lock_core::ProcessLock::acquire)
+    /// polls the lock while waiting. To wait by notification with a client of your own, use
+    /// [`with_client`](RedisRsBackend::with_client).
     pub fn from_connection_manager(
         conn: ConnectionManager,
         prefix: impl Into<String>,
@@ -248,6 +287,7 @@ impl RedisRsBackend {
             target: "redis (shared connection manager)".into(),
             timeout: response_timeout,
             connected: Arc::new(AtomicBool::new(true)),
+            waiters: None,
         }
     }
 
@@ -325,11 +365,27 @@ fn remaining(pttl: i64) -> Option<Duration> {
     u64::try_from(pttl).ok().map(Duration::from_millis)
 }
 
+/// `ACQUIRE_FENCED`'s answer: `{1, fence}` with a fence from 1, or `{0, pttl}` with a `PTTL`
+/// of a key that exists; `None` for anything else.
+fn fenced(reply: &[i64]) -> Option<FencedAcquire> {
+    match *reply {
+        [1, fence] if fence >= 1 => Some(FencedAcquire::Acquired {
+            fence: fence.unsigned_abs(),
+        }),
+        [0, pttl] if pttl >= -1 => Some(FencedAcquire::Held {
+            remaining: remaining(pttl),
+        }),
+        _ => None,
+    }
+}
+
 #[async_trait]
 impl LockBackend for RedisRsBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             remaining_ttl: true,
+            notify: self.waiters.is_some(),
+            fencing: true,
         }
     }
 
@@ -358,10 +414,29 @@ impl LockBackend for RedisRsBackend {
         }
     }
 
+    async fn try_acquire_fenced(
+        &self,
+        name: &LockName,
+        token: &Token,
+        ttl: Ttl,
+    ) -> Result<FencedAcquire> {
+        let mut conn = self.conn.clone();
+        let key = self.key(name);
+        let fence = fence_key(&key);
+        let mut call = scripts::ACQUIRE_FENCED.key(key);
+        call.key(fence).arg(token.as_str()).arg(ttl.as_millis());
+        let reply: Vec<i64> = self
+            .run("fenced acquire", call.invoke_async(&mut conn))
+            .await?;
+        fenced(&reply).ok_or_else(|| unexpected("fenced acquire", reply))
+    }
+
     async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
         let mut conn = self.conn.clone();
-        let mut call = scripts::RELEASE.key(self.key(name));
-        call.arg(token.as_str());
+        let key = self.key(name);
+        let channel = release_channel(&key);
+        let mut call = scripts::RELEASE.key(key);
+        call.arg(token.as_str()).arg(channel);
         match self.run("release", call.invoke_async(&mut conn)).await? {
             1i64 => Ok(Release::Released),
             0 => Ok(Release::NotOwner),
@@ -372,9 +447,12 @@ impl LockBackend for RedisRsBackend {
 
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
         let mut conn = self.conn.clone();
-        let cmd = redis::cmd("DEL").arg(self.key(name)).to_owned();
+        let key = self.key(name);
+        let channel = release_channel(&key);
+        let mut call = scripts::FORCE_RELEASE.key(key);
+        call.arg(channel);
         match self
-            .run("force release", cmd.query_async(&mut conn))
+            .run("force release", call.invoke_async(&mut conn))
             .await?
         {
             1i64 => Ok(ForceRelease::Released),
@@ -392,6 +470,19 @@ impl LockBackend for RedisRsBackend {
             other => Err(unexpected("status", other)),
         }
     }
+
+    async fn watch(&self, name: &LockName) -> Result<Watch> {
+        match &self.waiters {
+            Some(waiters) => waiters.watch(release_channel(&self.key(name))).await,
+            None => Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "{self:?} does not offer notification of releases: built from a \
+                     connection manager, it has no client to open a Pub/Sub connection with"
+                ),
+            )),
+        }
+    }
 }
 
 impl fmt::Debug for RedisRsBackend {
@@ -400,6 +491,7 @@ impl fmt::Debug for RedisRsBackend {
             .field("target", &self.target)
             .field("prefix", &self.prefix)
             .field("response_timeout", &self.timeout)
+            .field("notify", &self.waiters.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -413,6 +505,33 @@ mod tests {
         let err = url_from_env(Err(std::env::VarError::NotPresent)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(err.to_string().contains("REDIS_URL"), "{err}");
+    }
+
+    #[test]
+    fn fenced_replies_are_parsed_strictly() {
+        assert_eq!(fenced(&[1, 7]), Some(FencedAcquire::Acquired { fence: 7 }));
+        assert_eq!(
+            fenced(&[0, 1500]),
+            Some(FencedAcquire::Held {
+                remaining: Some(Duration::from_millis(1500))
+            })
+        );
+        assert_eq!(
+            fenced(&[0, -1]),
+            Some(FencedAcquire::Held { remaining: None })
+        );
+        for wrong in [
+            &[1][..],
+            &[1, 0],
+            &[1, -3],
+            &[0, -2],
+            &[0],
+            &[],
+            &[2, 1],
+            &[1, 2, 3],
+        ] {
+            assert_eq!(fenced(wrong), None, "{wrong:?}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod backend;
 mod error;
+mod pubsub;
 mod scripts;
 
 pub use backend::{REDIS_URL_ENV, RedisRsBackend, RedisRsBuilder};

@@ -9,8 +9,14 @@ use std::sync::LazyLock;
 pub(crate) static ACQUIRE: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(lock_core::scripts::ACQUIRE));
 
+pub(crate) static ACQUIRE_FENCED: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(lock_core::scripts::ACQUIRE_FENCED));
+
 pub(crate) static RENEW: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(lock_core::scripts::RENEW));
 
 pub(crate) static RELEASE: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(lock_core::scripts::RELEASE));
+
+pub(crate) static FORCE_RELEASE: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(lock_core::scripts::FORCE_RELEASE));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conformance::redis_server::TlsRedisServer;
-use lock_core::{Cleared, ErrorKind, ProcessLock};
+use lock_core::{Cleared, ErrorKind, LockBackend, LockName, ProcessLock};
 use lock_redis_rs::RedisRsBackend;
 use lock_redis_rs::redis::{self, TlsCertificates};
 
@@ -28,10 +28,18 @@ async fn locks_over_tls_with_a_private_ca() {
     )
     .unwrap();
     let backend = Arc::new(RedisRsBackend::with_client(client).connect().await.unwrap());
+    // The Pub/Sub connection goes over TLS too.
+    let mut watch = backend
+        .watch(&LockName::new("over-tls").unwrap())
+        .await
+        .unwrap();
     let lock = ProcessLock::new(backend, "over-tls", Duration::from_secs(5)).unwrap();
     assert!(lock.lock().await.unwrap());
     assert!(lock.update().await.unwrap());
     assert_eq!(lock.clear(false).await.unwrap(), Cleared::Cleared);
+    tokio::time::timeout(Duration::from_secs(1), watch.released())
+        .await
+        .expect("the release's message, over TLS");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -13,17 +13,80 @@
 //! | [`reconnects_after_the_connection_is_killed`], [`an_outage_gives_connection_errors_then_the_backend_recovers`] | `ErrorKind::Connection`, then reconnection |
 //! | [`a_request_whose_reply_is_lost_fails_and_is_never_replayed`] | a request is sent once, never again after reconnecting |
 //! | [`every_operation_is_one_round_trip`] | one command per operation (`MONITOR`) |
+//! | [`a_waiter_sends_nothing_while_it_waits`], [`a_release_wakes_a_waiter_at_once`] | waiting by notification: `SUBSCRIBE`, one try, silence, woken by the release's `PUBLISH` at once |
+//! | [`a_waiter_survives_its_pubsub_connection_being_killed`], [`a_broken_pubsub_connection_fails_watches_promptly_then_recovers`] | the Pub/Sub connection reconnects, subscribes again and wakes its waiters; watching while it is down fails at once |
+//! | [`fencing_tokens_grow_on_the_wire_under_the_prefix`] | fencing tokens from 1, strictly growing, as a plain integer in the fence key, under the prefix |
+//! | [`a_paused_server_makes_a_guard_report_its_loss_before_the_lock_expires`] | a guard reports `LostReason::Expired` before its lock could expire on the server |
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lock_core::{Cleared, ErrorKind, LockBackend, LockName, LockState, ProcessLock};
+use lock_core::scripts::{fence_key, release_channel};
+use lock_core::{
+    Cleared, ErrorKind, FencedAcquire, LockBackend, LockGuard, LockName, LockState, LostReason,
+    ProcessLock, Release, Token, Ttl,
+};
+use tokio::task::JoinHandle;
 
 use super::{RedisFixture, RedisOptions};
-use crate::redis_server::RawRedis;
+use crate::redis_server::{CommandCounter, RawRedis, Resp};
 
 fn handle(backend: &Arc<dyn LockBackend>, name: &str) -> ProcessLock {
     ProcessLock::new(backend.clone(), name, Duration::from_secs(30)).unwrap()
+}
+
+fn name(name: &str) -> LockName {
+    LockName::new(name).unwrap()
+}
+
+/// Waits, 5 s at most, until the commands clients sent since the last `take` satisfy `done`,
+/// and returns them.
+async fn sent_until(counter: &CommandCounter, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut sent = Vec::new();
+    loop {
+        sent.extend(counter.take().await.unwrap());
+        if done(&sent) {
+            return sent;
+        }
+        assert!(Instant::now() < deadline, "only {sent:?} were sent in 5 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Whether `sent` has a `SUBSCRIBE` and, after it, an `EVALSHA`: a waiter watched, then tried.
+fn subscribed_then_tried(sent: &[String]) -> bool {
+    sent.iter()
+        .position(|c| c == "subscribe")
+        .is_some_and(|at| sent[at..].iter().any(|c| c == "evalsha"))
+}
+
+/// `acquire()` in a task of its own, to wait while the case goes on.
+fn wait_for(lock: ProcessLock) -> JoinHandle<lock_core::Result<LockGuard>> {
+    tokio::spawn(async move { lock.acquire().await })
+}
+
+/// The waiter's guard, within `within`.
+async fn acquired(
+    waiting: JoinHandle<lock_core::Result<LockGuard>>,
+    within: Duration,
+) -> LockGuard {
+    tokio::time::timeout(within, waiting)
+        .await
+        .unwrap_or_else(|_| panic!("the waiter did not get the lock within {within:?}"))
+        .expect("the waiting task")
+        .expect("acquire")
+}
+
+/// How many clients are subscribed to the release channel of the lock at `key`.
+async fn subscribers(admin: &mut RawRedis, key: &str) -> i64 {
+    let channel = release_channel(key);
+    match admin.run(&["PUBSUB", "NUMSUB", &channel]).await.unwrap() {
+        Resp::Array(Some(reply)) if reply.len() == 2 => {
+            reply[1].as_int().expect("PUBSUB NUMSUB's count")
+        }
+        other => panic!("PUBSUB NUMSUB answered {other:?}"),
+    }
 }
 
 /// What `process-lock-node` sends for `lock()`: `SET name <uuid> NX EX timeout`.
@@ -50,8 +113,14 @@ pub async fn a_node_lock_excludes_rust_and_rust_cannot_touch_it(fx: &RedisFixtur
     );
     assert_eq!(lock.clear(false).await.unwrap(), Cleared::NotOwner);
     assert_eq!(lock.status().await.unwrap(), LockState::Locked);
+    assert!(
+        lock.try_acquire().await.unwrap().is_none(),
+        "a fenced acquire is excluded too"
+    );
     let value = node.get("shared-job").await.unwrap();
     assert_eq!(value.as_deref(), Some(uuid), "Node's value is untouched");
+    let counter = node.get(&fence_key("shared-job")).await.unwrap();
+    assert_eq!(counter, None, "a failed fenced acquire counts nothing");
 
     // Node's clear: GET, compare with its uuid, DEL.
     assert_eq!(node.int(&["DEL", "shared-job"]).await.unwrap(), 1);
@@ -82,6 +151,22 @@ pub async fn a_rust_lock_excludes_node_with_the_plain_token_as_value(fx: &RedisF
     let value = node.get("shared-job").await.unwrap();
     assert_eq!(value.as_deref(), Some(lock.token().as_str()));
     assert_eq!(lock.clear(false).await.unwrap(), Cleared::Cleared);
+
+    // A guard (a fenced acquire) writes the same key and value: the fence lives elsewhere.
+    let guard = lock.try_acquire().await.unwrap().expect("free");
+    let value = node.get("shared-job").await.unwrap();
+    assert_eq!(
+        value.as_deref(),
+        Some(guard.token().as_str()),
+        "a fenced acquire's key holds the plain token too"
+    );
+    let ttl = node.int(&["PTTL", "shared-job"]).await.unwrap();
+    assert!((29_000..=30_000).contains(&ttl), "expiry set in ms: {ttl}");
+    assert!(
+        !node_lock(&mut node, "shared-job", "node-uuid").await,
+        "Node is excluded by a guard"
+    );
+    assert_eq!(guard.release().await.unwrap(), Release::Released);
     assert!(
         node_lock(&mut node, "shared-job", "node-uuid").await,
         "Node gets it after clear"
@@ -112,6 +197,25 @@ pub async fn every_operation_survives_script_flush(fx: &RedisFixture) {
     flush().await;
     assert_eq!(a.clear(false).await.unwrap(), Cleared::Missing);
     assert!(!a.update().await.unwrap());
+
+    // The fenced acquire and the forced release are scripts too.
+    let (key, ttl) = (name("flushed"), Ttl::from_secs(30).unwrap());
+    flush().await;
+    let fenced = backend.try_acquire_fenced(&key, a.token(), ttl).await;
+    assert_eq!(fenced.unwrap(), FencedAcquire::Acquired { fence: 1 });
+    flush().await;
+    let held = backend
+        .try_acquire_fenced(&key, b.token(), ttl)
+        .await
+        .unwrap();
+    assert!(
+        matches!(held, FencedAcquire::Held { remaining: Some(_) }),
+        "{held:?}"
+    );
+    flush().await;
+    assert_eq!(b.clear(true).await.unwrap(), Cleared::Cleared);
+    flush().await;
+    assert_eq!(b.clear(true).await.unwrap(), Cleared::Missing);
 }
 
 /// After `SCRIPT FLUSH`, a script costs `EVALSHA` (refused), `SCRIPT LOAD`, `EVALSHA` once, then
@@ -145,6 +249,10 @@ pub async fn a_key_of_another_type_is_a_wrong_type_error(fx: &RedisFixture) {
         ("lock", lock.lock().await.map(|_| ()).unwrap_err()),
         ("update", lock.update().await.map(|_| ()).unwrap_err()),
         ("clear", lock.clear(false).await.map(|_| ()).unwrap_err()),
+        (
+            "fenced acquire",
+            lock.try_acquire().await.map(|_| ()).unwrap_err(),
+        ),
     ] {
         assert_eq!(err.kind(), ErrorKind::WrongType, "{op}: {err}");
         assert!(
@@ -154,6 +262,8 @@ pub async fn a_key_of_another_type_is_a_wrong_type_error(fx: &RedisFixture) {
     }
     let len = other.int(&["LLEN", "queue"]).await.unwrap();
     assert_eq!(len, 1, "the list was left alone");
+    let counter = other.get(&fence_key("queue")).await.unwrap();
+    assert_eq!(counter, None, "a failed fenced acquire counts nothing");
     assert_eq!(
         lock.status().await.unwrap(),
         LockState::Locked,
@@ -435,16 +545,24 @@ pub async fn a_request_whose_reply_is_lost_fails_and_is_never_replayed(fx: &Redi
 }
 
 /// Once the scripts are loaded, every operation is exactly one command: `EVALSHA` for lock,
-/// update and clear, `PTTL` for status, `DEL` for a forced clear.
+/// a fenced acquire, update, clear and a forced clear (a script, to publish the release),
+/// `PTTL` for status.
 pub async fn every_operation_is_one_round_trip(fx: &RedisFixture) {
     let counter = fx.counter().await;
     let backend = fx.backend().await;
     let a = handle(&backend, "counted");
     let b = handle(&backend, "counted");
+    let (key, ttl) = (name("counted"), Ttl::from_secs(30).unwrap());
     // Load the scripts first: a cold script costs a SCRIPT LOAD once per server.
     assert!(a.lock().await.unwrap());
     assert!(a.update().await.unwrap());
     assert_eq!(a.clear(false).await.unwrap(), Cleared::Cleared);
+    let fenced = backend.try_acquire_fenced(&key, a.token(), ttl).await;
+    assert!(
+        matches!(fenced, Ok(FencedAcquire::Acquired { .. })),
+        "{fenced:?}"
+    );
+    assert_eq!(a.clear(true).await.unwrap(), Cleared::Cleared);
     counter.take().await.unwrap();
 
     let one = |commands: Vec<String>, expected: &str, op: &str| {
@@ -469,5 +587,394 @@ pub async fn every_operation_is_one_round_trip(fx: &RedisFixture) {
     assert_eq!(a.clear(false).await.unwrap(), Cleared::Cleared);
     one(counter.take().await.unwrap(), "evalsha", "clear");
     assert_eq!(a.clear(true).await.unwrap(), Cleared::Missing);
-    one(counter.take().await.unwrap(), "del", "clear(force)");
+    one(
+        counter.take().await.unwrap(),
+        "evalsha",
+        "clear(force), missing",
+    );
+
+    let fenced = backend.try_acquire_fenced(&key, a.token(), ttl).await;
+    assert_eq!(fenced.unwrap(), FencedAcquire::Acquired { fence: 2 });
+    one(counter.take().await.unwrap(), "evalsha", "fenced acquire");
+    let fenced = backend.try_acquire_fenced(&key, b.token(), ttl).await;
+    assert!(
+        matches!(fenced, Ok(FencedAcquire::Held { .. })),
+        "{fenced:?}"
+    );
+    one(
+        counter.take().await.unwrap(),
+        "evalsha",
+        "fenced acquire (held)",
+    );
+    assert_eq!(b.clear(true).await.unwrap(), Cleared::Cleared);
+    one(counter.take().await.unwrap(), "evalsha", "clear(force)");
+}
+
+/// A waiter sends nothing while it waits: `acquire()` on a lock another backend holds costs one
+/// `SUBSCRIBE` and one `EVALSHA` (held), then not a single command (no polling, no `PING`)
+/// until the holder's release (its `EVALSHA`, whose `PUBLISH` wakes the waiter), then one
+/// `EVALSHA` that takes the lock.
+pub async fn a_waiter_sends_nothing_while_it_waits(fx: &RedisFixture) {
+    let mut admin = fx.raw().await;
+    let holder_backend = fx.backend().await;
+    let waiter_backend = fx.backend().await;
+    assert!(
+        waiter_backend.capabilities().notify,
+        "a Redis backend notifies releases"
+    );
+    let holder = handle(&holder_backend, "awaited");
+    let waiter = handle(&waiter_backend, "awaited");
+    // Warm up, so that only the waiting is counted: open the waiter's Pub/Sub connection (a
+    // handshake of its own) and load every script the waiting and the holder use.
+    let warm = waiter_backend.watch(&name("warm-up")).await.unwrap();
+    assert!(holder.lock().await.unwrap());
+    assert_eq!(holder.clear(false).await.unwrap(), Cleared::Cleared);
+    let guard = waiter.try_acquire().await.unwrap().expect("free");
+    assert_eq!(guard.release().await.unwrap(), Release::Released);
+    let counter = fx.counter().await;
+
+    assert!(holder.lock().await.unwrap());
+    assert_eq!(
+        counter.take().await.unwrap(),
+        ["evalsha"],
+        "the holder's lock"
+    );
+    let waiting = wait_for(waiter);
+    let sent = sent_until(&counter, |sent| sent.len() >= 2).await;
+    assert_eq!(sent, ["subscribe", "evalsha"], "watch, then one try");
+
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!waiting.is_finished(), "the lock is held for 30 s");
+    assert_eq!(
+        counter.take().await.unwrap(),
+        Vec::<String>::new(),
+        "the waiter sent something while waiting"
+    );
+
+    assert_eq!(holder.clear(false).await.unwrap(), Cleared::Cleared);
+    let guard = acquired(waiting, Duration::from_secs(5)).await;
+    assert_eq!(
+        counter.take().await.unwrap(),
+        ["evalsha", "evalsha"],
+        "the holder's release, then the waiter's one acquire"
+    );
+    let value = admin.get("awaited").await.unwrap();
+    assert_eq!(value.as_deref(), Some(guard.token().as_str()));
+    assert_eq!(guard.release().await.unwrap(), Release::Released);
+    drop(warm);
+}
+
+/// A release wakes a waiter in another process at once: a waiter on a lock with 30 s left gets
+/// it within 200 ms of the holder's `clear(false)`, and another within 200 ms of a forced
+/// `clear(true)`. Woken by the release's message: not by the expiry, 30 s away, and not by
+/// polling, since the backend declares `notify`. The fences of the two guards grow.
+pub async fn a_release_wakes_a_waiter_at_once(fx: &RedisFixture) {
+    const AT_ONCE: Duration = Duration::from_millis(200);
+    let counter = fx.counter().await;
+    let holder_backend = fx.backend().await;
+    let waiter_backend = fx.backend().await;
+    assert!(waiter_backend.capabilities().notify);
+    assert!(holder_backend.capabilities().notify);
+    let holder = handle(&holder_backend, "wake-up");
+    assert!(holder.lock().await.unwrap());
+    counter.take().await.unwrap();
+
+    let waiting = wait_for(handle(&waiter_backend, "wake-up"));
+    sent_until(&counter, subscribed_then_tried).await;
+    assert!(!waiting.is_finished(), "the lock is held for 30 s");
+    let released = Instant::now();
+    assert_eq!(holder.clear(false).await.unwrap(), Cleared::Cleared);
+    let first = acquired(waiting, Duration::from_secs(5)).await;
+    let took = released.elapsed();
+    assert!(took < AT_ONCE, "woken {took:?} after the release");
+    assert!(first.is_held());
+
+    // Now the first waiter's backend holds it, and a waiter on the other backend is woken by
+    // a third party's forced clear.
+    let waiting = wait_for(handle(&holder_backend, "wake-up"));
+    sent_until(&counter, subscribed_then_tried).await;
+    assert!(!waiting.is_finished(), "the lock is held for 30 s");
+    let released = Instant::now();
+    let admin = handle(&fx.backend().await, "wake-up");
+    assert_eq!(admin.clear(true).await.unwrap(), Cleared::Cleared);
+    let second = acquired(waiting, Duration::from_secs(5)).await;
+    let took = released.elapsed();
+    assert!(took < AT_ONCE, "woken {took:?} after the forced release");
+    match (first.fence(), second.fence()) {
+        (Some(one), Some(two)) => assert!(one < two, "fences {one} then {two}"),
+        fences => panic!("a Redis backend gives fencing tokens: {fences:?}"),
+    }
+    assert_eq!(second.release().await.unwrap(), Release::Released);
+    assert_eq!(first.release().await.unwrap(), Release::Missing);
+}
+
+/// A waiter survives its Pub/Sub connection being killed (`CLIENT KILL TYPE pubsub`) while it
+/// waits on a lock with 30 s left: the holder's release, published while the connection was
+/// down or coming back, still reaches it within a few seconds (the backend reconnects,
+/// subscribes again and wakes its waiters), and the new connection then carries the next
+/// release's message at once.
+pub async fn a_waiter_survives_its_pubsub_connection_being_killed(fx: &RedisFixture) {
+    let mut admin = fx.raw().await;
+    let holder_backend = fx.backend().await;
+    let waiter_backend = fx.backend().await;
+    let holder = handle(&holder_backend, "killed-sub");
+    assert!(holder.lock().await.unwrap());
+
+    let waiting = wait_for(handle(&waiter_backend, "killed-sub"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while subscribers(&mut admin, "killed-sub").await == 0 {
+        assert!(Instant::now() < deadline, "the waiter never subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "the lock is held for 30 s");
+    let killed = admin
+        .int(&["CLIENT", "KILL", "TYPE", "pubsub"])
+        .await
+        .unwrap();
+    assert_eq!(killed, 1, "one Pub/Sub connection: the waiter's backend's");
+    assert_eq!(holder.clear(false).await.unwrap(), Cleared::Cleared);
+    let guard = acquired(waiting, Duration::from_secs(5)).await;
+    assert!(guard.is_held());
+    assert_eq!(
+        subscribers(&mut admin, "killed-sub").await,
+        1,
+        "subscribed again"
+    );
+
+    // The new connection carries messages: another waiter of the same backend is woken by
+    // the next release at once.
+    assert_eq!(guard.release().await.unwrap(), Release::Released);
+    assert!(holder.lock().await.unwrap());
+    let waiting = wait_for(handle(&waiter_backend, "killed-sub"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the lock is held for 30 s");
+    let released = Instant::now();
+    assert_eq!(holder.clear(false).await.unwrap(), Cleared::Cleared);
+    let guard = acquired(waiting, Duration::from_secs(5)).await;
+    let took = released.elapsed();
+    assert!(took < Duration::from_millis(200), "woken {took:?} after");
+    assert_eq!(guard.release().await.unwrap(), Release::Released);
+}
+
+/// While the network to the server is down, watching a lock (subscribing) fails at once with a
+/// retryable `ErrorKind::Connection` error, within the response timeout; once the network is
+/// back, the backend's Pub/Sub connection comes back by itself, wakes the watches made before
+/// the outage (a release may have gone unseen), and delivers the next releases to them.
+pub async fn a_broken_pubsub_connection_fails_watches_promptly_then_recovers(fx: &RedisFixture) {
+    let proxy = fx.proxy().await;
+    let options = RedisOptions::default().with_response_timeout(Duration::from_millis(500));
+    let backend = fx
+        .connect(proxy.url(), options.clone())
+        .await
+        .unwrap_or_else(|e| panic!("connecting through the proxy: {e:?}"));
+    let mut before = backend.watch(&name("before-outage")).await.unwrap();
+
+    proxy.set_down(true);
+    for attempt in 0..3 {
+        let started = Instant::now();
+        let err = backend.watch(&name("during-outage")).await.unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Connection,
+            "attempt {attempt}: {err:?}"
+        );
+        assert!(err.is_retryable());
+        assert!(
+            took < options.response_timeout,
+            "attempt {attempt}: {took:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    proxy.set_down(false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut after = loop {
+        match backend.watch(&name("after-outage")).await {
+            Ok(watch) => break watch,
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Connection, "{e:?}");
+                assert!(Instant::now() < deadline, "no Pub/Sub reconnection: {e:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), before.released())
+        .await
+        .expect("the watch made before the outage is woken once subscribed again");
+
+    // Both watches get the next releases, published by another process.
+    let other = fx.backend().await;
+    for (watch, lock) in [(&mut before, "before-outage"), (&mut after, "after-outage")] {
+        let lock = handle(&other, lock);
+        assert!(lock.lock().await.unwrap());
+        assert_eq!(lock.clear(false).await.unwrap(), Cleared::Cleared);
+        tokio::time::timeout(Duration::from_secs(1), watch.released())
+            .await
+            .unwrap_or_else(|_| panic!("no message for {}", lock.name().as_str()));
+    }
+}
+
+/// Fencing tokens on the wire: fenced acquisitions of one name, from two backends, get 1, 2, 3,
+/// strictly growing also for the holder acquiring again, and never for a failed attempt. The
+/// lock's key holds the plain token; the counter is the plain integer at
+/// `lock_core::scripts::fence_key(key)`, without expiry, kept after release; both keys are
+/// under the prefix ([`RedisOptions::prefix`]).
+pub async fn fencing_tokens_grow_on_the_wire_under_the_prefix(fx: &RedisFixture) {
+    let mut admin = fx.raw().await;
+    let options = RedisOptions::default().with_prefix("app:");
+    let a_backend = fx.backend_with(options.clone()).await;
+    let b_backend = fx.backend_with(options).await;
+    assert!(a_backend.capabilities().fencing, "a Redis backend fences");
+    let (a, b) = (handle(&a_backend, "fenced"), handle(&b_backend, "fenced"));
+    let (key, counter) = ("app:fenced", fence_key("app:fenced"));
+    assert_eq!(counter, "{app:fenced}:fence");
+
+    let first = a.try_acquire().await.unwrap().expect("free");
+    assert_eq!(first.fence(), Some(1), "fences count from 1");
+    let value = admin.get(key).await.unwrap();
+    assert_eq!(
+        value.as_deref(),
+        Some(first.token().as_str()),
+        "the prefixed key holds the plain token (the connect function must apply \
+         RedisOptions::prefix)"
+    );
+    assert_eq!(admin.get(&counter).await.unwrap().as_deref(), Some("1"));
+    assert_eq!(
+        admin.get("fenced").await.unwrap(),
+        None,
+        "no unprefixed key"
+    );
+    assert_eq!(admin.get(&fence_key("fenced")).await.unwrap(), None);
+    let ttl = admin.int(&["PTTL", key]).await.unwrap();
+    assert!((29_000..=30_000).contains(&ttl), "expiry set in ms: {ttl}");
+
+    assert!(b.try_acquire().await.unwrap().is_none(), "a holds it");
+    assert_eq!(
+        admin.get(&counter).await.unwrap().as_deref(),
+        Some("1"),
+        "a failed attempt counts nothing"
+    );
+    assert_eq!(first.release().await.unwrap(), Release::Released);
+
+    let second = b.try_acquire().await.unwrap().expect("released");
+    assert_eq!(second.fence(), Some(2));
+    let value = admin.get(key).await.unwrap();
+    assert_eq!(value.as_deref(), Some(second.token().as_str()));
+    // The holder acquiring again (the primitive, with the guard's own token) counts too.
+    let ttl = Ttl::from_secs(30).unwrap();
+    let again = b_backend
+        .try_acquire_fenced(&name("fenced"), second.token(), ttl)
+        .await
+        .unwrap();
+    assert_eq!(again, FencedAcquire::Acquired { fence: 3 });
+    let stranger = Token::generate().unwrap();
+    let held = a_backend
+        .try_acquire_fenced(&name("fenced"), &stranger, ttl)
+        .await
+        .unwrap();
+    match held {
+        FencedAcquire::Held {
+            remaining: Some(left),
+        } => assert!(left > Duration::from_secs(29), "{left:?}"),
+        other => panic!("held by b: {other:?}"),
+    }
+    assert_eq!(second.release().await.unwrap(), Release::Released);
+    let fence: u64 = admin
+        .get(&counter)
+        .await
+        .unwrap()
+        .expect("the counter outlives the lock")
+        .parse()
+        .expect("a plain integer");
+    assert_eq!(fence, 3);
+    assert_eq!(
+        admin.int(&["PTTL", &counter]).await.unwrap(),
+        -1,
+        "never expires"
+    );
+    assert_eq!(admin.get(key).await.unwrap(), None, "released");
+}
+
+/// A server that stops answering (`CLIENT PAUSE`) while a guard holds a 1 s lock: the renewals
+/// time out (`ErrorKind::Timeout`, at the response timeout of 250 ms), and the guard reports
+/// `LostReason::Expired` from before 1 s has passed since it was acquired, so before the server
+/// could expire the lock and hand it to someone else, and says so then (within scheduling
+/// slack). Once the server answers again, the backend works.
+pub async fn a_paused_server_makes_a_guard_report_its_loss_before_the_lock_expires(
+    fx: &RedisFixture,
+) {
+    const TTL: Duration = Duration::from_millis(1000);
+    let mut admin = fx.raw().await;
+    let options = RedisOptions::default().with_response_timeout(Duration::from_millis(250));
+    let backend = fx.backend_with(options).await;
+    let lock = ProcessLock::new(backend.clone(), "paused", TTL).unwrap();
+    let guard = lock.acquire().await.unwrap();
+    let acquired = Instant::now();
+
+    admin
+        .run(&["CLIENT", "PAUSE", "3000", "ALL"])
+        .await
+        .unwrap();
+    let lost = tokio::time::timeout(Duration::from_secs(3), guard.lost())
+        .await
+        .expect("the loss is reported");
+    let noticed = acquired.elapsed();
+    assert_eq!(lost.reason(), LostReason::Expired, "{lost}");
+    // Lost from the end of its validity, before the server's expiry (at least 1 s after the
+    // acquire was sent, and it was sent before `acquired`)...
+    let at = lost.at().into_std() - acquired;
+    assert!(at < TTL, "lost {at:?} after acquiring");
+    assert!(
+        at >= TTL / 2,
+        "lost {at:?} after acquiring, before renewals could fail"
+    );
+    // ...and said so then, give or take the scheduling of a loaded machine.
+    assert!(
+        noticed < TTL + Duration::from_millis(100),
+        "noticed {noticed:?} after acquiring"
+    );
+    if let Some(cause) = lost.cause() {
+        assert_eq!(cause.kind(), ErrorKind::Timeout, "{lost}");
+    }
+    assert!(!guard.is_held());
+    // Still paused: the backend's requests end at its response timeout, as the renewals did.
+    let started = Instant::now();
+    let err = lock.status().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err:?}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(750), "{took:?}");
+
+    // On Redis 7.0 UNPAUSE itself waits for the pause to end.
+    admin.run(&["CLIENT", "UNPAUSE"]).await.unwrap();
+    let other = handle(&backend, "after-pause");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match other.lock().await {
+            Ok(taken) => {
+                assert!(taken, "free");
+                break;
+            }
+            Err(e) => {
+                assert!(
+                    matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Connection),
+                    "{e:?}"
+                );
+                assert!(
+                    Instant::now() < deadline,
+                    "no answer after the pause: {e:?}"
+                );
+            }
+        }
+    }
+    assert!(other.update().await.unwrap());
+    assert_eq!(other.clear(false).await.unwrap(), Cleared::Cleared);
+    // The lost lock ends: released by the guard, or at its expiry.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while lock.status().await.unwrap() == LockState::Locked {
+        assert!(Instant::now() < deadline, "the lost lock is still there");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(guard);
 }

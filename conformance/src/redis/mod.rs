@@ -1,8 +1,10 @@
 //! The shared Redis suite: what every Redis backend must do beyond the backend-agnostic
 //! [`suite!`](crate::suite), against a real server of each test's own. The key and value
 //! `process-lock-node` uses, scripts that survive `SCRIPT FLUSH`, typed errors that never show
-//! the password, timeouts, reconnection, requests never replayed, and one round trip per
-//! operation.
+//! the password, timeouts, reconnection, requests never replayed, one round trip per
+//! operation, waiting by notification over Pub/Sub (silent while waiting, woken at once,
+//! surviving a lost connection), fencing tokens on the wire, and a guard's loss reported in time
+//! on a stalled server.
 //!
 //! A Redis backend runs it all with one [`redis_suite!`](crate::redis_suite) call, given a
 //! function that connects the backend to a URL with [`RedisOptions`]; see [`cases`] for what
@@ -35,6 +37,7 @@ use crate::redis_server::{CommandCounter, FaultyProxy, RawRedis, RedisServer};
 ///
 /// let options = RedisOptions::default().with_response_timeout(Duration::from_millis(300));
 /// assert_eq!(options.connect_timeout, Duration::from_secs(2));
+/// assert_eq!(options.prefix, "");
 /// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +48,8 @@ pub struct RedisOptions {
     pub response_timeout: Duration,
     /// How many more times to try connecting after a failed attempt.
     pub reconnect_attempts: usize,
+    /// The prefix of every lock's key (and fencing counter's): `""`, none, by default.
+    pub prefix: String,
 }
 
 impl RedisOptions {
@@ -75,6 +80,13 @@ impl RedisOptions {
         self.reconnect_attempts = attempts;
         self
     }
+
+    /// With every key under `prefix`.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
 }
 
 impl Default for RedisOptions {
@@ -83,6 +95,7 @@ impl Default for RedisOptions {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             response_timeout: Self::DEFAULT_RESPONSE_TIMEOUT,
             reconnect_attempts: Self::DEFAULT_RECONNECT_ATTEMPTS,
+            prefix: String::new(),
         }
     }
 }
@@ -257,6 +270,12 @@ macro_rules! __with_redis_cases {
             an_outage_gives_connection_errors_then_the_backend_recovers
             a_request_whose_reply_is_lost_fails_and_is_never_replayed
             every_operation_is_one_round_trip
+            a_waiter_sends_nothing_while_it_waits
+            a_release_wakes_a_waiter_at_once
+            a_waiter_survives_its_pubsub_connection_being_killed
+            a_broken_pubsub_connection_fails_watches_promptly_then_recovers
+            fencing_tokens_grow_on_the_wire_under_the_prefix
+            a_paused_server_makes_a_guard_report_its_loss_before_the_lock_expires
         }
     };
 }
@@ -282,10 +301,11 @@ __with_redis_cases!(redis_case_list {});
 ///
 /// The first argument is a function (or closure) `(url: String, options: RedisOptions)`
 /// returning a future of `lock_core::Result<Arc<dyn LockBackend>>`: the backend connected to
-/// `url` with the [`RedisOptions`] applied, or the error connecting gives. Each test starts a
-/// Redis server of its own ([`RedisServer::start_own`]) and runs its case in its own
-/// multi-thread tokio runtime; it is named after the case, so `cargo test redis_suite::` runs
-/// the suite and `cargo test every_operation_is_one_round_trip` runs one case.
+/// `url` with every one of the [`RedisOptions`] applied (the prefix too: a case checks it), or
+/// the error connecting gives. Each test starts a Redis server of its own
+/// ([`RedisServer::start_own`]) and runs its case in its own multi-thread tokio runtime; it is
+/// named after the case, so `cargo test redis_suite::` runs the suite and
+/// `cargo test every_operation_is_one_round_trip` runs one case.
 ///
 /// A case the backend is known to fail is named in `ignore = [case = "reason", ...]`: its test
 /// is then `#[ignore]`d with the reason, reported as ignored by name and never counted as
@@ -306,6 +326,7 @@ __with_redis_cases!(redis_case_list {});
 ///         .connect_timeout(options.connect_timeout)
 ///         .response_timeout(options.response_timeout)
 ///         .reconnect_attempts(options.reconnect_attempts)
+///         .prefix(options.prefix)
 ///         .connect()
 ///         .await?;
 ///     Ok(Arc::new(backend))
