@@ -14,13 +14,15 @@ use fred::prelude::{
 };
 use fred::types::scripts::Script;
 use fred::types::{ConnectHandle, RespVersion};
+use lock_core::notify::Subscriptions;
 use lock_core::{
-    Acquire, Capabilities, Error, ErrorKind, ForceRelease, LockBackend, LockName, Release, Result,
-    Status, Token, Ttl, async_trait,
+    Acquire, Capabilities, Error, ErrorKind, FencedAcquire, ForceRelease, LockBackend, LockName,
+    Release, Result, Status, Token, Ttl, Watch, async_trait,
 };
 use tokio::time::Instant;
 
 use crate::error::from_fred;
+use crate::pubsub::PubSub;
 use crate::scripts;
 
 /// The environment variable `process-lock-node` reads the server's URL from.
@@ -36,18 +38,30 @@ pub const REDIS_URL_ENV: &str = "REDIS_URL";
 /// by default; this backend sends every command with `max_attempts = 1`, whatever the client's
 /// own settings.)
 ///
-/// Every operation is one round trip and atomic: acquire is a script around `SET NX PX`,
-/// renew and release are compare-and-act scripts (by `EVALSHA`, loaded again transparently
-/// after a `SCRIPT FLUSH` or a restart), force release is `DEL`, status is `PTTL`. Each
-/// operation is bounded by the [response timeout](FredBuilder::response_timeout), waiting for a
-/// reconnection included.
+/// Every operation is one round trip and atomic: acquire (fenced or not) is a script around
+/// `SET`, renew, release and force release are compare-and-act scripts (all by `EVALSHA`, loaded
+/// again transparently after a `SCRIPT FLUSH` or a restart), status is `PTTL`. Each operation is
+/// bounded by the [response timeout](FredBuilder::response_timeout), waiting for a reconnection
+/// included.
+///
+/// Every release, owned or forced, is published on the lock's channel
+/// ([`release_channel`](lock_core::scripts::release_channel)), and waiters
+/// ([`LockBackend::watch`]) are woken by it: the backend opens one more connection, for
+/// Pub/Sub, on the first watch, with the same configuration (server, TLS, credentials) as its
+/// client's, and shares it among all its clones and waiters. It subscribes to a lock's channel
+/// while someone in the process waits for that lock, and after that connection broke and came
+/// back it subscribes again and wakes every waiter (a release may have gone unseen). Fencing
+/// tokens ([`LockBackend::try_acquire_fenced`]) count acquisitions in a second key, the lock's
+/// [`fence_key`](lock_core::scripts::fence_key).
 ///
 /// The key is the lock name (after an optional [prefix](FredBuilder::prefix), none by default)
 /// and the value the owner's token, as in `process-lock-node` and the `redis-rs` backend, so
 /// processes using any of them for one name exclude each other.
 ///
 /// A backend that made its own client (from a URL) closes the connection when its last clone is
-/// dropped; one built on an application's [`Client`] or [`Pool`] leaves it alone.
+/// dropped; one built on an application's [`Client`] or [`Pool`] leaves it alone. The Pub/Sub
+/// connection is always the backend's own: closed once its last clone and its last waiter are
+/// gone.
 ///
 /// # Examples
 ///
@@ -73,6 +87,8 @@ pub struct FredBackend {
     /// The server's URL without its password, for messages.
     target: Arc<str>,
     timeout: Duration,
+    /// The waiters of this backend's locks, and the Pub/Sub connection that wakes them.
+    notify: Arc<Subscriptions<PubSub>>,
     /// The connection task of a client this backend made itself, stopped with the last clone.
     _owned: Option<Arc<ConnectionTask>>,
 }
@@ -98,7 +114,7 @@ impl Conn {
 /// holds the client, so without that a client this backend made would keep its connection (and,
 /// with a reconnection policy, its retries) alive forever once unreachable, after the last
 /// clone of the backend is dropped or when connecting is cancelled.
-struct ConnectionTask(Option<ConnectHandle>);
+pub(crate) struct ConnectionTask(Option<ConnectHandle>);
 
 impl ConnectionTask {
     /// Lets the task run on, for an application's client.
@@ -204,7 +220,8 @@ impl FredBuilder {
     /// once they are spent.
     ///
     /// Only for a backend built from a URL: an application's [`Client`] or [`Pool`] keeps the
-    /// policy it was built with.
+    /// policy it was built with. The backend's Pub/Sub connection (for waiters) follows the
+    /// same policy.
     pub fn reconnect_policy(mut self, policy: ReconnectPolicy) -> Self {
         self.reconnect_policy = policy;
         self
@@ -276,11 +293,21 @@ impl FredBuilder {
                 (Conn::Pool(pool), None)
             }
         };
+        let target: Arc<str> = self.target.into();
+        // Not connected yet: the first watch connects it.
+        let notify = PubSub::new(
+            conn.next(),
+            target.clone(),
+            self.connect_timeout,
+            self.reconnect_attempts,
+            self.response_timeout,
+        );
         Ok(FredBackend {
             conn,
             prefix: self.prefix.into(),
-            target: self.target.into(),
+            target,
             timeout: self.response_timeout,
+            notify,
             _owned: owned,
         })
     }
@@ -301,11 +328,11 @@ impl fmt::Debug for FredBuilder {
 }
 
 /// Establishes a client's first connection, with retries, by a deadline.
-struct Starter<'a> {
-    deadline: Instant,
-    attempts: usize,
-    target: &'a str,
-    within: Duration,
+pub(crate) struct Starter<'a> {
+    pub(crate) deadline: Instant,
+    pub(crate) attempts: usize,
+    pub(crate) target: &'a str,
+    pub(crate) within: Duration,
 }
 
 /// Why one connection attempt failed.
@@ -317,7 +344,7 @@ enum Failed {
 impl Starter<'_> {
     /// Connects `client` unless it is connected already, trying again after retryable errors.
     /// Returns the connection task if this call started it.
-    async fn start(&self, client: &Client) -> Result<Option<ConnectionTask>> {
+    pub(crate) async fn start(&self, client: &Client) -> Result<Option<ConnectionTask>> {
         let mut delay = Duration::from_millis(50);
         let mut failures = 0;
         loop {
@@ -425,6 +452,12 @@ impl FredBackend {
     /// A builder on a `fred` [`Client`] the application already has, connected or not (it is
     /// connected if needed). Its own reconnection policy and timeouts apply, besides the
     /// builder's response timeout; its commands are sent once, never replayed.
+    ///
+    /// Waiters are woken over a Pub/Sub connection of the backend's own, made on the first
+    /// watch from a copy of the client's configuration (server or topology, TLS, credentials,
+    /// timeouts) and its reconnection policy, or the
+    /// [default one](FredBuilder::default_reconnect_policy) if it has none; the application's
+    /// client itself never subscribes.
     pub fn with_client(client: Client) -> FredBuilder {
         let target = describe(&client.client_config());
         FredBuilder::new(Source::Client(client), target)
@@ -432,7 +465,8 @@ impl FredBackend {
 
     /// A builder on a `fred` [`Pool`] the application already has, connected or not (each
     /// client is connected if needed): operations take its clients in turn. As
-    /// [`with_client`](Self::with_client) otherwise.
+    /// [`with_client`](Self::with_client) otherwise (one Pub/Sub connection for the backend,
+    /// made from the configuration of the pool's clients).
     pub fn with_pool(pool: Pool) -> FredBuilder {
         let target = describe(&pool.client_config());
         FredBuilder::new(Source::Pool(pool), target)
@@ -456,22 +490,6 @@ impl FredBackend {
         key
     }
 
-    /// The options of each command of an operation that must end by `deadline`: sent once, and
-    /// timed out by fred itself just before the deadline, so that a command still waiting to
-    /// be written (during a reconnection) is dropped instead of being sent late.
-    fn options(deadline: Instant) -> Options {
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .saturating_sub(Duration::from_millis(1))
-            // fred reads a zero timeout as "none".
-            .max(Duration::from_millis(1));
-        Options {
-            max_attempts: Some(1),
-            timeout: Some(left),
-            ..Options::default()
-        }
-    }
-
     /// Runs one operation on `client` that must end by `deadline` (the response timeout from
     /// now), mapping errors.
     async fn run<T>(
@@ -481,47 +499,74 @@ impl FredBackend {
         deadline: Instant,
         request: impl Future<Output = std::result::Result<T, FredError>>,
     ) -> Result<T> {
-        let context = || format!("{op} on {}", self.target);
-        let late = match tokio::time::timeout_at(deadline, request).await {
-            Ok(Ok(reply)) => return Ok(reply),
-            Ok(Err(e)) if *e.kind() != FredKind::Timeout => {
-                return Err(from_fred(e, &context(), self.timeout));
-            }
-            Ok(Err(e)) => Some(e),
-            Err(_) => None,
-        };
-        // While it reconnects, fred holds requests back (and drops those that time out before
-        // they are sent): without a connection, say so, as the redis-rs backend does.
-        let (kind, missing) = if client.state() == ClientState::Connected {
-            (ErrorKind::Timeout, "no answer")
-        } else {
-            (ErrorKind::Connection, "no connection")
-        };
-        let err = Error::new(
-            kind,
-            format!("{}: {missing} within {:?}", context(), self.timeout),
-        );
-        Err(match late {
-            Some(e) => err.with_source(e),
-            None => err,
-        })
+        bounded(op, &self.target, self.timeout, client, deadline, request).await
     }
 
-    /// Runs `script` by `EVALSHA`; after a `NOSCRIPT` (nothing ran), loads it and runs it again.
+    /// Runs `script` by `EVALSHA` on `keys`; after a `NOSCRIPT` (nothing ran), loads it and runs
+    /// it again.
     async fn eval(
         &self,
         op: &'static str,
         script: &'static Script,
-        key: String,
+        keys: Vec<String>,
         args: Vec<String>,
     ) -> Result<Value> {
         let client = self.conn.next();
         let deadline = Instant::now() + self.timeout;
         let request = routed(client, deadline, || {
-            evalsha_or_load(client.clone(), deadline, script, key.clone(), args.clone())
+            evalsha_or_load(client.clone(), deadline, script, keys.clone(), args.clone())
         });
         self.run(op, client, deadline, request).await
     }
+}
+
+/// The options of each command of an operation that must end by `deadline`: sent once, and
+/// timed out by fred itself just before the deadline, so that a command still waiting to be
+/// written (during a reconnection) is dropped instead of being sent late.
+pub(crate) fn options(deadline: Instant) -> Options {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(Duration::from_millis(1))
+        // fred reads a zero timeout as "none".
+        .max(Duration::from_millis(1));
+    Options {
+        max_attempts: Some(1),
+        timeout: Some(left),
+        ..Options::default()
+    }
+}
+
+/// Runs one request on `client` that must end by `deadline` (`within` from its start), mapping
+/// errors; `op` and `target` name it in messages.
+pub(crate) async fn bounded<T>(
+    op: &str,
+    target: &str,
+    within: Duration,
+    client: &Client,
+    deadline: Instant,
+    request: impl Future<Output = std::result::Result<T, FredError>>,
+) -> Result<T> {
+    let context = || format!("{op} on {target}");
+    let late = match tokio::time::timeout_at(deadline, request).await {
+        Ok(Ok(reply)) => return Ok(reply),
+        Ok(Err(e)) if *e.kind() != FredKind::Timeout => {
+            return Err(from_fred(e, &context(), within));
+        }
+        Ok(Err(e)) => Some(e),
+        Err(_) => None,
+    };
+    // While it reconnects, fred holds requests back (and drops those that time out before they
+    // are sent): without a connection, say so, as the redis-rs backend does.
+    let (kind, missing) = if client.state() == ClientState::Connected {
+        (ErrorKind::Timeout, "no answer")
+    } else {
+        (ErrorKind::Connection, "no connection")
+    };
+    let err = Error::new(kind, format!("{}: {missing} within {within:?}", context()));
+    Err(match late {
+        Some(e) => err.with_source(e),
+        None => err,
+    })
 }
 
 /// One `EVALSHA` of `script`, and after a `NOSCRIPT` (nothing ran) a `SCRIPT LOAD` and the
@@ -530,23 +575,23 @@ async fn evalsha_or_load(
     client: Client,
     deadline: Instant,
     script: &'static Script,
-    key: String,
+    keys: Vec<String>,
     args: Vec<String>,
 ) -> std::result::Result<Value, FredError> {
     let first = client
-        .with_options(&FredBackend::options(deadline))
-        .evalsha::<Value, _, _, _>(script.sha1().clone(), key.clone(), args.clone())
+        .with_options(&options(deadline))
+        .evalsha::<Value, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
         .await;
     match first {
         Err(e) if e.details().starts_with("NOSCRIPT") => {
             let lua = script.lua().cloned().unwrap_or_default();
             client
-                .with_options(&FredBackend::options(deadline))
+                .with_options(&options(deadline))
                 .script_load_cluster::<(), _>(lua)
                 .await?;
             client
-                .with_options(&FredBackend::options(deadline))
-                .evalsha::<Value, _, _, _>(script.sha1().clone(), key, args)
+                .with_options(&options(deadline))
+                .evalsha::<Value, _, _, _>(script.sha1().clone(), keys, args)
                 .await
         }
         other => other,
@@ -559,8 +604,8 @@ const NOT_ROUTED: &str = "Failed to route command.";
 /// Sends the request `send` builds, and sends it again, until `deadline`, while fred fails it
 /// for want of a connection (between a disconnection and the reconnection). Such a request was
 /// never written, so sending it again cannot apply it twice; a request that was written is
-/// never sent again (see [`FredBackend::options`]).
-async fn routed<T, F>(
+/// never sent again (see [`options`]).
+pub(crate) async fn routed<T, F>(
     client: &Client,
     deadline: Instant,
     mut send: impl FnMut() -> F,
@@ -685,7 +730,7 @@ fn url_from_env(var: std::result::Result<String, std::env::VarError>) -> Result<
     })
 }
 
-fn unexpected(op: &str, what: impl fmt::Debug) -> Error {
+pub(crate) fn unexpected(op: &str, what: impl fmt::Debug) -> Error {
     Error::new(
         ErrorKind::UnexpectedReply,
         format!("{op}: Redis answered {what:?}"),
@@ -705,6 +750,20 @@ fn int(value: &Value) -> Option<i64> {
     }
 }
 
+/// The reply of the fenced acquire script: `{1, fence}` with a fence from 1, or `{0, pttl}` with
+/// `pttl` -1 (no expiry) or more.
+fn fenced(reply: &Value) -> Option<FencedAcquire> {
+    match *ints(reply)?.as_slice() {
+        [1, fence] if fence >= 1 => Some(FencedAcquire::Acquired {
+            fence: u64::try_from(fence).ok()?,
+        }),
+        [0, pttl] if pttl >= -1 => Some(FencedAcquire::Held {
+            remaining: remaining(pttl),
+        }),
+        _ => None,
+    }
+}
+
 /// An array of integers reply.
 fn ints(value: &Value) -> Option<Vec<i64>> {
     match value {
@@ -718,13 +777,15 @@ impl LockBackend for FredBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             remaining_ttl: true,
+            notify: true,
+            fencing: true,
         }
     }
 
     async fn try_acquire(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<Acquire> {
         let args = vec![token.as_str().to_owned(), ttl.as_millis().to_string()];
         let reply = self
-            .eval("acquire", &scripts::ACQUIRE, self.key(name), args)
+            .eval("acquire", &scripts::ACQUIRE, vec![self.key(name)], args)
             .await?;
         match ints(&reply).as_deref() {
             Some([1]) => Ok(Acquire::Acquired),
@@ -738,7 +799,7 @@ impl LockBackend for FredBackend {
     async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool> {
         let args = vec![token.as_str().to_owned(), ttl.as_millis().to_string()];
         let reply = self
-            .eval("renew", &scripts::RENEW, self.key(name), args)
+            .eval("renew", &scripts::RENEW, vec![self.key(name)], args)
             .await?;
         match int(&reply) {
             Some(1) => Ok(true),
@@ -748,9 +809,13 @@ impl LockBackend for FredBackend {
     }
 
     async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
-        let args = vec![token.as_str().to_owned()];
+        let key = self.key(name);
+        let args = vec![
+            token.as_str().to_owned(),
+            lock_core::scripts::release_channel(&key),
+        ];
         let reply = self
-            .eval("release", &scripts::RELEASE, self.key(name), args)
+            .eval("release", &scripts::RELEASE, vec![key], args)
             .await?;
         match int(&reply) {
             Some(1) => Ok(Release::Released),
@@ -761,15 +826,11 @@ impl LockBackend for FredBackend {
     }
 
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
-        let client = self.conn.next();
         let key = self.key(name);
-        let deadline = Instant::now() + self.timeout;
-        let request = routed(client, deadline, || {
-            let with_options = client.with_options(&Self::options(deadline));
-            let key = key.clone();
-            async move { with_options.del::<Value, _>(key).await }
-        });
-        let reply = self.run("force release", client, deadline, request).await?;
+        let args = vec![lock_core::scripts::release_channel(&key)];
+        let reply = self
+            .eval("force release", &scripts::FORCE_RELEASE, vec![key], args)
+            .await?;
         match int(&reply) {
             Some(1) => Ok(ForceRelease::Released),
             Some(0) => Ok(ForceRelease::Missing),
@@ -777,12 +838,37 @@ impl LockBackend for FredBackend {
         }
     }
 
+    async fn try_acquire_fenced(
+        &self,
+        name: &LockName,
+        token: &Token,
+        ttl: Ttl,
+    ) -> Result<FencedAcquire> {
+        let key = self.key(name);
+        let fence = lock_core::scripts::fence_key(&key);
+        let args = vec![token.as_str().to_owned(), ttl.as_millis().to_string()];
+        let reply = self
+            .eval(
+                "fenced acquire",
+                &scripts::ACQUIRE_FENCED,
+                vec![key, fence],
+                args,
+            )
+            .await?;
+        fenced(&reply).ok_or_else(|| unexpected("fenced acquire", reply))
+    }
+
+    async fn watch(&self, name: &LockName) -> Result<Watch> {
+        let channel = lock_core::scripts::release_channel(&self.key(name));
+        self.notify.watch(channel).await
+    }
+
     async fn status(&self, name: &LockName) -> Result<Status> {
         let client = self.conn.next();
         let key = self.key(name);
         let deadline = Instant::now() + self.timeout;
         let request = routed(client, deadline, || {
-            let with_options = client.with_options(&Self::options(deadline));
+            let with_options = client.with_options(&options(deadline));
             let key = key.clone();
             async move { with_options.pttl::<Value, _>(key).await }
         });
@@ -854,5 +940,37 @@ mod tests {
         assert_eq!(ints(&Value::Array(vec![Value::Null])), None);
         assert_eq!(int(&Value::Integer(-2)), Some(-2));
         assert_eq!(int(&Value::Null), None);
+        let reply =
+            |items: &[i64]| Value::Array(items.iter().copied().map(Value::Integer).collect());
+        assert_eq!(
+            fenced(&reply(&[1, 7])),
+            Some(FencedAcquire::Acquired { fence: 7 })
+        );
+        assert_eq!(
+            fenced(&reply(&[0, 1500])),
+            Some(FencedAcquire::Held {
+                remaining: Some(Duration::from_millis(1500))
+            })
+        );
+        assert_eq!(
+            fenced(&reply(&[0, -1])),
+            Some(FencedAcquire::Held { remaining: None })
+        );
+        for bad in [
+            &[1][..],
+            &[1, 0],
+            &[1, -3],
+            &[0, -2],
+            &[0],
+            &[2, 1],
+            &[1, 2, 3],
+        ] {
+            assert_eq!(fenced(&reply(bad)), None, "{bad:?}");
+        }
+        assert_eq!(fenced(&Value::Integer(1)), None);
+        assert_eq!(
+            fenced(&Value::Array(vec![Value::Integer(1), Value::Null])),
+            None
+        );
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Not intended to be used directly: depend on `process-lock` with its `fred` feature, which
 //! re-exports this crate. Its behaviour is the same as the `redis-rs` backend's (same keys and
-//! values, scripts, errors and defaults, so either can replace the other), and both pass the
-//! `conformance` suite against a real Redis.
+//! values, scripts, release channels, fencing counters, errors and defaults, so either can
+//! replace the other), and both pass the `conformance` suite against a real Redis. Waiters are
+//! woken by releases over a Pub/Sub connection of the backend's own, opened on the first watch.
 //!
 //! # Features
 //!
@@ -15,6 +16,7 @@
 
 mod backend;
 mod error;
+mod pubsub;
 mod scripts;
 
 pub use backend::{FredBackend, FredBuilder, REDIS_URL_ENV};

@@ -12,11 +12,17 @@ use fred::types::scripts::Script;
 pub(crate) static ACQUIRE: LazyLock<Script> =
     LazyLock::new(|| Script::from_lua(lock_core::scripts::ACQUIRE));
 
+pub(crate) static ACQUIRE_FENCED: LazyLock<Script> =
+    LazyLock::new(|| Script::from_lua(lock_core::scripts::ACQUIRE_FENCED));
+
 pub(crate) static RENEW: LazyLock<Script> =
     LazyLock::new(|| Script::from_lua(lock_core::scripts::RENEW));
 
 pub(crate) static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::from_lua(lock_core::scripts::RELEASE));
+
+pub(crate) static FORCE_RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::from_lua(lock_core::scripts::FORCE_RELEASE));
 
 #[cfg(test)]
 mod tests {
@@ -24,9 +30,18 @@ mod tests {
 
     #[test]
     fn scripts_carry_their_source_and_sha1() {
-        for script in [&*ACQUIRE, &*RENEW, &*RELEASE] {
+        let all = [
+            &*ACQUIRE,
+            &*ACQUIRE_FENCED,
+            &*RENEW,
+            &*RELEASE,
+            &*FORCE_RELEASE,
+        ];
+        for script in all {
             assert!(script.lua().is_some());
             assert_eq!(script.sha1().len(), 40);
         }
+        let shas: std::collections::HashSet<_> = all.iter().map(|s| s.sha1().clone()).collect();
+        assert_eq!(shas.len(), all.len(), "every script is distinct");
     }
 }

@@ -1,14 +1,16 @@
 //! Behaviour specific to Redis: the shared Redis suite (`conformance::redis_suite!`: the wire
 //! format shared with `process-lock-node`, scripts that survive `SCRIPT FLUSH`, typed errors,
-//! timeouts, reconnection, no replays, one round trip per operation), then what only this
-//! backend offers. Every test runs against a real server of its own.
+//! timeouts, reconnection, no replays, one round trip per operation, waiting by Pub/Sub,
+//! fencing), then what only this backend offers or has to take care of with fred (its Pub/Sub
+//! connection's lifetime, configuration and confirmations). Every test runs against a real
+//! server of its own.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conformance::redis::RedisOptions;
 use conformance::redis_server::{RawRedis, RedisServer};
-use lock_core::{Cleared, LockBackend, ProcessLock};
+use lock_core::{Cleared, FencedAcquire, LockBackend, LockName, ProcessLock, Token, Ttl};
 use lock_fred::FredBackend;
 use lock_fred::fred::prelude::{Builder, Client, ClientLike, Config};
 
@@ -18,6 +20,7 @@ async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dy
         .connect_timeout(options.connect_timeout)
         .response_timeout(options.response_timeout)
         .reconnect_attempts(options.reconnect_attempts)
+        .prefix(options.prefix)
         .connect()
         .await?;
     Ok(Arc::new(backend))
@@ -39,6 +42,63 @@ async fn admin(server: &RedisServer) -> RawRedis {
 async fn clients(admin: &mut RawRedis) -> usize {
     let list = admin.run(&["CLIENT", "LIST"]).await.unwrap();
     list.as_str().unwrap_or_default().lines().count()
+}
+
+/// How many Pub/Sub connections the server has.
+async fn subscribers(admin: &mut RawRedis) -> usize {
+    let list = admin
+        .run(&["CLIENT", "LIST", "TYPE", "pubsub"])
+        .await
+        .unwrap();
+    list.as_str().unwrap_or_default().lines().count()
+}
+
+/// Waits (5 s at most) until `count` gives `expected`.
+async fn eventually(
+    admin: &mut RawRedis,
+    count: impl AsyncFn(&mut RawRedis) -> usize,
+    expected: usize,
+    what: &str,
+) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = count(admin).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {now}, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Takes `name` through `holder`, starts a waiter through `waiter`, releases, and checks that
+/// the waiter got the lock long before the holder's 30 s would have expired: it was woken.
+async fn a_release_wakes_the_waiter(
+    holder: &Arc<FredBackend>,
+    waiter: &Arc<FredBackend>,
+    name: &str,
+) {
+    let held = handle(holder, name).acquire().await.unwrap();
+    let waiting = handle(waiter, name);
+    let waiting = tokio::spawn(async move { waiting.acquire().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "the waiter did not wait");
+    let released = Instant::now();
+    assert_eq!(held.release().await.unwrap(), lock_core::Release::Released);
+    let guard = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the waiter was not woken by the release")
+        .unwrap()
+        .unwrap();
+    assert!(
+        released.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        released.elapsed()
+    );
+    assert_eq!(guard.release().await.unwrap(), lock_core::Release::Released);
 }
 
 fn handle(backend: &Arc<FredBackend>, name: &str) -> ProcessLock {
@@ -114,7 +174,8 @@ async fn built_from_an_existing_client_or_pool_with_a_prefix() {
     let unprefixed = admin.get("job").await.unwrap();
     assert_eq!(unprefixed, None);
     assert_eq!(from_client.prefix(), "app:");
-    assert!(from_client.capabilities().remaining_ttl);
+    let capabilities = from_client.capabilities();
+    assert!(capabilities.remaining_ttl && capabilities.notify && capabilities.fencing);
     let shown = format!("{from_client:?}");
     assert!(
         shown.contains(&server.url()[..server.url().len() - 1]),
@@ -184,4 +245,241 @@ async fn speaks_resp3_when_asked() {
     assert_eq!(b.clear(false).await.unwrap(), Cleared::NotOwner);
     assert_eq!(a.clear(false).await.unwrap(), Cleared::Cleared);
     assert_eq!(a.clear(true).await.unwrap(), Cleared::Missing);
+    // The Pub/Sub connection speaks RESP3 too: pushed messages, and PING's plain answer.
+    let other = Arc::new(FredBackend::connect(&url).await.unwrap());
+    a_release_wakes_the_waiter(&other, &backend, "resp3-waiter").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pubsub_connection_opens_on_the_first_watch_and_closes_with_the_last_clone() {
+    let server = server().await;
+    let mut admin = admin(&server).await;
+    let before = clients(&mut admin).await;
+    let backend = Arc::new(FredBackend::connect(server.url()).await.unwrap());
+    let clone = backend.clone();
+    let name = LockName::new("watched").unwrap();
+    assert_eq!(subscribers(&mut admin).await, 0, "opened before any watch");
+
+    let first = backend.watch(&name).await.unwrap();
+    let second = clone.watch(&LockName::new("other").unwrap()).await.unwrap();
+    assert_eq!(
+        subscribers(&mut admin).await,
+        1,
+        "one connection for every clone and waiter"
+    );
+    assert_eq!(clients(&mut admin).await, before + 2);
+    drop((first, second));
+    drop(backend);
+    // The clone still watches through the same connection.
+    let third = clone.watch(&name).await.unwrap();
+    assert_eq!(subscribers(&mut admin).await, 1);
+    drop(third);
+    drop(clone);
+    eventually(
+        &mut admin,
+        clients,
+        before,
+        "connections left after the last clone",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_outliving_the_backend_keeps_the_connection_until_it_is_dropped() {
+    let server = server().await;
+    let mut admin = admin(&server).await;
+    let before = clients(&mut admin).await;
+    let backend = Arc::new(FredBackend::connect(server.url()).await.unwrap());
+    let watch = backend.watch(&LockName::new("w").unwrap()).await.unwrap();
+    drop(backend);
+    eventually(
+        &mut admin,
+        clients,
+        before + 1,
+        "the backend's own connection",
+    )
+    .await;
+    assert_eq!(subscribers(&mut admin).await, 1, "the watch's connection");
+    drop(watch);
+    eventually(
+        &mut admin,
+        clients,
+        before,
+        "connections left after the last watch",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_first_watch_leaves_no_connection_behind() {
+    let server = server().await;
+    let mut admin = admin(&server).await;
+    let backend = Arc::new(FredBackend::connect(server.url()).await.unwrap());
+    let before = clients(&mut admin).await;
+    let name = LockName::new("cancelled").unwrap();
+    for micros in [0, 200, 500, 1_000, 2_000, 5_000] {
+        let _ = tokio::time::timeout(Duration::from_micros(micros), backend.watch(&name)).await;
+    }
+    drop(backend);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(
+        &mut admin,
+        clients,
+        before - 1,
+        "a connection outlived its cancelled watch",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiters_are_woken_through_a_backend_on_an_application_client_or_pool() {
+    let server = server().await;
+    let config = Config::from_url(server.url()).unwrap();
+    // No reconnection policy: the backend's Pub/Sub connection gets one of its own.
+    let client = Builder::from_config(config.clone()).build().unwrap();
+    let from_client = Arc::new(FredBackend::with_client(client).connect().await.unwrap());
+    let pool = Builder::from_config(config).build_pool(2).unwrap();
+    let from_pool = Arc::new(FredBackend::with_pool(pool).connect().await.unwrap());
+    let from_url = Arc::new(FredBackend::connect(server.url()).await.unwrap());
+
+    a_release_wakes_the_waiter(&from_url, &from_client, "app-client").await;
+    a_release_wakes_the_waiter(&from_url, &from_pool, "app-pool").await;
+    a_release_wakes_the_waiter(&from_client, &from_pool, "between-apps").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pubsub_connection_has_the_clients_credentials() {
+    let server = server().await;
+    let mut admin = admin(&server).await;
+    admin
+        .run(&["CONFIG", "SET", "requirepass", "s3cret-pw"])
+        .await
+        .unwrap();
+    admin.run(&["AUTH", "s3cret-pw"]).await.unwrap();
+    let url = server.url().replacen("redis://", "redis://:s3cret-pw@", 1);
+    let from_url = Arc::new(FredBackend::connect(&url).await.unwrap());
+    let client = Builder::from_config(Config::from_url(&url).unwrap())
+        .build()
+        .unwrap();
+    let from_client = Arc::new(FredBackend::with_client(client).connect().await.unwrap());
+    a_release_wakes_the_waiter(&from_url, &from_client, "with-password").await;
+    a_release_wakes_the_waiter(&from_client, &from_url, "with-password").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_returns_once_the_server_confirmed_the_subscription() {
+    // fred answers SUBSCRIBE once written: the backend waits for the server's confirmation.
+    let server = server().await;
+    let mut admin = admin(&server).await;
+    let backend = Arc::new(FredBackend::connect(server.url()).await.unwrap());
+    // Connected already, so that only the SUBSCRIBE is held up.
+    let _first = backend
+        .watch(&LockName::new("first").unwrap())
+        .await
+        .unwrap();
+    admin.run(&["CLIENT", "PAUSE", "600", "ALL"]).await.unwrap();
+    let started = Instant::now();
+    let _second = backend
+        .watch(&LockName::new("second").unwrap())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "returned before the server could confirm: {:?}",
+        started.elapsed()
+    );
+    let numsub = admin
+        .run(&[
+            "PUBSUB",
+            "NUMSUB",
+            &lock_core::scripts::release_channel("second"),
+        ])
+        .await
+        .unwrap();
+    assert!(format!("{numsub:?}").contains("Int(1)"), "{numsub:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiters_are_woken_after_the_pubsub_connection_is_killed() {
+    // fred does not subscribe again after reconnecting: the backend does.
+    let server = server().await;
+    let mut admin = admin(&server).await;
+    let backend = Arc::new(FredBackend::connect(server.url()).await.unwrap());
+    let holder = handle(&backend, "killed");
+    let held = holder.acquire().await.unwrap();
+    let waiting = handle(&backend, "killed");
+    let waiting = tokio::spawn(async move { waiting.acquire().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let killed = admin
+        .int(&["CLIENT", "KILL", "TYPE", "pubsub"])
+        .await
+        .unwrap();
+    assert_eq!(killed, 1);
+    // Subscribed again on the new connection.
+    eventually(&mut admin, subscribers, 1, "no new Pub/Sub connection").await;
+    let channel = lock_core::scripts::release_channel("killed");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let numsub = admin.run(&["PUBSUB", "NUMSUB", &channel]).await.unwrap();
+        if format!("{numsub:?}").contains("Int(1)") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not subscribed again: {numsub:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!waiting.is_finished(), "the waiter took a held lock");
+    assert_eq!(held.release().await.unwrap(), lock_core::Release::Released);
+    let guard = tokio::time::timeout(Duration::from_secs(2), waiting)
+        .await
+        .expect("the waiter was not woken by the release")
+        .unwrap()
+        .unwrap();
+    assert_eq!(guard.release().await.unwrap(), lock_core::Release::Released);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fencing_tokens_count_in_the_fence_key_under_the_prefix() {
+    let server = server().await;
+    let mut admin = admin(&server).await;
+    let backend = FredBackend::builder(server.url())
+        .prefix("app:")
+        .connect()
+        .await
+        .unwrap();
+    let name = LockName::new("fenced").unwrap();
+    let (a, b) = (Token::generate().unwrap(), Token::generate().unwrap());
+    let ttl = Ttl::new(Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        backend.try_acquire_fenced(&name, &a, ttl).await.unwrap(),
+        FencedAcquire::Acquired { fence: 1 }
+    );
+    assert!(matches!(
+        backend.try_acquire_fenced(&name, &b, ttl).await.unwrap(),
+        FencedAcquire::Held { remaining: Some(left) } if left > Duration::from_secs(29)
+    ));
+    assert_eq!(
+        backend.try_acquire_fenced(&name, &a, ttl).await.unwrap(),
+        FencedAcquire::Acquired { fence: 2 },
+        "the holder again: a new fence"
+    );
+    assert_eq!(
+        admin.get("{app:fenced}:fence").await.unwrap().as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        admin.get("app:fenced").await.unwrap().as_deref(),
+        Some(a.as_str())
+    );
+    assert_eq!(
+        backend.force_release(&name).await.unwrap(),
+        lock_core::ForceRelease::Released
+    );
+    assert_eq!(
+        backend.try_acquire_fenced(&name, &b, ttl).await.unwrap(),
+        FencedAcquire::Acquired { fence: 3 },
+        "the counter outlives the lock"
+    );
 }

@@ -34,10 +34,24 @@ async fn locks_over_tls_with_a_private_ca() {
     config.tls = Some(TlsConnector::from(tls).into());
     let client = Builder::from_config(config).build().unwrap();
     let backend = Arc::new(FredBackend::with_client(client).connect().await.unwrap());
-    let lock = ProcessLock::new(backend, "over-tls", Duration::from_secs(5)).unwrap();
+    let lock = ProcessLock::new(backend.clone(), "over-tls", Duration::from_secs(5)).unwrap();
     assert!(lock.lock().await.unwrap());
     assert!(lock.update().await.unwrap());
     assert_eq!(lock.clear(false).await.unwrap(), Cleared::Cleared);
+
+    // The Pub/Sub connection is made from the client's configuration: TLS with its CA.
+    let held = lock.acquire().await.unwrap();
+    let waiter = ProcessLock::new(backend, "over-tls", Duration::from_secs(30)).unwrap();
+    let waiting = tokio::spawn(async move { waiter.acquire().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "the waiter did not wait");
+    assert_eq!(held.release().await.unwrap(), lock_core::Release::Released);
+    let guard = tokio::time::timeout(Duration::from_secs(2), waiting)
+        .await
+        .expect("the waiter was not woken by the release")
+        .unwrap()
+        .unwrap();
+    assert_eq!(guard.release().await.unwrap(), lock_core::Release::Released);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,365 @@
+//! The Pub/Sub side of a [`FredBackend`](crate::FredBackend): one connection of its own, opened
+//! on the first watch, that carries the `SUBSCRIBE`s of every waiter of the backend and its
+//! clones, and a task that wakes the waiters of a channel when a message arrives on it.
+//!
+//! Three hazards of fred shape it:
+//! - fred answers `SUBSCRIBE` as soon as it is written, not once the server confirmed it, and
+//!   drops the confirmation. A waiter that tried the lock right away could then miss a release
+//!   published before the server processed the `SUBSCRIBE`: so each `SUBSCRIBE` is followed by
+//!   a `PING` on the same connection, whose answer comes after the confirmation.
+//! - fred does not subscribe again after reconnecting (only its `SubscriberClient` does, with
+//!   bookkeeping of its own): here `Subscriptions::resubscribe` does, on fred's reconnection
+//!   event, and wakes every waiter.
+//! - fred's connection task holds the client: the connection is stopped (its task aborted)
+//!   when the subscriptions are dropped, as the backend's own client is, and the listening task
+//!   holds only a weak reference, so that neither keeps the other alive.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use fred::error::{Error as FredError, ErrorKind as FredKind};
+use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::prelude::{Client, ClientState, Options, Server, Value};
+use fred::types::{ClusterHash, Message};
+use lock_core::notify::{Subscribe, Subscriptions};
+use lock_core::{ErrorKind, Result, async_trait};
+use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::broadcast::{Receiver, error::RecvError};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::backend::{ConnectionTask, FredBuilder, Starter, bounded, options, routed, unexpected};
+
+/// How long after a failed resubscription, on a connection that is still up (a server that did
+/// not answer in time), to try again.
+const RESUBSCRIBE_RETRY: Duration = Duration::from_secs(1);
+
+/// The subscriber of a backend: its Pub/Sub connection, made on first use.
+pub(crate) struct PubSub {
+    /// A client never connected, with the configuration of the backend's (server, TLS,
+    /// credentials, timeouts, reconnection policy); each connection is made by a fresh copy.
+    template: Client,
+    /// The server, for messages.
+    target: Arc<str>,
+    connect_timeout: Duration,
+    reconnect_attempts: usize,
+    response_timeout: Duration,
+    /// The connection, once made.
+    live: AsyncMutex<Option<Live>>,
+    /// The subscriptions this subscriber belongs to, for the listening task.
+    home: OnceLock<Weak<Subscriptions<PubSub>>>,
+    /// Numbers the `PING`s, so that an answer cannot be taken for another's.
+    pings: AtomicU64,
+}
+
+/// An open Pub/Sub connection and its listening task; dropping it stops both.
+struct Live {
+    client: Client,
+    _task: Option<ConnectionTask>,
+    listener: JoinHandle<()>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PubSub {
+    /// The subscriptions of a backend whose client is `client`, not connected yet.
+    pub(crate) fn new(
+        client: &Client,
+        target: Arc<str>,
+        connect_timeout: Duration,
+        reconnect_attempts: usize,
+        response_timeout: Duration,
+    ) -> Arc<Subscriptions<PubSub>> {
+        // An application's client without a policy would never come back after its first
+        // disconnection; the backend's own connection reconnects whatever that client does.
+        let policy = client
+            .client_reconnect_policy()
+            .unwrap_or_else(FredBuilder::default_reconnect_policy);
+        let template = Client::new(
+            client.client_config(),
+            Some(client.perf_config()),
+            Some(client.connection_config().clone()),
+            Some(policy),
+        );
+        let subscriptions = Subscriptions::new(PubSub {
+            template,
+            target,
+            connect_timeout,
+            reconnect_attempts,
+            response_timeout,
+            live: AsyncMutex::new(None),
+            home: OnceLock::new(),
+            pings: AtomicU64::new(0),
+        });
+        let _ = subscriptions
+            .subscriber()
+            .home
+            .set(Arc::downgrade(&subscriptions));
+        subscriptions
+    }
+
+    /// The connected client, connecting it (within the connect timeout) and starting the
+    /// listening task the first time.
+    async fn client(&self) -> Result<Client> {
+        let mut live = self.live.lock().await;
+        if let Some(live) = &*live {
+            return Ok(live.client.clone());
+        }
+        // A fresh client each time: one whose connection attempt was cancelled cannot connect
+        // again.
+        let client = self.template.clone_new();
+        let starter = Starter {
+            deadline: Instant::now() + self.connect_timeout,
+            attempts: self.reconnect_attempts,
+            target: &self.target,
+            within: self.connect_timeout,
+        };
+        let task = starter.start(&client).await?;
+        // Listening from here on: the first connection's event has been sent already, and
+        // nothing was subscribed before it.
+        let messages = client.message_rx();
+        let reconnections = client.reconnect_rx();
+        let home = self.home.get().cloned().unwrap_or_default();
+        let listener = tokio::spawn(listen(home, client.clone(), messages, reconnections));
+        *live = Some(Live {
+            client: client.clone(),
+            _task: task,
+            listener,
+        });
+        Ok(client)
+    }
+
+    /// The client, if connected once.
+    async fn connected(&self) -> Option<Client> {
+        self.live
+            .lock()
+            .await
+            .as_ref()
+            .map(|live| live.client.clone())
+    }
+
+    /// Sends the request `send` builds (given the options of its commands) on `client`, within
+    /// the response timeout. Without a connection it fails at once with a Connection error,
+    /// instead of waiting for fred to reconnect: a waiter does not wait for its watch, and the
+    /// reconnection subscribes again anyway.
+    async fn request<T, F>(
+        &self,
+        op: &'static str,
+        client: &Client,
+        mut send: impl FnMut(Options) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = std::result::Result<T, FredError>>,
+    {
+        let deadline = Instant::now() + self.response_timeout;
+        // A break noticed while the request is on its way ends it: a request queued behind
+        // fred's reconnection would wait for it.
+        let mut breaks = client.error_rx();
+        let request = routed(client, deadline, || {
+            let mut options = options(deadline);
+            options.fail_fast = true;
+            send(options)
+        });
+        let request = async {
+            tokio::select! {
+                reply = request => reply,
+                Ok((error, _)) = breaks.recv() => Err(FredError::new(
+                    FredKind::IO,
+                    format!("the Pub/Sub connection broke: {error}"),
+                )),
+            }
+        };
+        let within = self.response_timeout;
+        bounded(op, &self.target, within, client, deadline, request).await
+    }
+}
+
+#[async_trait]
+impl Subscribe for PubSub {
+    async fn subscribe(&self, channel: &str) -> Result<()> {
+        let client = self.client().await?;
+        let nonce = format!(
+            "process-lock:{}",
+            self.pings.fetch_add(1, Ordering::Relaxed)
+        );
+        // To the node fred sends SUBSCRIBE to, in a cluster, so that the answer follows the
+        // confirmation.
+        let slot = client
+            .is_clustered()
+            .then(|| fred::util::redis_keyslot(client.id().as_bytes()));
+        let request = self.request("subscribe", &client, |options| {
+            let subscriber = client.with_options(&options);
+            let mut options = options;
+            options.cluster_hash = slot.map(ClusterHash::Custom);
+            let pinger = client.with_options(&options);
+            let (channel, nonce) = (channel.to_owned(), nonce.clone());
+            async move {
+                subscriber.subscribe(channel).await?;
+                pinger.ping::<Value>(Some(nonce)).await
+            }
+        });
+        match request.await {
+            Ok(reply) if is_pong(&reply, &nonce) => Ok(()),
+            Ok(reply) => {
+                resynchronize(&client, self.connect_timeout);
+                Err(unexpected("subscribe", reply))
+            }
+            // An error answer to the PING is the SUBSCRIBE's (fred matched it to the next
+            // command waiting for an answer), and the PING's own answer is still to come. No
+            // answer at all: the connection may have died without a word (fred does not notice
+            // on a connection that sends nothing else).
+            Err(e) if e.kind() != ErrorKind::Connection => {
+                resynchronize(&client, self.connect_timeout);
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn unsubscribe(&self, channel: &str) -> Result<()> {
+        let Some(client) = self.connected().await else {
+            return Ok(());
+        };
+        self.request("unsubscribe", &client, |options| {
+            let unsubscriber = client.with_options(&options);
+            let channel = channel.to_owned();
+            async move { unsubscriber.unsubscribe(channel).await }
+        })
+        .await
+    }
+}
+
+impl fmt::Debug for PubSub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PubSub")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `reply` answers `PING nonce`: `["pong", nonce]` on a connection in RESP2's
+/// subscribed mode, `nonce` itself otherwise.
+fn is_pong(reply: &Value, nonce: &str) -> bool {
+    match reply {
+        Value::Array(items) => match items.as_slice() {
+            [pong, echo] => {
+                pong.as_str()
+                    .is_some_and(|p| p.eq_ignore_ascii_case("pong"))
+                    && echo.as_str().as_deref() == Some(nonce)
+            }
+            _ => false,
+        },
+        other => other.as_str().as_deref() == Some(nonce),
+    }
+}
+
+/// Answers on the connection may no longer match their requests: starts a new connection (in
+/// the background), after which every channel is subscribed again.
+fn resynchronize(client: &Client, within: Duration) {
+    let client = client.clone();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(within, client.force_reconnection()).await;
+    });
+}
+
+/// Wakes the waiters of each channel a message arrives on, and subscribes again to every channel
+/// after each reconnection, until the subscriptions are gone (or this task is aborted, with the
+/// connection).
+async fn listen(
+    home: Weak<Subscriptions<PubSub>>,
+    client: Client,
+    mut messages: Receiver<Message>,
+    mut reconnections: Receiver<Server>,
+) {
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        let retry = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let resubscribe = tokio::select! {
+            message = messages.recv() => {
+                let Some(subscriptions) = home.upgrade() else { return };
+                match message {
+                    Ok(message) => subscriptions.notify(&message.channel),
+                    // Messages were lost: any waiter may have missed its release.
+                    Err(RecvError::Lagged(_)) => subscriptions.notify_all(),
+                    Err(RecvError::Closed) => return,
+                }
+                false
+            }
+            event = reconnections.recv() => match event {
+                Ok(_) | Err(RecvError::Lagged(_)) => true,
+                Err(RecvError::Closed) => return,
+            },
+            () = retry => true,
+        };
+        if resubscribe {
+            // fred announces a reconnection before it takes requests on it.
+            connected(&client, RESUBSCRIBE_RETRY).await;
+            let Some(subscriptions) = home.upgrade() else {
+                return;
+            };
+            // Wakes every waiter, whatever the outcome. Without a connection, the next
+            // reconnection brings the next attempt; with one, a timer does.
+            retry_at = match subscriptions.resubscribe().await {
+                Err(_) if client.state() == ClientState::Connected => {
+                    Some(Instant::now() + RESUBSCRIBE_RETRY)
+                }
+                _ => None,
+            };
+        }
+    }
+}
+
+/// Waits until `client` is connected, `within` at most.
+async fn connected(client: &Client, within: Duration) {
+    /// How often to look again: fred's notice of a connection made just before
+    /// `wait_for_connect` listens for it is not repeated.
+    const RECHECK: Duration = Duration::from_millis(20);
+    let deadline = Instant::now() + within;
+    while client.state() != ClientState::Connected && Instant::now() < deadline {
+        let until = deadline.min(Instant::now() + RECHECK);
+        let _ = tokio::time::timeout_at(until, client.wait_for_connect()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pongs_are_read_strictly() {
+        let pong = |items: &[&str]| {
+            Value::Array(items.iter().map(|s| Value::String((*s).into())).collect())
+        };
+        assert!(is_pong(
+            &pong(&["pong", "process-lock:3"]),
+            "process-lock:3"
+        ));
+        assert!(is_pong(
+            &Value::String("process-lock:3".into()),
+            "process-lock:3"
+        ));
+        assert!(!is_pong(
+            &pong(&["pong", "process-lock:2"]),
+            "process-lock:3"
+        ));
+        assert!(!is_pong(&pong(&["pong", ""]), "process-lock:3"));
+        assert!(!is_pong(
+            &pong(&["subscribe", "process-lock:3", "1"]),
+            "process-lock:3"
+        ));
+        assert!(!is_pong(&Value::String("PONG".into()), "process-lock:3"));
+        assert!(!is_pong(&Value::Null, "process-lock:3"));
+    }
+}
