@@ -1,0 +1,272 @@
+//! The command line: global options and the `run`, `status` and `clear` commands.
+
+use std::ffi::OsString;
+
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::exit;
+
+/// Run a program under a distributed lock held in Redis, and inspect or clear locks.
+///
+/// Locks are the keys `process-lock-node` and the process-lock library use: a program run
+/// here excludes a Node or Rust process contending for the same name on the same server.
+#[derive(Debug, Parser)]
+#[command(name = "process-lock", version, max_term_width = 100)]
+pub(crate) struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub(crate) global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes, before or after its name.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Global options")]
+pub(crate) struct Global {
+    /// The Redis client library to talk to the server with.
+    #[arg(long, global = true, value_enum, default_value_t = BackendChoice::DEFAULT)]
+    pub(crate) backend: BackendChoice,
+    /// The Redis server: redis://[user:password@]host[:port][/db] (rediss:// for TLS when built
+    /// with TLS support).
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub(crate) redis_url: Option<String>,
+    /// How long to wait for a connection to the server.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "2s")]
+    pub(crate) connect_timeout: String,
+    /// No progress line and no notices on stderr (errors are still reported).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+    /// Log what happens to stderr; repeat for more detail (-vv, -vvv).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+/// The Redis client library a backend is built on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BackendChoice {
+    /// The `redis` crate.
+    RedisRs,
+    /// The `fred` crate.
+    Fred,
+}
+
+impl BackendChoice {
+    /// The backend compiled in; `redis-rs` when both are.
+    pub(crate) const DEFAULT: BackendChoice =
+        if cfg!(feature = "redis-rs") || !cfg!(feature = "fred") {
+            BackendChoice::RedisRs
+        } else {
+            BackendChoice::Fred
+        };
+}
+
+impl std::fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendChoice::RedisRs => "redis-rs",
+            BackendChoice::Fred => "fred",
+        })
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a program while holding the lock: acquire it (or exit 75 at once if it is held and
+    /// --wait is not given), start the program, keep the lock renewed, and release it when the
+    /// program exits, exiting with the program's own code.
+    ///
+    /// If the lock is lost while the program runs (cleared, or taken over after the server
+    /// was out of reach for a whole TTL), the program gets SIGTERM, then SIGKILL after the
+    /// grace period, and process-lock exits 70. SIGINT, SIGTERM and SIGHUP sent to process-lock
+    /// are forwarded to the program (a Ctrl-C at a terminal, which reaches the program
+    /// directly, is not sent twice).
+    ///
+    /// The program's environment has PROCESS_LOCK_NAME, PROCESS_LOCK_TOKEN (the owner token,
+    /// for `clear --token`), PROCESS_LOCK_FENCE (the fencing token, increasing with every
+    /// acquisition of the name) and PROCESS_LOCK_TTL_MS.
+    #[command(
+        override_usage = "process-lock run [OPTIONS] --name <NAME> -- <PROGRAM> [ARGS]...",
+        after_help = "Example: process-lock run --name nightly-report --wait --timeout 5m -- ./report.sh --full"
+    )]
+    Run(RunArgs),
+    /// Show whether a lock is open or locked, and how long the holder's lock has left.
+    Status(StatusArgs),
+    /// Free a lock: with --force whoever holds it, with --token only if that token holds it.
+    ///
+    /// Exits 0 if the lock was cleared, 1 if another owner holds it (left alone), 3 if no one
+    /// held it. Without --force or --token, clear can never be the owner, so it only tells
+    /// "held by another" (1) from "did not exist" (3).
+    Clear(ClearArgs),
+}
+
+/// `process-lock run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// The lock's name (the Redis key).
+    #[arg(short, long)]
+    pub(crate) name: String,
+    /// How long the lock lasts unless renewed; it is renewed every third of it, and expires
+    /// this long after process-lock dies without releasing it.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub(crate) ttl: String,
+    /// Wait for the lock while someone else holds it, instead of exiting 75.
+    #[arg(short, long)]
+    pub(crate) wait: bool,
+    /// With --wait: give up (exit 75) after waiting this long.
+    #[arg(long, value_name = "DURATION", requires = "wait")]
+    pub(crate) timeout: Option<String>,
+    /// After the lock is lost and the program got SIGTERM, how long it has to exit before
+    /// SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub(crate) grace: String,
+    /// The program to run and its arguments (after `--`).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM"
+    )]
+    pub(crate) command: Vec<OsString>,
+}
+
+/// `process-lock status`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct StatusArgs {
+    /// The lock's name.
+    pub(crate) name: String,
+    /// Print one JSON object: {"name":..,"state":"open"|"locked","remaining_ms":..|null}.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `process-lock clear`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ClearArgs {
+    /// The lock's name.
+    pub(crate) name: String,
+    /// Clear the lock whoever holds it.
+    #[arg(long, conflicts_with = "token")]
+    pub(crate) force: bool,
+    /// Clear the lock only if this owner token holds it (for example $PROCESS_LOCK_TOKEN from
+    /// inside `process-lock run`).
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) token: Option<String>,
+    /// Print one JSON object: {"name":..,"outcome":"cleared"|"not_owner"|"missing"}.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// The command with the exit-code table after every command's help.
+pub(crate) fn command() -> clap::Command {
+    let codes = exit::help();
+    let mut command = Cli::command().after_help(codes.clone());
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_owned())
+        .collect();
+    for name in names {
+        let codes = codes.clone();
+        command = command.mut_subcommand(name, move |sub| {
+            let help = match sub.get_after_help() {
+                Some(example) => format!("{example}\n\n{codes}"),
+                None => codes,
+            };
+            sub.after_help(help)
+        });
+    }
+    command
+}
+
+/// Parses the command line, exiting with clap's message (code 2, or 0 for `--help`) when it is
+/// not valid.
+pub(crate) fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_from(args: &[&str]) -> Result<Cli, clap::Error> {
+        let matches = command().try_get_matches_from(args)?;
+        Cli::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn the_command_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_the_program_after_its_options() {
+        let cli = parse_from(&[
+            "process-lock",
+            "-q",
+            "run",
+            "--name",
+            "job",
+            "--wait",
+            "--timeout",
+            "5m",
+            "--",
+            "sh",
+            "-c",
+            "exit 7",
+        ])
+        .unwrap();
+        assert!(cli.global.quiet);
+        let Command::Run(run) = cli.command else {
+            panic!("not run: {:?}", cli.command)
+        };
+        assert_eq!(run.name, "job");
+        assert_eq!(run.ttl, "30s");
+        assert_eq!(run.timeout.as_deref(), Some("5m"));
+        assert_eq!(run.command, ["sh", "-c", "exit 7"]);
+    }
+
+    #[test]
+    fn usage_errors() {
+        for args in [
+            &["process-lock", "run", "--name", "job"][..],
+            &[
+                "process-lock",
+                "run",
+                "--name",
+                "j",
+                "--timeout",
+                "1s",
+                "--",
+                "true",
+            ],
+            &["process-lock", "clear", "job", "--force", "--token", "t"],
+            &["process-lock", "status"],
+            &["process-lock", "-q", "-v", "status", "job"],
+            &["process-lock", "--backend", "etcd", "status", "job"],
+        ] {
+            let err = parse_from(args).err().unwrap_or_else(|| panic!("{args:?}"));
+            assert_eq!(err.exit_code(), i32::from(exit::USAGE), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn help_lists_the_exit_codes() {
+        let help = command().render_help().to_string();
+        assert!(help.contains("Exit codes:"), "{help}");
+        assert!(help.contains("128+N"), "{help}");
+        let mut command = command();
+        let run = command.find_subcommand_mut("run").unwrap();
+        let help = run.render_long_help().to_string();
+        assert!(help.contains("Example: process-lock run"), "{help}");
+        assert!(help.contains("75  run: the lock is held"), "{help}");
+    }
+}
