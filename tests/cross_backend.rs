@@ -77,3 +77,49 @@ async fn the_same_owner_token_works_through_either_backend() {
     assert_eq!(via_fred.clear(false).await.unwrap(), Cleared::Cleared);
     assert_eq!(via_rs.status().await.unwrap(), LockState::Open);
 }
+
+/// Fencing tokens count across backends: guards taken in turn through redis-rs and fred on one
+/// name get strictly increasing fences, and a waiter on one backend is woken by a release
+/// through the other.
+#[tokio::test(flavor = "multi_thread")]
+async fn fences_grow_and_releases_wake_across_backends() {
+    let server = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let [rs, fred] = backends(&server).await;
+    let name = "cross-backend:fences";
+    let mut last = 0;
+    for round in 0..6 {
+        let backend = if round % 2 == 0 { &rs } else { &fred };
+        let guard = handle(backend, name).acquire().await.unwrap();
+        let fence = guard.fence().expect("both Redis backends give fences");
+        assert!(fence > last, "round {round}: fence {fence} after {last}");
+        last = fence;
+        assert_eq!(
+            guard.release().await.unwrap(),
+            process_lock::Release::Released
+        );
+    }
+
+    for (holder, waiter, label) in [
+        (&rs, &fred, "redis-rs releases, fred waits"),
+        (&fred, &rs, "fred releases, redis-rs waits"),
+    ] {
+        let holding = handle(holder, name);
+        assert!(holding.lock().await.unwrap(), "{label}");
+        let waiting = handle(waiter, name);
+        let waiting = tokio::spawn(async move { waiting.acquire().await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "{label}: the lock is held for 30 s");
+        assert_eq!(holding.clear(false).await.unwrap(), Cleared::Cleared);
+        let guard = tokio::time::timeout(Duration::from_secs(2), waiting)
+            .await
+            .unwrap_or_else(|_| panic!("{label}: the waiter was not woken by the release"))
+            .unwrap()
+            .unwrap();
+        assert!(guard.fence().unwrap() > last, "{label}");
+        last = guard.fence().unwrap();
+        assert_eq!(
+            guard.release().await.unwrap(),
+            process_lock::Release::Released
+        );
+    }
+}
