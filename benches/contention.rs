@@ -206,7 +206,7 @@ async fn commands<L: Locker>(
             None => by_name.push((command.clone(), 1)),
         }
     }
-    by_name.sort_by(|a, b| b.1.cmp(&a.1));
+    by_name.sort_by_key(|entry| std::cmp::Reverse(entry.1));
     (sent.len() as f64 / turns.len().max(1) as f64, by_name)
 }
 

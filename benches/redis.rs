@@ -287,6 +287,16 @@ async fn round_trips(client: &str, backend: Arc<dyn LockBackend>, url: &str) {
     assert!(a.lock().await.unwrap());
     assert!(a.update().await.unwrap());
     let _ = a.clear(false).await.unwrap();
+    assert!(a.lock().await.unwrap());
+    let _ = a.clear(true).await.unwrap();
+    let token = process_lock::Token::generate().unwrap();
+    let ttl = process_lock::Ttl::from_secs(30).unwrap();
+    let _ = a
+        .backend()
+        .try_acquire_fenced(a.name(), &token, ttl)
+        .await
+        .unwrap();
+    let _ = a.backend().release(a.name(), &token).await.unwrap();
     counter.take().await.unwrap();
 
     let mut rows = Vec::new();
@@ -303,6 +313,11 @@ async fn round_trips(client: &str, backend: Arc<dyn LockBackend>, url: &str) {
     count!("clear (not owner)", b.clear(false));
     count!("clear", a.clear(false));
     count!("clear(force)", a.clear(true));
+    count!(
+        "fenced acquire",
+        a.backend().try_acquire_fenced(a.name(), &token, ttl)
+    );
+    count!("release", a.backend().release(a.name(), &token));
     for (what, commands) in rows {
         println!(
             "| {client:<8} | {what:<20} | {} | {} |",

@@ -116,6 +116,7 @@ macro_rules! __with_cases {
             [guard_lost_when_cleared, always]
             [guard_lost_when_taken_over, always]
             [guard_lost_when_store_unreachable, always]
+            [guard_lost_hands_over_to_the_next_waiter, always]
             [guard_dropped_releases, always]
             [fences_increase, fencing]
         }

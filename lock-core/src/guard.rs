@@ -174,6 +174,10 @@ struct Shared {
     /// The last error a renewal met since the last confirmed one: the cause of an expiry,
     /// whoever notices it (the renewal task, or a holder checking the clock).
     last_error: std::sync::Mutex<Option<Arc<Error>>>,
+    /// This guard's turn among its process's waiters for the lock: given up as soon as the
+    /// lock is lost (the next waiter need not wait for the guard to be dropped), or once it
+    /// is released.
+    turn: std::sync::Mutex<Option<Turn>>,
 }
 
 impl Shared {
@@ -190,19 +194,29 @@ impl Shared {
             at,
             cause,
         };
-        self.state.send_if_modified(|state| match state {
+        let changed = self.state.send_if_modified(|state| match state {
             State::Lost(_) => false,
             State::Held { .. } => {
                 *state = State::Lost(lost);
                 true
             }
         });
+        if changed {
+            drop(self.take_turn());
+        }
+    }
+
+    fn take_turn(&self) -> Option<Turn> {
+        self.turn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     /// Marks the lock lost if its validity has run out; returns the loss if it is lost.
     fn check(&self) -> Option<Lost> {
         let now = Instant::now();
-        self.state.send_if_modified(|state| match state {
+        let expired = self.state.send_if_modified(|state| match state {
             State::Held { valid_until } if now >= *valid_until => {
                 *state = State::Lost(Lost {
                     name: self.name.clone(),
@@ -214,6 +228,9 @@ impl Shared {
             }
             _ => false,
         });
+        if expired {
+            drop(self.take_turn());
+        }
         match &*self.state.borrow() {
             State::Lost(lost) => Some(lost.clone()),
             State::Held { .. } => None,
@@ -243,7 +260,11 @@ impl Shared {
             }
             State::Lost(_) => {}
         });
-        matches!(*self.state.borrow(), State::Held { .. })
+        let held = matches!(*self.state.borrow(), State::Held { .. });
+        if !held {
+            drop(self.take_turn());
+        }
+        held
     }
 
     fn last_error(&self) -> Option<Arc<Error>> {
@@ -294,8 +315,7 @@ pub struct LockGuard {
     shared: Arc<Shared>,
     fence: Option<u64>,
     renewal: Option<JoinHandle<()>>,
-    /// Keeps this process's waiters for the same lock queued behind the holder.
-    turn: Option<Turn>,
+    /// Keeps the lock's waiters of this process queued behind the holder (see `Shared::turn`).
     watch: Option<Watch>,
     released: bool,
 }
@@ -312,6 +332,7 @@ impl LockGuard {
         let (backend, name, ttl) = (lock.backend().clone(), lock.name().clone(), lock.ttl());
         let renewal = lock.renewal();
         let valid_until = sent + ttl.as_duration().saturating_sub(Renewal::drift(ttl));
+        let (watch, turn) = queue.unzip();
         let shared = Arc::new(Shared {
             backend,
             name,
@@ -319,14 +340,13 @@ impl LockGuard {
             ttl,
             state: watch::Sender::new(State::Held { valid_until }),
             last_error: std::sync::Mutex::new(None),
+            turn: std::sync::Mutex::new(turn),
         });
         let task = tokio::spawn(renew(shared.clone(), renewal.interval(ttl), sent));
-        let (watch, turn) = queue.unzip();
         LockGuard {
             shared,
             fence,
             renewal: Some(task),
-            turn,
             watch,
             released: false,
         }
@@ -435,11 +455,16 @@ impl LockGuard {
     pub async fn release(mut self) -> Result<Release> {
         self.stop_renewing();
         self.released = true;
+        // The next waiter's turn comes once the lock is free.
+        let turn = self.shared.take_turn();
         self.shared.lose(LostReason::NotOwner, Instant::now(), None);
-        self.shared
+        let outcome = self
+            .shared
             .backend
             .release(&self.shared.name, &self.shared.token)
-            .await
+            .await;
+        drop(turn);
+        outcome
     }
 
     fn stop_renewing(&mut self) {
@@ -455,14 +480,14 @@ impl Drop for LockGuard {
         if self.released {
             return;
         }
+        // Hand the turn over only once the release is done, so this process's next waiter
+        // finds the lock free.
+        let turn = self.shared.take_turn();
         let lost = self.shared.check();
         self.shared.lose(LostReason::NotOwner, Instant::now(), None);
         if matches!(&lost, Some(l) if l.reason == LostReason::NotOwner) {
             return;
         }
-        // Hand the turn over only once the release is done, so this process's next waiter
-        // finds the lock free.
-        let turn = self.turn.take();
         let watch = self.watch.take();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let shared = self.shared.clone();

@@ -12,6 +12,10 @@
 //! - [`ACQUIRE_FENCED`] counts acquisitions in a second key, the [`fence_key`], in the same
 //!   cluster hash slot as the lock's key, and returns the count as the fencing token.
 
+use std::time::Duration;
+
+use crate::backend::FencedAcquire;
+
 /// Acquire. `KEYS[1]` lock key, `ARGV[1]` token, `ARGV[2]` ttl in milliseconds.
 ///
 /// Returns `{1}` when the token holds the lock afterwards (taken with `SET NX PX`, or already
@@ -83,6 +87,32 @@ if holder == false or holder == ARGV[1] then
 end
 return {0, redis.call('PTTL', KEYS[1])}
 ";
+
+/// Reads [`ACQUIRE_FENCED`]'s answer, as integers: `{1, fence}` with a fence from 1, or
+/// `{0, pttl}` with the `PTTL` of a key that exists (-1: no expiry); `None` for anything else,
+/// which a backend reports as an unexpected reply.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::FencedAcquire;
+/// use lock_core::scripts::fenced_reply;
+///
+/// assert_eq!(fenced_reply(&[1, 7]), Some(FencedAcquire::Acquired { fence: 7 }));
+/// assert_eq!(fenced_reply(&[0, -1]), Some(FencedAcquire::Held { remaining: None }));
+/// assert_eq!(fenced_reply(&[1, 0]), None);
+/// ```
+pub fn fenced_reply(reply: &[i64]) -> Option<FencedAcquire> {
+    match *reply {
+        [1, fence] if fence >= 1 => Some(FencedAcquire::Acquired {
+            fence: fence.unsigned_abs(),
+        }),
+        [0, pttl] if pttl >= -1 => Some(FencedAcquire::Held {
+            remaining: u64::try_from(pttl).ok().map(Duration::from_millis),
+        }),
+        _ => None,
+    }
+}
 
 /// The channel the releases of the lock at `key` are published on (a Pub/Sub channel name, not
 /// a key: it takes no space in the database).
@@ -160,6 +190,28 @@ fn crc16(bytes: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fenced_replies_are_read_strictly() {
+        assert_eq!(
+            fenced_reply(&[0, 1500]),
+            Some(FencedAcquire::Held {
+                remaining: Some(Duration::from_millis(1500))
+            })
+        );
+        for wrong in [
+            &[1][..],
+            &[1, 0],
+            &[1, -3],
+            &[0, -2],
+            &[0],
+            &[],
+            &[2, 1],
+            &[1, 2, 3],
+        ] {
+            assert_eq!(fenced_reply(wrong), None, "{wrong:?}");
+        }
+    }
 
     #[test]
     fn slots_match_redis() {

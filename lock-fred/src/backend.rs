@@ -750,18 +750,9 @@ fn int(value: &Value) -> Option<i64> {
     }
 }
 
-/// The reply of the fenced acquire script: `{1, fence}` with a fence from 1, or `{0, pttl}` with
-/// `pttl` -1 (no expiry) or more.
+/// `ACQUIRE_FENCED`'s answer, read by `lock_core::scripts::fenced_reply`.
 fn fenced(reply: &Value) -> Option<FencedAcquire> {
-    match *ints(reply)?.as_slice() {
-        [1, fence] if fence >= 1 => Some(FencedAcquire::Acquired {
-            fence: u64::try_from(fence).ok()?,
-        }),
-        [0, pttl] if pttl >= -1 => Some(FencedAcquire::Held {
-            remaining: remaining(pttl),
-        }),
-        _ => None,
-    }
+    lock_core::scripts::fenced_reply(&ints(reply)?)
 }
 
 /// An array of integers reply.
@@ -946,27 +937,7 @@ mod tests {
             fenced(&reply(&[1, 7])),
             Some(FencedAcquire::Acquired { fence: 7 })
         );
-        assert_eq!(
-            fenced(&reply(&[0, 1500])),
-            Some(FencedAcquire::Held {
-                remaining: Some(Duration::from_millis(1500))
-            })
-        );
-        assert_eq!(
-            fenced(&reply(&[0, -1])),
-            Some(FencedAcquire::Held { remaining: None })
-        );
-        for bad in [
-            &[1][..],
-            &[1, 0],
-            &[1, -3],
-            &[0, -2],
-            &[0],
-            &[2, 1],
-            &[1, 2, 3],
-        ] {
-            assert_eq!(fenced(&reply(bad)), None, "{bad:?}");
-        }
+        assert_eq!(fenced(&reply(&[1, 0])), None);
         assert_eq!(fenced(&Value::Integer(1)), None);
         assert_eq!(
             fenced(&Value::Array(vec![Value::Integer(1), Value::Null])),

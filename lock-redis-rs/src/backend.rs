@@ -365,20 +365,6 @@ fn remaining(pttl: i64) -> Option<Duration> {
     u64::try_from(pttl).ok().map(Duration::from_millis)
 }
 
-/// `ACQUIRE_FENCED`'s answer: `{1, fence}` with a fence from 1, or `{0, pttl}` with a `PTTL`
-/// of a key that exists; `None` for anything else.
-fn fenced(reply: &[i64]) -> Option<FencedAcquire> {
-    match *reply {
-        [1, fence] if fence >= 1 => Some(FencedAcquire::Acquired {
-            fence: fence.unsigned_abs(),
-        }),
-        [0, pttl] if pttl >= -1 => Some(FencedAcquire::Held {
-            remaining: remaining(pttl),
-        }),
-        _ => None,
-    }
-}
-
 #[async_trait]
 impl LockBackend for RedisRsBackend {
     fn capabilities(&self) -> Capabilities {
@@ -428,7 +414,7 @@ impl LockBackend for RedisRsBackend {
         let reply: Vec<i64> = self
             .run("fenced acquire", call.invoke_async(&mut conn))
             .await?;
-        fenced(&reply).ok_or_else(|| unexpected("fenced acquire", reply))
+        lock_core::scripts::fenced_reply(&reply).ok_or_else(|| unexpected("fenced acquire", reply))
     }
 
     async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
@@ -505,33 +491,6 @@ mod tests {
         let err = url_from_env(Err(std::env::VarError::NotPresent)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(err.to_string().contains("REDIS_URL"), "{err}");
-    }
-
-    #[test]
-    fn fenced_replies_are_parsed_strictly() {
-        assert_eq!(fenced(&[1, 7]), Some(FencedAcquire::Acquired { fence: 7 }));
-        assert_eq!(
-            fenced(&[0, 1500]),
-            Some(FencedAcquire::Held {
-                remaining: Some(Duration::from_millis(1500))
-            })
-        );
-        assert_eq!(
-            fenced(&[0, -1]),
-            Some(FencedAcquire::Held { remaining: None })
-        );
-        for wrong in [
-            &[1][..],
-            &[1, 0],
-            &[1, -3],
-            &[0, -2],
-            &[0],
-            &[],
-            &[2, 1],
-            &[1, 2, 3],
-        ] {
-            assert_eq!(fenced(wrong), None, "{wrong:?}");
-        }
     }
 
     #[test]

@@ -160,3 +160,34 @@ pub async fn guard_dropped_releases(fx: &Fixture) {
         .expect("the dropped guard's lock was released");
     assert_eq!(next.release().await.unwrap(), Release::Released);
 }
+
+/// A guard that lost its lock stops keeping this process's other waiters out: a waiter queued
+/// behind it gets the lock once the loss is noticed, while the lost guard is still alive.
+pub async fn guard_lost_hands_over_to_the_next_waiter(fx: &Fixture) {
+    let name = fx.unique_name("lost-hand-over");
+    let ttl = fx.ticks(6);
+    let guard = fx.handle(&name, ttl).acquire().await.unwrap();
+    let waiter = fx.handle(&name, ttl);
+    let mut waiting = tokio::spawn(async move { waiter.acquire().await });
+    let early = tokio::time::timeout(fx.ticks(2), &mut waiting).await;
+    assert!(early.is_err(), "a waiter got a held lock");
+
+    assert_eq!(
+        fx.handle(&name, ttl).clear(true).await.unwrap(),
+        Cleared::Cleared
+    );
+    let next = tokio::time::timeout(ttl + SLACK, waiting)
+        .await
+        .expect("the waiter got the lock after the holder's loss")
+        .unwrap()
+        .unwrap();
+    assert!(guard.try_lost().is_some(), "the waiter came after the loss");
+    assert!(next.is_held());
+    drop(guard);
+    tokio::time::sleep(fx.tick()).await;
+    assert!(
+        next.is_held(),
+        "the lost guard's drop left the new lock alone"
+    );
+    assert_eq!(next.release().await.unwrap(), Release::Released);
+}

@@ -20,8 +20,8 @@ pub use contention::{contention_counter, contention_one_winner};
 pub use expiry::{expired_owner_is_powerless, expiry, relock_resets_expiry, update_extends_expiry};
 pub use fencing::fences_increase;
 pub use guard::{
-    guard_dropped_releases, guard_lost_when_cleared, guard_lost_when_store_unreachable,
-    guard_lost_when_taken_over, guard_renews_in_the_background,
+    guard_dropped_releases, guard_lost_hands_over_to_the_next_waiter, guard_lost_when_cleared,
+    guard_lost_when_store_unreachable, guard_lost_when_taken_over, guard_renews_in_the_background,
 };
 pub use input::bad_input;
 pub use isolation::isolation;
