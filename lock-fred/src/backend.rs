@@ -513,8 +513,9 @@ impl FredBackend {
     ) -> Result<Value> {
         let client = self.conn.next();
         let deadline = Instant::now() + self.timeout;
+        let (keys, args) = (&keys, &args);
         let request = routed(client, deadline, || {
-            evalsha_or_load(client.clone(), deadline, script, keys.clone(), args.clone())
+            evalsha_or_load(client, deadline, script, keys, args)
         });
         self.run(op, client, deadline, request).await
     }
@@ -572,15 +573,15 @@ pub(crate) async fn bounded<T>(
 /// One `EVALSHA` of `script`, and after a `NOSCRIPT` (nothing ran) a `SCRIPT LOAD` and the
 /// `EVALSHA` again.
 async fn evalsha_or_load(
-    client: Client,
+    client: &Client,
     deadline: Instant,
     script: &'static Script,
-    keys: Vec<String>,
-    args: Vec<String>,
+    keys: &[String],
+    args: &[String],
 ) -> std::result::Result<Value, FredError> {
     let first = client
         .with_options(&options(deadline))
-        .evalsha::<Value, _, _, _>(script.sha1().clone(), keys.clone(), args.clone())
+        .evalsha::<Value, _, _, _>(script.sha1().clone(), keys.to_vec(), args.to_vec())
         .await;
     match first {
         Err(e) if e.details().starts_with("NOSCRIPT") => {
@@ -591,7 +592,7 @@ async fn evalsha_or_load(
                 .await?;
             client
                 .with_options(&options(deadline))
-                .evalsha::<Value, _, _, _>(script.sha1().clone(), keys, args)
+                .evalsha::<Value, _, _, _>(script.sha1().clone(), keys.to_vec(), args.to_vec())
                 .await
         }
         other => other,
