@@ -78,6 +78,23 @@ pub enum Acquire {
     },
 }
 
+impl Release {
+    /// Whether the caller's lock was freed (with or without notice to the waiters).
+    pub fn is_released(self) -> bool {
+        matches!(self, Release::Released | Release::ReleasedWithoutNotice)
+    }
+}
+
+impl ForceRelease {
+    /// Whether a lock was freed (with or without notice to the waiters).
+    pub fn is_released(self) -> bool {
+        matches!(
+            self,
+            ForceRelease::Released | ForceRelease::ReleasedWithoutNotice
+        )
+    }
+}
+
 impl Acquire {
     /// Whether the lock was acquired.
     pub fn is_acquired(self) -> bool {
@@ -90,8 +107,13 @@ impl Acquire {
 #[must_use = "the lock may not have been released"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Release {
-    /// The caller held the lock, and it is now free.
+    /// The caller held the lock, and it is now free; waiters were told.
     Released,
+    /// The caller held the lock, and it is now free, but the waiters in other processes could
+    /// not be told (for Redis: the user may not `PUBLISH` on the lock's channel). They notice
+    /// within their fallback interval (see
+    /// [`ProcessLock::with_recheck`](crate::ProcessLock::with_recheck)), or at the lock's expiry.
+    ReleasedWithoutNotice,
     /// Another token holds the lock; it was left alone.
     NotOwner,
     /// No one held the lock (it was never taken, was released, or expired).
@@ -103,8 +125,10 @@ pub enum Release {
 #[must_use = "the lock may not have been released"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ForceRelease {
-    /// The lock was held, by anyone, and is now free.
+    /// The lock was held, by anyone, and is now free; waiters were told.
     Released,
+    /// As [`Release::ReleasedWithoutNotice`]: freed, but waiters could not be told.
+    ReleasedWithoutNotice,
     /// No one held the lock.
     Missing,
 }

@@ -30,6 +30,10 @@ pub enum ErrorKind {
     /// The key holding the lock exists but is not a lock (for Redis: another data type,
     /// `WRONGTYPE`). Someone else uses the same key for something else.
     WrongType,
+    /// The store refused the command for this user (for Redis: an ACL without the right to run
+    /// `EVALSHA`, `SUBSCRIBE` or another command the operation needs, `NOPERM`). Nothing was
+    /// changed; fix the user's permissions.
+    PermissionDenied,
     /// The store answered something this library does not understand.
     UnexpectedReply,
     /// The backend does not offer the requested primitive (see `Capabilities`).
@@ -46,6 +50,7 @@ impl ErrorKind {
             ErrorKind::Connection => "connection error",
             ErrorKind::Timeout => "timed out",
             ErrorKind::WrongType => "wrong type",
+            ErrorKind::PermissionDenied => "permission denied",
             ErrorKind::UnexpectedReply => "unexpected reply",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Backend => "backend error",

@@ -446,25 +446,56 @@ impl LockGuard {
         }
     }
 
-    /// Stops renewing and releases the lock: [`Release::Released`], or
+    /// Stops renewing and releases the lock: [`Release::Released`] (or
+    /// [`Release::ReleasedWithoutNotice`] if waiters elsewhere could not be told), or
     /// [`Release::NotOwner`] / [`Release::Missing`] if it was lost meanwhile.
     ///
     /// # Errors
     ///
-    /// When the store cannot be reached: the lock then expires by itself within its timeout.
+    /// When the store cannot be reached or does not answer. The release is then tried again in
+    /// the background, with a backoff, until the lock's validity ends (after which the lock
+    /// expires by itself within its timeout); the error says so.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes leaves the release to the background, as
+    /// dropping the guard does: the lock is released (or expires) all the same.
     pub async fn release(mut self) -> Result<Release> {
         self.stop_renewing();
         self.released = true;
         // The next waiter's turn comes once the lock is free.
         let turn = self.shared.take_turn();
+        let valid_until = self.shared.valid_until();
         self.shared.lose(LostReason::NotOwner, Instant::now(), None);
-        let outcome = self
-            .shared
-            .backend
-            .release(&self.shared.name, &self.shared.token)
-            .await;
-        drop(turn);
-        outcome
+        let shared = self.shared.clone();
+        // If this future is dropped mid-way, the release goes on in the background.
+        let mut background = BackgroundRelease {
+            shared: Some(shared.clone()),
+            valid_until,
+            turn,
+            watch: self.watch.take(),
+        };
+        let outcome = shared.backend.release(&shared.name, &shared.token).await;
+        match outcome {
+            Err(e) if e.is_retryable() && valid_until.is_some_and(|v| Instant::now() < v) => {
+                let until = valid_until.unwrap_or_else(Instant::now);
+                let left = until.saturating_duration_since(Instant::now());
+                background.spawn();
+                Err(Error::new(
+                    e.kind(),
+                    format!(
+                        "releasing lock {:?} failed; trying again in the background for the \
+                         {left:.1?} its validity has left, after which it expires by itself",
+                        shared.name.as_str()
+                    ),
+                )
+                .with_source(e))
+            }
+            outcome => {
+                background.shared = None;
+                outcome
+            }
+        }
     }
 
     fn stop_renewing(&mut self) {
@@ -484,17 +515,79 @@ impl Drop for LockGuard {
         // finds the lock free.
         let turn = self.shared.take_turn();
         let lost = self.shared.check();
+        // Until when to keep trying: the validity, or a single try for a lock already expired.
+        let valid_until = self.shared.valid_until().or_else(|| Some(Instant::now()));
         self.shared.lose(LostReason::NotOwner, Instant::now(), None);
         if matches!(&lost, Some(l) if l.reason == LostReason::NotOwner) {
             return;
         }
-        let watch = self.watch.take();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let shared = self.shared.clone();
-            runtime.spawn(async move {
-                let _ = shared.backend.release(&shared.name, &shared.token).await;
-                drop((turn, watch));
-            });
+        BackgroundRelease {
+            shared: Some(self.shared.clone()),
+            valid_until,
+            turn,
+            watch: self.watch.take(),
+        }
+        .spawn();
+    }
+}
+
+/// A release to finish in the background (when dropped, or by [`spawn`](Self::spawn)): tried
+/// until it is answered or the lock's validity ends, then this process's next waiter's turn is
+/// handed over.
+struct BackgroundRelease {
+    /// `None` once there is nothing left to do.
+    shared: Option<Arc<Shared>>,
+    valid_until: Option<Instant>,
+    turn: Option<Turn>,
+    watch: Option<Watch>,
+}
+
+impl BackgroundRelease {
+    fn spawn(&mut self) {
+        let Some(shared) = self.shared.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime (it shut down): the lock expires by itself.
+            return;
+        };
+        let (turn, watch) = (self.turn.take(), self.watch.take());
+        let until = self.valid_until.unwrap_or_else(Instant::now);
+        runtime.spawn(async move {
+            release_until(&shared, until).await;
+            drop((turn, watch));
+        });
+    }
+}
+
+impl Drop for BackgroundRelease {
+    fn drop(&mut self) {
+        self.spawn();
+    }
+}
+
+/// Releases the lock, trying again after errors that may pass (with a backoff from 25 ms to
+/// 1 s) until `until`, the end of its validity; at least once.
+async fn release_until(shared: &Shared, until: Instant) {
+    let mut backoff = Duration::from_millis(25);
+    loop {
+        match shared.backend.release(&shared.name, &shared.token).await {
+            Err(e) if e.is_retryable() && Instant::now() + backoff < until => {
+                tracing::warn!(
+                    lock = %shared.name.as_str().escape_debug(),
+                    "releasing failed, trying again: {e}"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => {
+                tracing::warn!(
+                    lock = %shared.name.as_str().escape_debug(),
+                    "releasing failed; the lock expires by itself: {e}"
+                );
+                return;
+            }
+            Ok(_) => return,
         }
     }
 }

@@ -60,7 +60,7 @@ impl From<Cleared> for Option<bool> {
 impl From<Release> for Cleared {
     fn from(release: Release) -> Cleared {
         match release {
-            Release::Released => Cleared::Cleared,
+            Release::Released | Release::ReleasedWithoutNotice => Cleared::Cleared,
             Release::NotOwner => Cleared::NotOwner,
             Release::Missing => Cleared::Missing,
         }
@@ -70,7 +70,7 @@ impl From<Release> for Cleared {
 impl From<ForceRelease> for Cleared {
     fn from(release: ForceRelease) -> Cleared {
         match release {
-            ForceRelease::Released => Cleared::Cleared,
+            ForceRelease::Released | ForceRelease::ReleasedWithoutNotice => Cleared::Cleared,
             ForceRelease::Missing => Cleared::Missing,
         }
     }
@@ -120,6 +120,7 @@ pub struct ProcessLock {
     token: Token,
     ttl: Ttl,
     renewal: Renewal,
+    recheck: Duration,
 }
 
 impl ProcessLock {
@@ -170,8 +171,19 @@ impl ProcessLock {
             token,
             ttl,
             renewal: Renewal::default(),
+            recheck: Self::DEFAULT_RECHECK,
         }
     }
+
+    /// How often, by default, a waiter that is told of releases looks at the lock anyway:
+    /// 2 s. See [`with_recheck`](ProcessLock::with_recheck).
+    pub const DEFAULT_RECHECK: Duration = Duration::from_secs(2);
+
+    /// The shortest timeout a [`LockGuard`] accepts: 100 ms. A guard renews every third of
+    /// the timeout and must hear back within its validity; below this a network round trip or
+    /// a scheduling hiccup loses the lock. The seed-style calls ([`lock`](ProcessLock::lock),
+    /// [`update`](ProcessLock::update)) accept any timeout.
+    pub const MIN_GUARD_TTL: Duration = Duration::from_millis(100);
 
     /// Tries to take the lock, without waiting: `true` if this handle holds it after the call,
     /// `false` if someone else does. If this handle already held it, its expiry is reset to the
@@ -249,15 +261,69 @@ impl ProcessLock {
         self.renewal
     }
 
+    /// How often a waiter that is told of releases ([`Capabilities::notify`]) looks at the
+    /// lock anyway, in case a release was not announced: by a process that knows nothing of
+    /// notification (`process-lock-node`, a `DEL` by hand), by a user the store forbids to
+    /// announce ([`Release::ReleasedWithoutNotice`]), or while a notification connection died
+    /// unnoticed. It bounds how long such a release goes unseen. Default
+    /// [`DEFAULT_RECHECK`](ProcessLock::DEFAULT_RECHECK); each look is one request per waiting
+    /// process.
+    ///
+    /// [`Capabilities::notify`]: crate::Capabilities::notify
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = ProcessLock::new(backend, "jobs", Duration::from_secs(30))?
+    ///     .with_recheck(Duration::from_millis(500));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_recheck(mut self, every: Duration) -> Self {
+        self.recheck = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often a notified waiter looks at the lock anyway (see
+    /// [`with_recheck`](ProcessLock::with_recheck)).
+    pub fn recheck(&self) -> Duration {
+        self.recheck
+    }
+
+    /// Fails for a timeout too short for a guard to renew (see
+    /// [`MIN_GUARD_TTL`](ProcessLock::MIN_GUARD_TTL)).
+    fn check_guard_ttl(&self) -> Result<()> {
+        if self.ttl.as_duration() < Self::MIN_GUARD_TTL {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "a timeout of {}ms is too short for a guard to renew the lock in time: \
+                     use at least {}ms",
+                    self.ttl.as_millis(),
+                    Self::MIN_GUARD_TTL.as_millis()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Acquires the lock, waiting as long as it takes, and returns a [`LockGuard`] that keeps
     /// it renewed and reports its loss.
     ///
     /// Each guard is a new owner with a new token (not this handle's), and gets a fencing token
     /// when the backend offers them. While the lock is held by someone else, the waiter sleeps
-    /// until a release is announced ([`LockBackend::watch`]), the holder's expiry comes, or
-    /// its turn among this process's waiters of the same lock comes (first come, first
-    /// served): it sends nothing to the store meanwhile. On a backend without notification it
-    /// looks again every 50 ms at most.
+    /// until a release is announced ([`LockBackend::watch`]), the holder's expiry comes, its
+    /// turn among this process's waiters of the same lock comes (first come, first served), or
+    /// the [recheck](ProcessLock::with_recheck) interval passes. On a backend without
+    /// notification it looks again every 50 ms at most.
+    ///
+    /// Waiting goes on through outages: a connection error or a timeout of the store is
+    /// reported as a `tracing` warning (target `lock_core`) and the waiter tries again, with a
+    /// backoff from 50 ms to 1 s, until it gets the lock (or its deadline passes, for
+    /// [`acquire_timeout`](ProcessLock::acquire_timeout)).
     ///
     /// # Cancel safety
     ///
@@ -266,8 +332,11 @@ impl ProcessLock {
     ///
     /// # Errors
     ///
-    /// When the store fails (see [`ErrorKind`]); waiting itself never fails. Must run inside a
-    /// tokio runtime, which the renewal task is spawned on.
+    /// When the store fails in a way trying again cannot fix (see [`Error::is_retryable`]): a
+    /// key of another type, a permission the store refuses, a reply that makes no sense;
+    /// [`ErrorKind::InvalidInput`] for a timeout below
+    /// [`MIN_GUARD_TTL`](ProcessLock::MIN_GUARD_TTL). Must run inside a tokio runtime, which
+    /// the renewal task is spawned on.
     ///
     /// # Examples
     ///
@@ -287,8 +356,8 @@ impl ProcessLock {
     }
 
     /// As [`acquire`](ProcessLock::acquire), giving up after `timeout`: `Ok(None)` if the lock
-    /// was held by others all that time. Timing out is this `Ok(None)`; cancelling is dropping
-    /// the future.
+    /// was held by others all that time, or the last error if the store was failing when the
+    /// time ran out. Timing out is this `Ok(None)`; cancelling is dropping the future.
     ///
     /// # Cancel safety
     ///
@@ -311,6 +380,7 @@ impl ProcessLock {
     ///
     /// As [`acquire`](ProcessLock::acquire).
     pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
+        self.check_guard_ttl()?;
         let token = Token::generate()?;
         let sent = Instant::now();
         match self.attempt(&token).await? {
@@ -322,10 +392,19 @@ impl ProcessLock {
     async fn acquire_until(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
         /// How often a waiter on a backend without notification looks again, at most.
         const POLL: Duration = Duration::from_millis(50);
+        self.check_guard_ttl()?;
         let token = Token::generate()?;
-        let notify = self.backend.capabilities().notify;
-        let mut watch = if notify {
-            Some(self.backend.watch(&self.name).await?)
+        let mut outage = Outage::default();
+        let mut watch = if self.backend.capabilities().notify {
+            loop {
+                match self.backend.watch(&self.name).await {
+                    Ok(watch) => break Some(watch),
+                    Err(e) if e.is_retryable() => {
+                        outage.wait(&self.name, "watching", e, deadline).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         } else {
             None
         };
@@ -338,33 +417,32 @@ impl ProcessLock {
         };
         loop {
             let sent = Instant::now();
-            let remaining = match self.attempt(&token).await? {
-                FencedAcquire::Acquired { fence } => {
+            let remaining = match self.attempt(&token).await {
+                Ok(FencedAcquire::Acquired { fence }) => {
+                    outage.over(&self.name);
                     let queue = watch.zip(turn);
                     return Ok(Some(self.guard(token, sent, fence, queue)));
                 }
-                FencedAcquire::Held { remaining } => remaining,
+                Ok(FencedAcquire::Held { remaining }) => {
+                    outage.over(&self.name);
+                    remaining
+                }
+                // The same token tries again: an attempt that landed unseen is taken over.
+                Err(e) if e.is_retryable() => {
+                    outage.wait(&self.name, "acquiring", e, deadline).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             // Redis keeps a key up to and including its last millisecond.
             let expiry = remaining.map(|left| Instant::now() + left + Duration::from_millis(1));
-            let wake = match (&watch, expiry) {
-                (Some(_), expiry) => expiry,
-                (None, Some(expiry)) => Some(expiry.min(Instant::now() + POLL)),
-                (None, None) => Some(Instant::now() + POLL),
-            };
-            let wake = match (wake, deadline) {
-                (Some(w), Some(d)) => Some(w.min(d)),
-                (w, d) => w.or(d),
-            };
+            let look = Instant::now() + if watch.is_some() { self.recheck } else { POLL };
+            let wake = expiry.map_or(look, |expiry| expiry.min(look));
+            let wake = deadline.map_or(wake, |d| wake.min(d));
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(None);
             }
-            let sleep = async {
-                match wake {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = tokio::time::sleep_until(wake);
             match watch.as_mut() {
                 Some(watch) => {
                     tokio::select! {
@@ -488,6 +566,66 @@ impl Drop for Pending {
                 let _ = backend.release(&name, &token).await;
             });
         }
+    }
+}
+
+/// A waiter's view of an outage of the store: backs off between tries, and says so.
+#[derive(Debug, Default)]
+struct Outage {
+    /// The next pause; zero while the store answers.
+    backoff: Duration,
+    /// Failed tries in a row.
+    failures: u32,
+}
+
+impl Outage {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(1);
+
+    /// After `error` while `doing`: warns, and sleeps the backoff, or fails with `error` if
+    /// `deadline` comes first.
+    async fn wait(
+        &mut self,
+        name: &LockName,
+        doing: &str,
+        error: Error,
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        self.failures += 1;
+        self.backoff = if self.backoff.is_zero() {
+            Self::FIRST
+        } else {
+            (self.backoff * 2).min(Self::MAX)
+        };
+        tracing::warn!(
+            lock = %name.as_str().escape_debug(),
+            failures = self.failures,
+            retry_in_ms = u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX),
+            "{doing} failed, trying again: {error}"
+        );
+        let wake = Instant::now() + self.backoff;
+        match deadline {
+            Some(deadline) if deadline <= wake => {
+                tokio::time::sleep_until(deadline).await;
+                Err(error)
+            }
+            _ => {
+                tokio::time::sleep_until(wake).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// The store answered again.
+    fn over(&mut self, name: &LockName) {
+        if self.failures > 0 {
+            tracing::warn!(
+                lock = %name.as_str().escape_debug(),
+                failures = self.failures,
+                "the store answers again"
+            );
+        }
+        *self = Outage::default();
     }
 }
 

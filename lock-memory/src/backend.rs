@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use lock_core::notify::{InProcess, Subscriptions};
+use lock_core::scripts::FENCE_RETENTION;
 use lock_core::{
     Acquire, Capabilities, FencedAcquire, ForceRelease, LockBackend, LockName, Release, Result,
     Status, Token, Ttl, Watch, async_trait,
@@ -39,9 +40,19 @@ struct State {
     locks: HashMap<LockName, Entry>,
     /// Sweep expired entries once the map grows to this size (amortised O(1) per insert).
     sweep_at: usize,
-    /// The fencing counter of every name ever acquired with a fence: kept for good, as Redis
-    /// keeps its counter keys, since a counter that restarted would hand out old tokens again.
-    fences: HashMap<LockName, u64>,
+    /// Sweep expired fencing counters once they grow to this many.
+    fence_sweep_at: usize,
+    /// The last fencing token of each name acquired with a fence, and until when it is kept:
+    /// as on Redis, the lock's timeout plus [`FENCE_RETENTION`] after the acquisition. A token is
+    /// the larger of the last one plus 1 and the wall clock in microseconds, so tokens keep
+    /// growing after a counter is dropped.
+    fences: HashMap<LockName, Fence>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fence {
+    last: u64,
+    expires_at: Duration,
 }
 
 #[derive(Debug)]
@@ -66,6 +77,7 @@ impl MemoryBackend {
                 state: Mutex::new(State {
                     locks: HashMap::new(),
                     sweep_at: MIN_SWEEP,
+                    fence_sweep_at: MIN_SWEEP,
                     fences: HashMap::new(),
                 }),
                 waiters: Subscriptions::new(InProcess),
@@ -123,6 +135,33 @@ impl State {
             self.locks.retain(|_, e| e.is_alive(now));
             self.sweep_at = (self.locks.len() * 2).max(MIN_SWEEP);
         }
+    }
+
+    /// The next fencing token of `name`, kept until `ttl` plus [`FENCE_RETENTION`] from now.
+    fn next_fence(&mut self, name: &LockName, ttl: Ttl, now: Duration) -> u64 {
+        let last = match self.fences.get(name) {
+            Some(fence) if now <= fence.expires_at => fence.last,
+            _ => 0,
+        };
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+            });
+        let fence = (last + 1).max(clock);
+        let expires_at = expiry(now, ttl).saturating_add(FENCE_RETENTION);
+        self.fences.insert(
+            name.clone(),
+            Fence {
+                last: fence,
+                expires_at,
+            },
+        );
+        if self.fences.len() >= self.fence_sweep_at {
+            self.fences.retain(|_, f| now <= f.expires_at);
+            self.fence_sweep_at = (self.fences.len() * 2).max(MIN_SWEEP);
+        }
+        fence
     }
 }
 
@@ -228,9 +267,8 @@ impl LockBackend for MemoryBackend {
                 state.insert(name, entry, now);
             }
         }
-        let fence = state.fences.entry(name.clone()).or_insert(0);
-        *fence += 1;
-        Ok(FencedAcquire::Acquired { fence: *fence })
+        let fence = state.next_fence(name, ttl, now);
+        Ok(FencedAcquire::Acquired { fence })
     }
 
     async fn watch(&self, name: &LockName) -> Result<Watch> {
