@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use fred::error::{Error as FredError, ErrorKind as FredKind};
 use fred::prelude::{
-    Builder, Client, ClientLike, ClientState, Config, KeysInterface, LuaInterface, Options, Pool,
-    ReconnectPolicy, ServerConfig, Value,
+    Builder, Client, ClientLike, ClientState, Config, LuaInterface, Options, Pool, ReconnectPolicy,
+    ServerConfig, Value,
 };
 use fred::types::scripts::Script;
 use fred::types::{ConnectHandle, RespVersion};
 use lock_core::notify::Subscriptions;
+use lock_core::scripts::{FENCE_RETENTION, boot_key, fence_key, release_channel, restart_delay_ms};
 use lock_core::{
     Acquire, Capabilities, Error, ErrorKind, FencedAcquire, ForceRelease, LockBackend, LockName,
     Release, Result, Status, Token, Ttl, Watch, async_trait,
@@ -32,17 +33,22 @@ pub const REDIS_URL_ENV: &str = "REDIS_URL";
 ///
 /// One multiplexed connection (a `fred` [`Client`], or each client of a [`Pool`]) carries every
 /// request from every clone and task. A backend built from a URL reconnects by itself after the
-/// server restarts or the network breaks (see [`FredBuilder::reconnect_policy`]); a request in
-/// flight at that moment fails with a [`Connection`](ErrorKind::Connection) error and is never
-/// replayed, so a lock is never taken twice behind the caller's back. (fred replays such requests
-/// by default; this backend sends every command with `max_attempts = 1`, whatever the client's
-/// own settings.)
+/// server restarts or the network breaks (see [`FredBuilder::reconnect_policy`]). A request
+/// that meets a broken connection is sent again once the client has reconnected, within the
+/// response timeout: every script is idempotent for one token (acquiring again what the token
+/// holds only resets its expiry; a release that already landed answers [`Release::Missing`]),
+/// so a lock is never taken twice behind the caller's back. (fred itself would replay requests
+/// on its own terms; this backend sends every command with `max_attempts = 1` and decides.)
 ///
-/// Every operation is one round trip and atomic: acquire (fenced or not) is a script around
-/// `SET`, renew, release and force release are compare-and-act scripts (all by `EVALSHA`, loaded
-/// again transparently after a `SCRIPT FLUSH` or a restart), status is `PTTL`. Each operation is
-/// bounded by the [response timeout](FredBuilder::response_timeout), waiting for a reconnection
-/// included.
+/// Every operation is one round trip and atomic: acquire (fenced or not), renew, release, force
+/// release and status are the scripts of [`lock_core::scripts`] (by `EVALSHA`, loaded again
+/// transparently after a `SCRIPT FLUSH` or a restart). Each operation is bounded by the
+/// [response timeout](FredBuilder::response_timeout), waiting for a reconnection included.
+///
+/// **Restarts.** A free lock is not granted on a server that started less than the
+/// [restart delay](FredBuilder::restart_delay) ago (by default the lock's timeout), since a
+/// lock held before a restart without persistence may still be in use; see
+/// [`lock_core::scripts`].
 ///
 /// Every release, owned or forced, is published on the lock's channel
 /// ([`release_channel`](lock_core::scripts::release_channel)), and waiters
@@ -87,6 +93,8 @@ pub struct FredBackend {
     /// The server's URL without its password, for messages.
     target: Arc<str>,
     timeout: Duration,
+    /// The delayed restart rule's delay; `None`: the lock's timeout.
+    restart_delay: Option<Duration>,
     /// The waiters of this backend's locks, and the Pub/Sub connection that wakes them.
     notify: Arc<Subscriptions<PubSub>>,
     /// The connection task of a client this backend made itself, stopped with the last clone.
@@ -152,6 +160,7 @@ pub struct FredBuilder {
     response_timeout: Duration,
     reconnect_attempts: usize,
     reconnect_policy: ReconnectPolicy,
+    restart_delay: Option<Duration>,
 }
 
 impl FredBuilder {
@@ -171,7 +180,20 @@ impl FredBuilder {
             response_timeout: Self::DEFAULT_RESPONSE_TIMEOUT,
             reconnect_attempts: Self::DEFAULT_RECONNECT_ATTEMPTS,
             reconnect_policy: Self::default_reconnect_policy(),
+            restart_delay: None,
         }
+    }
+
+    /// How long after the server starts a free lock is not granted (the *delayed restart*
+    /// rule): a server restarted without persistence has forgotten every lock, whose holders
+    /// may go on working until their timeout. By default, the timeout of the lock being
+    /// acquired, which protects holders using the same timeout; set the longest timeout any
+    /// process uses, or [`Duration::ZERO`] to grant at once (for a server whose data survives
+    /// restarts, or in tests). A server that kept its data keeps its start time, and grants at
+    /// once.
+    pub fn restart_delay(mut self, delay: Duration) -> Self {
+        self.restart_delay = Some(delay);
+        self
     }
 
     /// The default [`reconnect_policy`](FredBuilder::reconnect_policy): try again forever, after
@@ -232,9 +254,11 @@ impl FredBuilder {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`] for a malformed URL or refused credentials,
-    /// [`ErrorKind::Connection`] when the server cannot be reached, [`ErrorKind::Timeout`] when
-    /// it does not answer in time. Messages name the server without its password.
+    /// [`ErrorKind::Config`] for a malformed URL, refused credentials, TLS without the `tls`
+    /// feature, or a server that speaks plain text where TLS was asked for (told within a
+    /// fraction of a second, not at the connect timeout); [`ErrorKind::Connection`] when the
+    /// server cannot be reached, [`ErrorKind::Timeout`] when it does not answer in time.
+    /// Messages name the server without its password.
     ///
     /// # Cancel safety
     ///
@@ -307,6 +331,7 @@ impl FredBuilder {
             prefix: self.prefix.into(),
             target,
             timeout: self.response_timeout,
+            restart_delay: self.restart_delay,
             notify,
             _owned: owned,
         })
@@ -344,7 +369,16 @@ enum Failed {
 impl Starter<'_> {
     /// Connects `client` unless it is connected already, trying again after retryable errors.
     /// Returns the connection task if this call started it.
+    ///
+    /// With TLS, a server that speaks plain text is a [`ErrorKind::Config`] error, found out
+    /// within a fraction of a second (see [`unless_plain_text`]).
     pub(crate) async fn start(&self, client: &Client) -> Result<Option<ConnectionTask>> {
+        let tls = tls_endpoint(&client.client_config());
+        unless_plain_text(tls, self.target, self.attempts(client)).await
+    }
+
+    /// Connects `client` unless it is connected already, trying again after retryable errors.
+    async fn attempts(&self, client: &Client) -> Result<Option<ConnectionTask>> {
         let mut delay = Duration::from_millis(50);
         let mut failures = 0;
         loop {
@@ -514,10 +548,23 @@ impl FredBackend {
         let client = self.conn.next();
         let deadline = Instant::now() + self.timeout;
         let (keys, args) = (&keys, &args);
-        let request = routed(client, deadline, || {
-            evalsha_or_load(client, deadline, script, keys, args)
-        });
-        self.run(op, client, deadline, request).await
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let request = routed(client, deadline, || {
+                evalsha_or_load(client, deadline, script, keys, args)
+            });
+            match self.run(op, client, deadline, request).await {
+                // The connection broke: once fred has reconnected, send it again (see the
+                // type's docs for why that is safe).
+                Err(e)
+                    if e.kind() == ErrorKind::Connection && Instant::now() + backoff < deadline =>
+                {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(250));
+                }
+                outcome => return outcome,
+            }
+        }
     }
 }
 
@@ -668,10 +715,8 @@ fn config_from_url(url: &str, target: &str) -> Result<Config> {
     }
     #[cfg(feature = "tls")]
     if tls {
-        // rustls needs one process-wide crypto provider, before fred builds its TLS
-        // configuration; an application that installed its own keeps it (install_default then
-        // fails, harmlessly).
-        let _ = fred::rustls::crypto::ring::default_provider().install_default();
+        // Before fred builds its TLS configuration.
+        use_ring_unless_chosen();
     }
     let mut config = Config::from_url_centralized(url).map_err(|e| {
         let err = invalid("not a Redis URL");
@@ -686,6 +731,126 @@ fn config_from_url(url: &str, target: &str) -> Result<Config> {
     // builder retries itself, within its connect timeout.
     config.fail_fast = true;
     Ok(config)
+}
+
+/// Makes `ring` rustls's process-wide crypto provider, unless the application chose one: fred
+/// builds the TLS configuration of a `rediss://` URL with that default, and rustls cannot pick
+/// one by itself when other crates of the build switched on none or several of its providers.
+#[cfg(feature = "tls")]
+fn use_ring_unless_chosen() {
+    use fred::rustls::crypto::{CryptoProvider, ring};
+    if CryptoProvider::get_default().is_none() {
+        // Fails only if another thread installed one meanwhile, which is then used.
+        let _ = ring::default_provider().install_default();
+    }
+}
+
+/// Where a client with `config` connects with TLS (host and port; for a cluster, the first
+/// node it knows); `None` without TLS, or for a sentinel.
+fn tls_endpoint(config: &Config) -> Option<(String, u16)> {
+    if !config.uses_tls() {
+        return None;
+    }
+    let server = match &config.server {
+        ServerConfig::Centralized { server } => server,
+        ServerConfig::Clustered { hosts, .. } => hosts.first()?,
+        #[allow(unreachable_patterns, reason = "variants behind fred's features")]
+        _ => return None,
+    };
+    Some((server.host.to_string(), server.port))
+}
+
+/// How long a TLS handshake goes unanswered before [`unless_plain_text`] asks the server, in
+/// plain text, whether it speaks it.
+#[cfg(feature = "tls")]
+const PLAIN_TEXT_PROBE_DELAY: Duration = Duration::from_millis(200);
+
+/// Runs `connecting`, a connection being made with TLS to `tls` (host and port; nothing to
+/// check without one), but fails with [`ErrorKind::Config`] instead if the server speaks plain
+/// text: as soon as the handshake has gone unanswered for [`PLAIN_TEXT_PROBE_DELAY`], or when it
+/// failed at once.
+///
+/// A plain-text Redis server does not answer a TLS ClientHello (it waits for the end of a line:
+/// the handshake would wait out the connect timeout), or answers it with an error (if it holds
+/// a newline byte), which fails the handshake as if the network had. A second connection that
+/// sends `PING` tells: a plain-text server answers it with a RESP line (`+PONG`, or an error such
+/// as `-NOAUTH`), a TLS server with an alert, or not at all.
+#[cfg(feature = "tls")]
+async fn unless_plain_text<T>(
+    tls: Option<(String, u16)>,
+    target: &str,
+    connecting: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let Some((host, port)) = tls else {
+        return connecting.await;
+    };
+    let plain_text = || {
+        Error::new(
+            ErrorKind::Config,
+            format!("the server at {target} speaks plain text, not TLS: use redis://"),
+        )
+    };
+    let probe = async {
+        tokio::time::sleep(PLAIN_TEXT_PROBE_DELAY).await;
+        if speaks_plain_text(&host, port).await {
+            plain_text()
+        } else {
+            std::future::pending().await
+        }
+    };
+    let outcome = tokio::select! {
+        biased;
+        outcome = connecting => outcome,
+        plain = probe => return Err(plain),
+    };
+    match outcome {
+        Err(e) if e.kind() == ErrorKind::Connection && speaks_plain_text(&host, port).await => {
+            Err(plain_text().with_source(e))
+        }
+        outcome => outcome,
+    }
+}
+
+/// Without TLS support, nothing to check.
+#[cfg(not(feature = "tls"))]
+async fn unless_plain_text<T>(
+    _tls: Option<(String, u16)>,
+    _target: &str,
+    connecting: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    connecting.await
+}
+
+/// Whether the server at `host:port` answers `PING\r\n`, sent in plain text, with a RESP line
+/// (`+...` or `-...`), within half a second.
+#[cfg(feature = "tls")]
+async fn speaks_plain_text(host: &str, port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let asked = async {
+        let mut stream = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+        stream.write_all(b"PING\r\n").await.ok()?;
+        let mut reply = Vec::new();
+        let mut chunk = [0; 64];
+        while reply.len() < 512 {
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            reply.extend_from_slice(&chunk[..n]);
+            if !matches!(reply.first(), Some(b'+' | b'-')) {
+                return Some(false);
+            }
+            if let Some(end) = reply.windows(2).position(|pair| pair == b"\r\n") {
+                return Some(reply[1..end].iter().all(|b| (b' '..=b'~').contains(b)));
+            }
+        }
+        Some(false)
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), asked).await,
+        Ok(Some(true))
+    )
 }
 
 /// The server of an application's client, for messages: never its password.
@@ -738,11 +903,6 @@ pub(crate) fn unexpected(op: &str, what: impl fmt::Debug) -> Error {
     )
 }
 
-/// Redis's `PTTL` answer as a remaining time: `None` for a key without expiry (-1).
-fn remaining(pttl: i64) -> Option<Duration> {
-    u64::try_from(pttl).ok().map(Duration::from_millis)
-}
-
 /// An integer reply.
 fn int(value: &Value) -> Option<i64> {
     match value {
@@ -775,17 +935,19 @@ impl LockBackend for FredBackend {
     }
 
     async fn try_acquire(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<Acquire> {
-        let args = vec![token.as_str().to_owned(), ttl.as_millis().to_string()];
+        let key = self.key(name);
+        let boot = boot_key(&self.prefix, &key);
+        let args = vec![
+            token.as_str().to_owned(),
+            ttl.as_millis().to_string(),
+            restart_delay_ms(self.restart_delay, ttl).to_string(),
+        ];
         let reply = self
-            .eval("acquire", &scripts::ACQUIRE, vec![self.key(name)], args)
+            .eval("acquire", &scripts::ACQUIRE, vec![key, boot], args)
             .await?;
-        match ints(&reply).as_deref() {
-            Some([1]) => Ok(Acquire::Acquired),
-            Some(&[0, pttl]) => Ok(Acquire::Held {
-                remaining: remaining(pttl),
-            }),
-            _ => Err(unexpected("acquire", reply)),
-        }
+        ints(&reply)
+            .and_then(|ints| lock_core::scripts::acquire_reply(&ints))
+            .ok_or_else(|| unexpected("acquire", reply))
     }
 
     async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool> {
@@ -793,41 +955,31 @@ impl LockBackend for FredBackend {
         let reply = self
             .eval("renew", &scripts::RENEW, vec![self.key(name)], args)
             .await?;
-        match int(&reply) {
-            Some(1) => Ok(true),
-            Some(0) => Ok(false),
-            _ => Err(unexpected("renew", reply)),
-        }
+        int(&reply)
+            .and_then(lock_core::scripts::renew_reply)
+            .ok_or_else(|| unexpected("renew", reply))
     }
 
     async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
         let key = self.key(name);
-        let args = vec![
-            token.as_str().to_owned(),
-            lock_core::scripts::release_channel(&key),
-        ];
+        let args = vec![token.as_str().to_owned(), release_channel(&key)];
         let reply = self
             .eval("release", &scripts::RELEASE, vec![key], args)
             .await?;
-        match int(&reply) {
-            Some(1) => Ok(Release::Released),
-            Some(0) => Ok(Release::NotOwner),
-            Some(-1) => Ok(Release::Missing),
-            _ => Err(unexpected("release", reply)),
-        }
+        int(&reply)
+            .and_then(lock_core::scripts::release_reply)
+            .ok_or_else(|| unexpected("release", reply))
     }
 
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
         let key = self.key(name);
-        let args = vec![lock_core::scripts::release_channel(&key)];
+        let args = vec![release_channel(&key)];
         let reply = self
             .eval("force release", &scripts::FORCE_RELEASE, vec![key], args)
             .await?;
-        match int(&reply) {
-            Some(1) => Ok(ForceRelease::Released),
-            Some(0) => Ok(ForceRelease::Missing),
-            _ => Err(unexpected("force release", reply)),
-        }
+        int(&reply)
+            .and_then(lock_core::scripts::force_release_reply)
+            .ok_or_else(|| unexpected("force release", reply))
     }
 
     async fn try_acquire_fenced(
@@ -837,13 +989,18 @@ impl LockBackend for FredBackend {
         ttl: Ttl,
     ) -> Result<FencedAcquire> {
         let key = self.key(name);
-        let fence = lock_core::scripts::fence_key(&key);
-        let args = vec![token.as_str().to_owned(), ttl.as_millis().to_string()];
+        let (fence, boot) = (fence_key(&key), boot_key(&self.prefix, &key));
+        let args = vec![
+            token.as_str().to_owned(),
+            ttl.as_millis().to_string(),
+            restart_delay_ms(self.restart_delay, ttl).to_string(),
+            FENCE_RETENTION.as_millis().to_string(),
+        ];
         let reply = self
             .eval(
                 "fenced acquire",
                 &scripts::ACQUIRE_FENCED,
-                vec![key, fence],
+                vec![key, fence, boot],
                 args,
             )
             .await?;
@@ -856,20 +1013,12 @@ impl LockBackend for FredBackend {
     }
 
     async fn status(&self, name: &LockName) -> Result<Status> {
-        let client = self.conn.next();
-        let key = self.key(name);
-        let deadline = Instant::now() + self.timeout;
-        let request = routed(client, deadline, || {
-            let with_options = client.with_options(&options(deadline));
-            let key = key.clone();
-            async move { with_options.pttl::<Value, _>(key).await }
-        });
-        let reply = self.run("status", client, deadline, request).await?;
-        match int(&reply) {
-            Some(-2) => Ok(Status::open()),
-            Some(pttl) if pttl >= -1 => Ok(Status::locked(remaining(pttl))),
-            _ => Err(unexpected("status", reply)),
-        }
+        let reply = self
+            .eval("status", &scripts::STATUS, vec![self.key(name)], vec![])
+            .await?;
+        int(&reply)
+            .and_then(lock_core::scripts::status_reply)
+            .ok_or_else(|| unexpected("status", reply))
     }
 }
 
@@ -892,12 +1041,6 @@ mod tests {
         let err = url_from_env(Err(std::env::VarError::NotPresent)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(err.to_string().contains("REDIS_URL"), "{err}");
-    }
-
-    #[test]
-    fn pttl_to_remaining() {
-        assert_eq!(remaining(-1), None);
-        assert_eq!(remaining(1500), Some(Duration::from_millis(1500)));
     }
 
     #[test]

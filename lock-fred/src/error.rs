@@ -21,12 +21,17 @@ const CONNECTION_LOST: &[&str] = &[
 /// failure.
 ///
 /// fred has no kinds of its own for some server errors (`WRONGTYPE` is `InvalidArgument`, like a
-/// bad argument) and reports a few connection failures as `Unknown`, so those are told apart by
-/// their text.
+/// bad argument, and `NOPERM` is `Unknown`; `WRONGPASS` and `NOAUTH` are `Auth`) and reports a
+/// few connection failures as `Unknown`, so those are told apart by their text.
 pub(crate) fn kind_of(err: &FredError) -> ErrorKind {
     let details = err.details();
     if details.starts_with("WRONGTYPE") {
         return ErrorKind::WrongType;
+    }
+    // The ACL of the connection's user refuses the command, key or channel (fred has no kind for
+    // it: `Unknown`).
+    if details.starts_with("NOPERM") {
+        return ErrorKind::PermissionDenied;
     }
     match err.kind() {
         FredKind::Timeout => ErrorKind::Timeout,
@@ -56,6 +61,10 @@ pub(crate) fn from_fred(err: FredError, context: &str, within: Duration) -> Erro
             format!("{context}: the key exists but holds another Redis type, not a lock")
         }
         ErrorKind::Timeout => format!("{context}: no answer within {within:?}"),
+        ErrorKind::PermissionDenied => format!(
+            "{context}: the Redis user lacks the permission (NOPERM); allow the command, key \
+             or channel in the user's ACL"
+        ),
         _ => context.to_owned(),
     };
     Error::new(kind, message).with_source(err)
@@ -100,6 +109,24 @@ mod tests {
                 ErrorKind::Config,
             ),
             (
+                FredError::new(FredKind::Auth, "NOAUTH Authentication required."),
+                ErrorKind::Config,
+            ),
+            (
+                FredError::new(
+                    FredKind::Unknown,
+                    "NOPERM User u has no permissions to run the 'evalsha' command",
+                ),
+                ErrorKind::PermissionDenied,
+            ),
+            (
+                FredError::new(
+                    FredKind::Unknown,
+                    "NOPERM User u has no permissions to access the 'c' channel",
+                ),
+                ErrorKind::PermissionDenied,
+            ),
+            (
                 FredError::new(FredKind::Url, "RelativeUrlWithoutBase"),
                 ErrorKind::Config,
             ),
@@ -132,5 +159,25 @@ mod tests {
         );
         assert_eq!(err.kind(), ErrorKind::Timeout);
         assert!(err.to_string().contains("no answer within 2s"), "{err}");
+    }
+
+    #[test]
+    fn a_permission_error_names_the_operation_and_the_user() {
+        let err = from_fred(
+            FredError::new(
+                FredKind::Unknown,
+                "NOPERM User u has no permissions to run the 'evalsha' command",
+            ),
+            "acquire on redis://h:1/",
+            Duration::from_secs(2),
+        );
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with("permission denied: acquire on redis://h:1/"),
+            "{shown}"
+        );
+        assert!(shown.contains("Redis user lacks the permission"), "{shown}");
+        assert!(shown.contains("evalsha"), "{shown}");
     }
 }

@@ -3,10 +3,12 @@
 //! clones, and a task that wakes the waiters of a channel when a message arrives on it.
 //!
 //! Three hazards of fred shape it:
-//! - fred answers `SUBSCRIBE` as soon as it is written, not once the server confirmed it, and
+//! - fred answers `SUBSCRIBE` as soon as it is queued, not once the server confirmed it, and
 //!   drops the confirmation. A waiter that tried the lock right away could then miss a release
-//!   published before the server processed the `SUBSCRIBE`: so each `SUBSCRIBE` is followed by
-//!   a `PING` on the same connection, whose answer comes after the confirmation.
+//!   published before the server processed the `SUBSCRIBE`, and a refusal (`NOPERM`) would go
+//!   unseen: so each `SUBSCRIBE` (and `UNSUBSCRIBE`) is pipelined with a `PING` on the same
+//!   connection, whose answer comes after the server processed it, and which takes the
+//!   server's error instead if it refused it (see `PubSub::confirmed`).
 //! - fred does not subscribe again after reconnecting (only its `SubscriberClient` does, with
 //!   bookkeeping of its own): here `Subscriptions::resubscribe` does, on fred's reconnection
 //!   event, and wakes every waiter.
@@ -181,58 +183,129 @@ impl PubSub {
     }
 }
 
-#[async_trait]
-impl Subscribe for PubSub {
-    async fn subscribe(&self, channel: &str) -> Result<()> {
-        let client = self.client().await?;
-        let nonce = format!(
+/// What a request changes on the Pub/Sub connection.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Subscribe,
+    Unsubscribe,
+}
+
+impl PubSub {
+    /// A fresh `PING` argument, so that an answer cannot be taken for another's.
+    fn nonce(&self) -> String {
+        format!(
             "process-lock:{}",
             self.pings.fetch_add(1, Ordering::Relaxed)
-        );
-        // To the node fred sends SUBSCRIBE to, in a cluster, so that the answer follows the
-        // confirmation.
-        let slot = client
-            .is_clustered()
-            .then(|| fred::util::redis_keyslot(client.id().as_bytes()));
-        let request = self.request("subscribe", &client, |options| {
-            let subscriber = client.with_options(&options);
-            let mut options = options;
-            options.cluster_hash = slot.map(ClusterHash::Custom);
-            let pinger = client.with_options(&options);
+        )
+    }
+
+    /// Sends `change` for `channel` with a `PING` right behind it, and returns once the `PING`
+    /// is answered: the server has then processed the change, and refused it if it did not
+    /// answer the `PING` itself.
+    ///
+    /// The two go in one pipeline, written by fred's connection task in one go, with no reply
+    /// read in between: fred answers `SUBSCRIBE` as soon as it is queued and waits for no answer
+    /// to it, so the server's error for it (`NOPERM`, for a user whose ACL does not have the
+    /// channel) goes to the next request waiting for an answer. Sent as two requests, the `PING`
+    /// could be queued after the error had come back, and fred would drop the error, finding
+    /// no request waiting: the refusal went unseen, and the watch succeeded.
+    async fn confirmed(&self, change: Change, client: &Client, channel: &str) -> Result<()> {
+        let op = match change {
+            Change::Subscribe => "subscribe",
+            Change::Unsubscribe => "unsubscribe",
+        };
+        let nonce = self.nonce();
+        let request = self.request(op, client, |options| {
+            let pipeline = client.pipeline().with_options(&pinned(client, options));
             let (channel, nonce) = (channel.to_owned(), nonce.clone());
             async move {
-                subscriber.subscribe(channel).await?;
-                pinger.ping::<Value>(Some(nonce)).await
+                // Both only queue the command: fred answers them at once.
+                match change {
+                    Change::Subscribe => pipeline.subscribe(channel).await?,
+                    Change::Unsubscribe => pipeline.unsubscribe(channel).await?,
+                }
+                pipeline.ping::<Value>(Some(nonce)).await?;
+                pipeline.last::<Value>().await
             }
         });
         match request.await {
             Ok(reply) if is_pong(&reply, &nonce) => Ok(()),
             Ok(reply) => {
-                resynchronize(&client, self.connect_timeout);
-                Err(unexpected("subscribe", reply))
+                resynchronize(client, self.connect_timeout);
+                Err(unexpected(op, reply))
             }
-            // An error answer to the PING is the SUBSCRIBE's (fred matched it to the next
-            // command waiting for an answer), and the PING's own answer is still to come. No
-            // answer at all: the connection may have died without a word (fred does not notice
-            // on a connection that sends nothing else).
-            Err(e) if e.kind() != ErrorKind::Connection => {
-                resynchronize(&client, self.connect_timeout);
+            // No answer at all: the connection may have died without a word (fred does not
+            // notice on a connection that sends nothing else).
+            Err(e) if e.kind() == ErrorKind::Connection => Err(e),
+            // The answers may still come, to later requests.
+            Err(e) if e.kind() == ErrorKind::Timeout => {
+                resynchronize(client, self.connect_timeout);
                 Err(e)
             }
-            Err(e) => Err(e),
+            // The server refused the change (for a `SUBSCRIBE`, `NOPERM` is PermissionDenied):
+            // its error answered the PING, and the PING's own answer is still to come.
+            Err(e) => {
+                self.realign(client).await;
+                Err(e)
+            }
         }
+    }
+
+    /// After an answer too many is on its way (a refused change's `PING` answer): waits until
+    /// it has gone by, so that answers match their requests again, checking with `PING`s of its
+    /// own; failing that, reconnects.
+    ///
+    /// fred drops an answer that arrives while no request waits for one. Requests on this
+    /// connection are one at a time (`Subscriptions` sends them under its lock), so once the
+    /// late answer arrived with none waiting it is gone; a `PING` that gets it instead lets its
+    /// own answer go by the same way, after a pause.
+    async fn realign(&self, client: &Client) {
+        /// How many `PING`s to try before reconnecting.
+        const ATTEMPTS: usize = 3;
+        /// Added to twice the round trip, before trying again.
+        const PAUSE: Duration = Duration::from_millis(10);
+        for _ in 0..ATTEMPTS {
+            let nonce = self.nonce();
+            let sent = Instant::now();
+            let reply = self
+                .request("ping", client, |options| {
+                    let pinger = client.with_options(&pinned(client, options));
+                    let nonce = nonce.clone();
+                    async move { pinger.ping::<Value>(Some(nonce)).await }
+                })
+                .await;
+            match reply {
+                Ok(reply) if is_pong(&reply, &nonce) => return,
+                Ok(_) => tokio::time::sleep(sent.elapsed() * 2 + PAUSE).await,
+                Err(_) => break,
+            }
+        }
+        resynchronize(client, self.connect_timeout);
+    }
+}
+
+/// `options`, sending the command, in a cluster, to the node fred sends `SUBSCRIBE` to, so that
+/// a `PING`'s answer follows the confirmation.
+fn pinned(client: &Client, mut options: Options) -> Options {
+    if client.is_clustered() {
+        let slot = fred::util::redis_keyslot(client.id().as_bytes());
+        options.cluster_hash = Some(ClusterHash::Custom(slot));
+    }
+    options
+}
+
+#[async_trait]
+impl Subscribe for PubSub {
+    async fn subscribe(&self, channel: &str) -> Result<()> {
+        let client = self.client().await?;
+        self.confirmed(Change::Subscribe, &client, channel).await
     }
 
     async fn unsubscribe(&self, channel: &str) -> Result<()> {
         let Some(client) = self.connected().await else {
             return Ok(());
         };
-        self.request("unsubscribe", &client, |options| {
-            let unsubscriber = client.with_options(&options);
-            let channel = channel.to_owned();
-            async move { unsubscriber.unsubscribe(channel).await }
-        })
-        .await
+        self.confirmed(Change::Unsubscribe, &client, channel).await
     }
 }
 

@@ -21,6 +21,9 @@ pub(crate) static RENEW: LazyLock<Script> =
 pub(crate) static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::from_lua(lock_core::scripts::RELEASE));
 
+pub(crate) static STATUS: LazyLock<Script> =
+    LazyLock::new(|| Script::from_lua(lock_core::scripts::STATUS));
+
 pub(crate) static FORCE_RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::from_lua(lock_core::scripts::FORCE_RELEASE));
 

@@ -10,19 +10,24 @@ use std::time::{Duration, Instant};
 
 use conformance::redis::RedisOptions;
 use conformance::redis_server::{RawRedis, RedisServer};
-use lock_core::{Cleared, FencedAcquire, LockBackend, LockName, ProcessLock, Token, Ttl};
+use lock_core::{
+    Cleared, ErrorKind, FencedAcquire, LockBackend, LockName, ProcessLock, Token, Ttl,
+};
 use lock_fred::FredBackend;
 use lock_fred::fred::prelude::{Builder, Client, ClientLike, Config};
 
 /// The backend on `url`, with the suite's options.
 async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
-    let backend = FredBackend::builder(&url)
+    let builder = FredBackend::builder(&url)
         .connect_timeout(options.connect_timeout)
         .response_timeout(options.response_timeout)
         .reconnect_attempts(options.reconnect_attempts)
-        .prefix(options.prefix)
-        .connect()
-        .await?;
+        .prefix(options.prefix);
+    let builder = match options.restart_delay {
+        Some(delay) => builder.restart_delay(delay),
+        None => builder,
+    };
+    let backend = builder.connect().await?;
     Ok(Arc::new(backend))
 }
 
@@ -117,7 +122,9 @@ fn the_builder_debug_hides_the_password() {
 #[tokio::test]
 async fn rediss_without_the_tls_feature_is_a_config_error() {
     // fred alone would connect in plaintext.
-    let err = FredBackend::connect("rediss://:s3cret-pw@127.0.0.1:6379/")
+    let err = FredBackend::builder("rediss://:s3cret-pw@127.0.0.1:6379/")
+        .restart_delay(std::time::Duration::ZERO)
+        .connect()
         .await
         .unwrap_err();
     assert_eq!(err.kind(), lock_core::ErrorKind::Config, "{err}");
@@ -135,6 +142,7 @@ async fn built_from_an_existing_client_or_pool_with_a_prefix() {
     let from_client = Arc::new(
         FredBackend::with_client(fresh.clone())
             .prefix("app:")
+            .restart_delay(Duration::ZERO)
             .connect()
             .await
             .unwrap(),
@@ -147,6 +155,7 @@ async fn built_from_an_existing_client_or_pool_with_a_prefix() {
         FredBackend::with_client(connected)
             .prefix("app:")
             .response_timeout(Duration::from_secs(1))
+            .restart_delay(std::time::Duration::ZERO)
             .connect()
             .await
             .unwrap(),
@@ -155,6 +164,7 @@ async fn built_from_an_existing_client_or_pool_with_a_prefix() {
     let from_pool = Arc::new(
         FredBackend::with_pool(pool)
             .prefix("app:")
+            .restart_delay(std::time::Duration::ZERO)
             .connect()
             .await
             .unwrap(),
@@ -188,7 +198,13 @@ async fn dropping_the_last_clone_closes_its_own_connection() {
     let server = server().await;
     let mut admin = admin(&server).await;
     let before = clients(&mut admin).await;
-    let backend = Arc::new(FredBackend::connect(server.url()).await.unwrap());
+    let backend = Arc::new(
+        FredBackend::builder(server.url())
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
     let clone = backend.clone();
     assert_eq!(clients(&mut admin).await, before + 1);
     drop(backend);
@@ -211,7 +227,9 @@ async fn a_cancelled_connect_leaves_no_connection_behind() {
     let mut admin = admin(&server).await;
     let before = clients(&mut admin).await;
     for micros in [0, 200, 500, 1_000, 2_000, 5_000] {
-        let connecting = FredBackend::connect(server.url());
+        let connecting = FredBackend::builder(server.url())
+            .restart_delay(std::time::Duration::ZERO)
+            .connect();
         let _ = tokio::time::timeout(Duration::from_micros(micros), connecting).await;
     }
     // Give a connection that escaped the time to show up, then expect none.
@@ -230,7 +248,8 @@ async fn a_cancelled_connect_leaves_no_connection_behind() {
 async fn speaks_resp3_when_asked() {
     let server = server().await;
     let url = format!("{}?protocol=resp3", server.url());
-    let backend = Arc::new(FredBackend::connect(&url).await.unwrap());
+    let backend = FredBackend::builder(&url).restart_delay(Duration::ZERO);
+    let backend = Arc::new(backend.connect().await.unwrap());
     let a = handle(&backend, "resp3");
     let b = handle(&backend, "resp3");
     assert!(a.lock().await.unwrap());
@@ -246,7 +265,13 @@ async fn speaks_resp3_when_asked() {
     assert_eq!(a.clear(false).await.unwrap(), Cleared::Cleared);
     assert_eq!(a.clear(true).await.unwrap(), Cleared::Missing);
     // The Pub/Sub connection speaks RESP3 too: pushed messages, and PING's plain answer.
-    let other = Arc::new(FredBackend::connect(&url).await.unwrap());
+    let other = Arc::new(
+        FredBackend::builder(&url)
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
     a_release_wakes_the_waiter(&other, &backend, "resp3-waiter").await;
 }
 
@@ -255,7 +280,13 @@ async fn the_pubsub_connection_opens_on_the_first_watch_and_closes_with_the_last
     let server = server().await;
     let mut admin = admin(&server).await;
     let before = clients(&mut admin).await;
-    let backend = Arc::new(FredBackend::connect(server.url()).await.unwrap());
+    let backend = Arc::new(
+        FredBackend::builder(server.url())
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
     let clone = backend.clone();
     let name = LockName::new("watched").unwrap();
     assert_eq!(subscribers(&mut admin).await, 0, "opened before any watch");
@@ -289,7 +320,13 @@ async fn a_watch_outliving_the_backend_keeps_the_connection_until_it_is_dropped(
     let server = server().await;
     let mut admin = admin(&server).await;
     let before = clients(&mut admin).await;
-    let backend = Arc::new(FredBackend::connect(server.url()).await.unwrap());
+    let backend = Arc::new(
+        FredBackend::builder(server.url())
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
     let watch = backend.watch(&LockName::new("w").unwrap()).await.unwrap();
     drop(backend);
     eventually(
@@ -314,7 +351,13 @@ async fn a_watch_outliving_the_backend_keeps_the_connection_until_it_is_dropped(
 async fn a_cancelled_first_watch_leaves_no_connection_behind() {
     let server = server().await;
     let mut admin = admin(&server).await;
-    let backend = Arc::new(FredBackend::connect(server.url()).await.unwrap());
+    let backend = Arc::new(
+        FredBackend::builder(server.url())
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
     let before = clients(&mut admin).await;
     let name = LockName::new("cancelled").unwrap();
     for micros in [0, 200, 500, 1_000, 2_000, 5_000] {
@@ -337,10 +380,28 @@ async fn waiters_are_woken_through_a_backend_on_an_application_client_or_pool() 
     let config = Config::from_url(server.url()).unwrap();
     // No reconnection policy: the backend's Pub/Sub connection gets one of its own.
     let client = Builder::from_config(config.clone()).build().unwrap();
-    let from_client = Arc::new(FredBackend::with_client(client).connect().await.unwrap());
+    let from_client = Arc::new(
+        FredBackend::with_client(client)
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
     let pool = Builder::from_config(config).build_pool(2).unwrap();
-    let from_pool = Arc::new(FredBackend::with_pool(pool).connect().await.unwrap());
-    let from_url = Arc::new(FredBackend::connect(server.url()).await.unwrap());
+    let from_pool = Arc::new(
+        FredBackend::with_pool(pool)
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let from_url = Arc::new(
+        FredBackend::builder(server.url())
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
 
     a_release_wakes_the_waiter(&from_url, &from_client, "app-client").await;
     a_release_wakes_the_waiter(&from_url, &from_pool, "app-pool").await;
@@ -357,11 +418,23 @@ async fn the_pubsub_connection_has_the_clients_credentials() {
         .unwrap();
     admin.run(&["AUTH", "s3cret-pw"]).await.unwrap();
     let url = server.url().replacen("redis://", "redis://:s3cret-pw@", 1);
-    let from_url = Arc::new(FredBackend::connect(&url).await.unwrap());
+    let from_url = Arc::new(
+        FredBackend::builder(&url)
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
     let client = Builder::from_config(Config::from_url(&url).unwrap())
         .build()
         .unwrap();
-    let from_client = Arc::new(FredBackend::with_client(client).connect().await.unwrap());
+    let from_client = Arc::new(
+        FredBackend::with_client(client)
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
     a_release_wakes_the_waiter(&from_url, &from_client, "with-password").await;
     a_release_wakes_the_waiter(&from_client, &from_url, "with-password").await;
 }
@@ -371,7 +444,13 @@ async fn a_watch_returns_once_the_server_confirmed_the_subscription() {
     // fred answers SUBSCRIBE once written: the backend waits for the server's confirmation.
     let server = server().await;
     let mut admin = admin(&server).await;
-    let backend = Arc::new(FredBackend::connect(server.url()).await.unwrap());
+    let backend = Arc::new(
+        FredBackend::builder(server.url())
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
     // Connected already, so that only the SUBSCRIBE is held up.
     let _first = backend
         .watch(&LockName::new("first").unwrap())
@@ -404,7 +483,13 @@ async fn waiters_are_woken_after_the_pubsub_connection_is_killed() {
     // fred does not subscribe again after reconnecting: the backend does.
     let server = server().await;
     let mut admin = admin(&server).await;
-    let backend = Arc::new(FredBackend::connect(server.url()).await.unwrap());
+    let backend = Arc::new(
+        FredBackend::builder(server.url())
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
     let holder = handle(&backend, "killed");
     let held = holder.acquire().await.unwrap();
     let waiting = handle(&backend, "killed");
@@ -446,28 +531,27 @@ async fn fencing_tokens_count_in_the_fence_key_under_the_prefix() {
     let mut admin = admin(&server).await;
     let backend = FredBackend::builder(server.url())
         .prefix("app:")
+        .restart_delay(Duration::ZERO)
         .connect()
         .await
         .unwrap();
     let name = LockName::new("fenced").unwrap();
     let (a, b) = (Token::generate().unwrap(), Token::generate().unwrap());
     let ttl = Ttl::new(Duration::from_secs(30)).unwrap();
-    assert_eq!(
-        backend.try_acquire_fenced(&name, &a, ttl).await.unwrap(),
-        FencedAcquire::Acquired { fence: 1 }
-    );
+    let fence = |acquired: FencedAcquire| match acquired {
+        FencedAcquire::Acquired { fence } => fence,
+        other => panic!("not acquired: {other:?}"),
+    };
+    let first = fence(backend.try_acquire_fenced(&name, &a, ttl).await.unwrap());
     assert!(matches!(
         backend.try_acquire_fenced(&name, &b, ttl).await.unwrap(),
         FencedAcquire::Held { remaining: Some(left) } if left > Duration::from_secs(29)
     ));
+    let second = fence(backend.try_acquire_fenced(&name, &a, ttl).await.unwrap());
+    assert!(second > first, "the holder again: a new fence");
     assert_eq!(
-        backend.try_acquire_fenced(&name, &a, ttl).await.unwrap(),
-        FencedAcquire::Acquired { fence: 2 },
-        "the holder again: a new fence"
-    );
-    assert_eq!(
-        admin.get("{app:fenced}:fence").await.unwrap().as_deref(),
-        Some("2")
+        admin.get("{app:fenced}:fence").await.unwrap(),
+        Some(second.to_string())
     );
     assert_eq!(
         admin.get("app:fenced").await.unwrap().as_deref(),
@@ -477,9 +561,180 @@ async fn fencing_tokens_count_in_the_fence_key_under_the_prefix() {
         backend.force_release(&name).await.unwrap(),
         lock_core::ForceRelease::Released
     );
-    assert_eq!(
-        backend.try_acquire_fenced(&name, &b, ttl).await.unwrap(),
-        FencedAcquire::Acquired { fence: 3 },
-        "the counter outlives the lock"
+    let third = fence(backend.try_acquire_fenced(&name, &b, ttl).await.unwrap());
+    assert!(third > second, "the counter outlives the lock");
+}
+
+/// How many times the ACL tests repeat what they check: a race that shows in 1 of 5 runs must
+/// show here.
+const TRIES: usize = 12;
+
+/// The ids of the server's Pub/Sub connections.
+async fn subscriber_ids(admin: &mut RawRedis) -> Vec<String> {
+    let list = admin
+        .run(&["CLIENT", "LIST", "TYPE", "pubsub"])
+        .await
+        .unwrap();
+    let list = list.as_str().unwrap_or_default().to_owned();
+    list.lines()
+        .filter_map(|line| line.split(' ').find_map(|field| field.strip_prefix("id=")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Adds the ACL user `u` (password `pw`) with `rules`, and returns the server's URL for it.
+async fn acl_user(server: &RedisServer, admin: &mut RawRedis, rules: &[&str]) -> String {
+    let mut command = vec!["ACL", "SETUSER", "u", "reset", "on", ">pw"];
+    command.extend_from_slice(rules);
+    admin.run(&command).await.unwrap();
+    server.url().replacen("redis://", "redis://u:pw@", 1)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_subscribe_is_an_error_every_time() {
+    let server = server().await;
+    let mut admin = admin(&server).await;
+    // Every channel refused but the lock `allowed`'s.
+    let allowed = lock_core::scripts::release_channel("allowed");
+    let url = acl_user(
+        &server,
+        &mut admin,
+        &["~*", "resetchannels", &format!("&{allowed}"), "+@all"],
+    )
+    .await;
+    let refused = LockName::new("refused").unwrap();
+    let check = |err: lock_core::Error, attempt: &str| {
+        assert_eq!(
+            err.kind(),
+            ErrorKind::PermissionDenied,
+            "{attempt}: {err:?}"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.contains("subscribe") && shown.contains("Redis user lacks the permission"),
+            "{attempt}: {shown}"
+        );
+        assert!(!shown.contains("pw@"), "{attempt}: {shown}");
+    };
+
+    // As separate processes would: each backend's first watch, on a new Pub/Sub connection,
+    // in RESP2 and RESP3.
+    for protocol in ["resp2", "resp3"] {
+        let url = format!("{url}?protocol={protocol}");
+        for attempt in 0..TRIES {
+            let backend = FredBackend::builder(&url)
+                .restart_delay(std::time::Duration::ZERO)
+                .connect()
+                .await
+                .unwrap();
+            let err = backend.watch(&refused).await.unwrap_err();
+            check(err, &format!("new backend, {protocol}, try {attempt}"));
+        }
+    }
+
+    // One backend, again and again, on one connection already subscribed to another channel.
+    let backend = Arc::new(
+        FredBackend::builder(&url)
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
     );
+    let mut watch = backend
+        .watch(&LockName::new("allowed").unwrap())
+        .await
+        .unwrap();
+    let subscriber = subscriber_ids(&mut admin).await;
+    assert_eq!(subscriber.len(), 1, "{subscriber:?}");
+    for attempt in 0..TRIES {
+        let err = backend.watch(&refused).await.unwrap_err();
+        check(err, &format!("same backend, try {attempt}"));
+    }
+    // Answers still go to their own requests, on the same connection (not replaced): a new
+    // subscription is confirmed, and messages arrive.
+    let _again = backend
+        .watch(&LockName::new("allowed").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(subscriber_ids(&mut admin).await, subscriber);
+    let numsub = admin
+        .run(&[
+            "PUBSUB",
+            "NUMSUB",
+            &lock_core::scripts::release_channel("refused"),
+        ])
+        .await
+        .unwrap();
+    assert!(format!("{numsub:?}").contains("Int(0)"), "{numsub:?}");
+    admin.run(&["PUBLISH", &allowed, "released"]).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(1), watch.released())
+        .await
+        .expect("the message on the allowed channel");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_without_evalsha_gets_permission_denied_and_nothing_changes() {
+    let server = server().await;
+    let mut admin = admin(&server).await;
+    let url = acl_user(
+        &server,
+        &mut admin,
+        &["~*", "&*", "+@all", "-evalsha", "-eval"],
+    )
+    .await;
+    let backend = FredBackend::builder(&url)
+        .restart_delay(std::time::Duration::ZERO)
+        .connect()
+        .await
+        .unwrap();
+    let name = LockName::new("denied").unwrap();
+    let ttl = Ttl::new(Duration::from_secs(30)).unwrap();
+    for attempt in 0..TRIES {
+        let token = Token::generate().unwrap();
+        let err = backend.try_acquire(&name, &token, ttl).await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::PermissionDenied,
+            "try {attempt}: {err:?}"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.contains("acquire") && shown.contains("Redis user lacks the permission"),
+            "try {attempt}: {shown}"
+        );
+        assert!(!err.is_retryable());
+        let err = backend
+            .try_acquire_fenced(&name, &token, ttl)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::PermissionDenied,
+            "try {attempt}: {err:?}"
+        );
+    }
+    assert_eq!(admin.int(&["DBSIZE"]).await.unwrap(), 0, "nothing changed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_is_a_config_error() {
+    let server = server().await;
+    let mut admin = admin(&server).await;
+    let url = acl_user(&server, &mut admin, &["~*", "&*", "+@all"]).await;
+    assert!(
+        FredBackend::builder(&url)
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .is_ok()
+    );
+    let wrong = url.replace("u:pw@", "u:wrong-pw@");
+    let err = FredBackend::builder(&wrong)
+        .reconnect_attempts(0)
+        .restart_delay(std::time::Duration::ZERO)
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("wrong-pw"), "{err:?}");
 }

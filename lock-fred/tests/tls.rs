@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use conformance::redis_server::TlsRedisServer;
+use conformance::redis_server::{RawRedis, RedisServer, TlsRedisServer};
 use lock_core::{Cleared, ErrorKind, ProcessLock};
 use lock_fred::FredBackend;
 use lock_fred::fred::prelude::{Builder, Config, TlsConnector};
@@ -33,7 +33,13 @@ async fn locks_over_tls_with_a_private_ca() {
     let mut config = Config::from_url(server.url()).unwrap();
     config.tls = Some(TlsConnector::from(tls).into());
     let client = Builder::from_config(config).build().unwrap();
-    let backend = Arc::new(FredBackend::with_client(client).connect().await.unwrap());
+    let backend = Arc::new(
+        FredBackend::with_client(client)
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
     let lock = ProcessLock::new(backend.clone(), "over-tls", Duration::from_secs(5)).unwrap();
     assert!(lock.lock().await.unwrap());
     assert!(lock.update().await.unwrap());
@@ -61,6 +67,7 @@ async fn an_untrusted_certificate_is_refused() {
     let url = server.url();
     let err = FredBackend::builder(url)
         .reconnect_attempts(0)
+        .restart_delay(std::time::Duration::ZERO)
         .connect()
         .await
         .unwrap_err();
@@ -70,4 +77,41 @@ async fn an_untrusted_certificate_is_refused() {
         shown.contains(url) && shown.contains("UnknownIssuer"),
         "{shown}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rediss_to_a_plain_text_server_is_a_config_error_at_once() {
+    let server = RedisServer::start_own()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = server.url().replacen("redis://", "rediss://:s3cret-pw@", 1);
+    let mut admin = RawRedis::connect(server.url()).await.unwrap();
+    // Then with a password, when it answers PING with -NOAUTH.
+    for requirepass in [false, true] {
+        if requirepass {
+            admin
+                .run(&["CONFIG", "SET", "requirepass", "s3cret-pw"])
+                .await
+                .unwrap();
+        }
+        for attempt in 0..5 {
+            let started = std::time::Instant::now();
+            let err = FredBackend::builder(&url)
+                .connect_timeout(Duration::from_secs(5))
+                .connect()
+                .await
+                .unwrap_err();
+            let elapsed = started.elapsed();
+            let shown = format!("{err} {err:?}");
+            let attempt = format!("requirepass {requirepass}, try {attempt}: {shown}");
+            assert_eq!(err.kind(), ErrorKind::Config, "{attempt}");
+            assert!(elapsed < Duration::from_secs(1), "{elapsed:?}, {attempt}");
+            assert!(
+                err.to_string()
+                    .contains("speaks plain text, not TLS: use redis://"),
+                "{attempt}"
+            );
+            assert!(!shown.contains("s3cret-pw"), "{attempt}");
+        }
+    }
 }

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use lock_core::scripts::{fence_key, release_channel};
+use lock_core::scripts::{FENCE_RETENTION, boot_key, fence_key, release_channel, restart_delay_ms};
 use lock_core::{
     Acquire, Capabilities, Error, ErrorKind, FencedAcquire, ForceRelease, LockBackend, LockName,
     Release, Result, Status, Token, Ttl, Watch, async_trait,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::time::Instant;
 
 use crate::error::from_redis;
 use crate::pubsub::{PubSubLink, Waiters};
@@ -24,9 +25,16 @@ pub const REDIS_URL_ENV: &str = "REDIS_URL";
 ///
 /// One shared, multiplexed connection (`redis::aio::ConnectionManager`) carries every request
 /// from every clone and task, and reconnects by itself after the server restarts or the
-/// network breaks: a request in flight at that moment fails with a
-/// [`Connection`](ErrorKind::Connection) error and is never replayed, so a lock is never taken
-/// twice behind the caller's back.
+/// network breaks. A request that meets a broken connection is sent again on the new one
+/// (with a backoff from 10 ms, within the response timeout): every script is idempotent for
+/// one token (acquiring again what the token holds only resets its expiry; a release that
+/// already landed answers [`Release::Missing`]), so a lock is never taken twice behind the
+/// caller's back.
+///
+/// **Restarts.** A free lock is not granted on a server that started less than the
+/// [restart delay](RedisRsBuilder::restart_delay) ago (by default the lock's timeout), since a
+/// lock held before a restart without persistence may still be in use; see
+/// [`lock_core::scripts`].
 ///
 /// Every operation is one round trip and atomic: acquire (plain or
 /// [fenced](LockBackend::try_acquire_fenced)), renew, release and force release are the shared
@@ -82,6 +90,8 @@ pub struct RedisRsBackend {
     /// Whether the last request reached the server (false after a connection error): a request
     /// still waiting when the response timeout passes is then waiting for a reconnection.
     connected: Arc<AtomicBool>,
+    /// The delayed restart rule's delay; `None`: the lock's timeout.
+    restart_delay: Option<Duration>,
     /// The waiters of this backend and its clones, on the Pub/Sub connection; `None` without a
     /// client to open it with.
     waiters: Option<Arc<Waiters>>,
@@ -97,6 +107,7 @@ pub struct RedisRsBuilder {
     connect_timeout: Duration,
     response_timeout: Duration,
     reconnect_attempts: usize,
+    restart_delay: Option<Duration>,
 }
 
 impl RedisRsBuilder {
@@ -115,7 +126,20 @@ impl RedisRsBuilder {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             response_timeout: Self::DEFAULT_RESPONSE_TIMEOUT,
             reconnect_attempts: Self::DEFAULT_RECONNECT_ATTEMPTS,
+            restart_delay: None,
         }
+    }
+
+    /// How long after the server starts a free lock is not granted (the *delayed restart*
+    /// rule): a server restarted without persistence has forgotten every lock, whose holders
+    /// may go on working until their timeout. By default, the timeout of the lock being
+    /// acquired, which protects holders using the same timeout; set the longest timeout any
+    /// process uses, or [`Duration::ZERO`] to grant at once (for a server whose data survives
+    /// restarts, or in tests). A server that kept its data keeps its start time, and grants at
+    /// once.
+    pub fn restart_delay(mut self, delay: Duration) -> Self {
+        self.restart_delay = Some(delay);
+        self
     }
 
     /// Puts every lock's key under `prefix` (the key becomes `prefix + name`). None by default,
@@ -153,20 +177,21 @@ impl RedisRsBuilder {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`] for a malformed URL or refused credentials,
-    /// [`ErrorKind::Connection`] when the server cannot be reached, [`ErrorKind::Timeout`] when
-    /// it does not answer in time. Messages name the server without its password.
+    /// [`ErrorKind::Config`] for a malformed URL, refused credentials, TLS without the `tls`
+    /// feature, or a server that speaks plain text where TLS was asked for (told within a
+    /// fraction of a second, not at the connect timeout); [`ErrorKind::Connection`] when the
+    /// server cannot be reached, [`ErrorKind::Timeout`] when it does not answer in time.
+    /// Messages name the server without its password.
     ///
     /// # Cancel safety
     ///
     /// Safe: dropping the future drops the connection being made.
     pub async fn connect(self) -> Result<RedisRsBackend> {
         let client = self.client?;
+        let tls = tls_endpoint(&client);
         #[cfg(feature = "tls")]
-        {
-            // rustls needs one process-wide crypto provider; an application that installed its
-            // own keeps it (install_default then fails, harmlessly).
-            let _ = rustls::crypto::ring::default_provider().install_default();
+        if tls.is_some() {
+            use_ring_unless_chosen();
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
@@ -181,26 +206,28 @@ impl RedisRsBuilder {
             self.connect_timeout,
             self.response_timeout,
         );
-        let connecting = ConnectionManager::new_with_config(client, config);
-        let conn = match tokio::time::timeout(self.connect_timeout, connecting).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(from_redis(e, "connecting", &target)),
-            Err(_) => {
-                return Err(Error::new(
+        let connecting = async {
+            let connecting = ConnectionManager::new_with_config(client, config);
+            match tokio::time::timeout(self.connect_timeout, connecting).await {
+                Ok(Ok(conn)) => Ok(conn),
+                Ok(Err(e)) => Err(from_redis(e, "connecting", &target)),
+                Err(_) => Err(Error::new(
                     ErrorKind::Timeout,
                     format!(
                         "connecting to {target}: no connection within {:?}",
                         self.connect_timeout
                     ),
-                ));
+                )),
             }
         };
+        let conn = unless_plain_text(tls, &target, connecting).await?;
         Ok(RedisRsBackend {
             conn,
             prefix: self.prefix.into(),
             target: target.into(),
             timeout: self.response_timeout,
             connected: Arc::new(AtomicBool::new(true)),
+            restart_delay: self.restart_delay,
             waiters: Some(waiters),
         })
     }
@@ -244,28 +271,46 @@ impl RedisRsBackend {
     }
 
     /// A builder for the server at `url`, to set a prefix or timeouts before connecting.
+    ///
+    /// A `rediss://` (or `valkeys://`) URL needs this crate's `tls` feature: without it,
+    /// [`connect`](RedisRsBuilder::connect) fails with [`ErrorKind::Config`] before anything is
+    /// attempted, whatever features the `redis` crate has.
     pub fn builder(url: &str) -> RedisRsBuilder {
         let target = lock_core::redact_url(url);
-        let client = redis::Client::open(url).map_err(|e| {
-            let hint = if url.starts_with("rediss") && !cfg!(feature = "tls") {
-                " (TLS needs lock-redis-rs's `tls` feature)"
-            } else {
-                ""
-            };
-            Error::new(
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+        let tls_scheme = scheme
+            .is_some_and(|s| s.eq_ignore_ascii_case("rediss") || s.eq_ignore_ascii_case("valkeys"));
+        let client = if tls_scheme && !cfg!(feature = "tls") {
+            Err(Error::new(
                 ErrorKind::Config,
-                format!("invalid Redis URL {target}{hint}"),
-            )
-            .with_source(e)
-        });
+                format!("invalid Redis URL {target}: {NO_TLS}"),
+            ))
+        } else {
+            redis::Client::open(url).map_err(|e| {
+                Error::new(ErrorKind::Config, format!("invalid Redis URL {target}")).with_source(e)
+            })
+        };
         RedisRsBuilder::new(client, target)
     }
 
     /// A builder that connects through a `redis::Client` the application already has.
+    ///
+    /// A client that connects with TLS needs this crate's `tls` feature: without it,
+    /// [`connect`](RedisRsBuilder::connect) fails with [`ErrorKind::Config`].
     pub fn with_client(client: redis::Client) -> RedisRsBuilder {
         let info = client.get_connection_info();
-        let target = format!("redis://{}/{}", info.addr(), info.redis_settings().db());
-        RedisRsBuilder::new(Ok(client), target)
+        let tls = tls_endpoint(&client).is_some();
+        let scheme = if tls { "rediss" } else { "redis" };
+        let target = format!("{scheme}://{}/{}", info.addr(), info.redis_settings().db());
+        let client = if tls && !cfg!(feature = "tls") {
+            Err(Error::new(
+                ErrorKind::Config,
+                format!("connecting to {target}: {NO_TLS}"),
+            ))
+        } else {
+            Ok(client)
+        };
+        RedisRsBuilder::new(client, target)
     }
 
     /// A backend on a `ConnectionManager` the application already has (its timeouts and
@@ -287,6 +332,7 @@ impl RedisRsBackend {
             target: "redis (shared connection manager)".into(),
             timeout: response_timeout,
             connected: Arc::new(AtomicBool::new(true)),
+            restart_delay: None,
             waiters: None,
         }
     }
@@ -294,6 +340,15 @@ impl RedisRsBackend {
     /// The key prefix (empty by default).
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The delayed restart rule's delay for locks on this backend (see
+    /// [`RedisRsBuilder::restart_delay`]), as a builder would set it; the default (`None`) is
+    /// each lock's own timeout.
+    #[must_use]
+    pub fn with_restart_delay(mut self, delay: Option<Duration>) -> Self {
+        self.restart_delay = delay;
+        self
     }
 
     /// The connection this backend uses, for commands of the application's own.
@@ -308,39 +363,169 @@ impl RedisRsBackend {
         key
     }
 
-    /// Runs one request with the response timeout, mapping errors.
-    async fn run<T>(
-        &self,
-        op: &'static str,
-        request: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T> {
-        match tokio::time::timeout(self.timeout, request).await {
-            Ok(Ok(reply)) => {
-                self.connected.store(true, Ordering::Relaxed);
-                Ok(reply)
-            }
-            Ok(Err(e)) => {
-                let err = from_redis(e, op, &self.target);
-                self.connected
-                    .store(err.kind() != ErrorKind::Connection, Ordering::Relaxed);
-                Err(err)
-            }
-            Err(_) => {
-                let (kind, missing) = if self.connected.load(Ordering::Relaxed) {
-                    (ErrorKind::Timeout, "no answer")
-                } else {
-                    (ErrorKind::Connection, "no connection")
-                };
-                Err(Error::new(
-                    kind,
-                    format!(
-                        "{op} on {}: {missing} within {:?}",
-                        self.target, self.timeout
-                    ),
-                ))
+    /// Runs one request with the response timeout, mapping errors. A request that met a
+    /// broken connection is made again on the reconnected one (`request` builds it anew), with a
+    /// backoff, while the response timeout lasts: every request this backend makes may be
+    /// repeated safely (see the type's docs).
+    async fn run<T, F, Fut>(&self, op: &'static str, mut request: F) -> Result<T>
+    where
+        F: FnMut(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            match tokio::time::timeout_at(deadline, request(self.conn.clone())).await {
+                Ok(Ok(reply)) => {
+                    self.connected.store(true, Ordering::Relaxed);
+                    return Ok(reply);
+                }
+                Ok(Err(e)) => {
+                    let err = from_redis(e, op, &self.target);
+                    let broken = err.kind() == ErrorKind::Connection;
+                    self.connected.store(!broken, Ordering::Relaxed);
+                    if broken && Instant::now() + backoff < deadline {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_millis(250));
+                        continue;
+                    }
+                    return Err(err);
+                }
+                Err(_) => {
+                    let (kind, missing) = if self.connected.load(Ordering::Relaxed) {
+                        (ErrorKind::Timeout, "no answer")
+                    } else {
+                        (ErrorKind::Connection, "no connection")
+                    };
+                    return Err(Error::new(
+                        kind,
+                        format!(
+                            "{op} on {}: {missing} within {:?}",
+                            self.target, self.timeout
+                        ),
+                    ));
+                }
             }
         }
     }
+}
+
+/// Why a TLS connection is refused without the `tls` feature. The `redis` crate may have TLS
+/// all the same (another crate of the build switched it on), but without a crypto provider for
+/// rustls it would panic when connecting.
+const NO_TLS: &str =
+    "TLS (rediss://) needs lock-redis-rs's `tls` feature (process-lock's `redis-rs-tls`)";
+
+/// Where `client` connects with TLS (host and port); `None` for a plain-text connection.
+fn tls_endpoint(client: &redis::Client) -> Option<(String, u16)> {
+    match client.get_connection_info().addr() {
+        redis::ConnectionAddr::TcpTls { host, port, .. } => Some((host.clone(), *port)),
+        _ => None,
+    }
+}
+
+/// Makes `ring` rustls's process-wide crypto provider, unless the application chose one: the
+/// `redis` crate builds its TLS configuration with that default, and rustls cannot pick one by
+/// itself when other crates of the build switched on none or several of its providers.
+#[cfg(feature = "tls")]
+fn use_ring_unless_chosen() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Fails only if another thread installed one meanwhile, which is then used.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// How long a TLS handshake goes unanswered before [`unless_plain_text`] asks the server, in
+/// plain text, whether it speaks it.
+#[cfg(feature = "tls")]
+const PLAIN_TEXT_PROBE_DELAY: Duration = Duration::from_millis(200);
+
+/// Runs `connecting`, a connection being made with TLS to `tls` (host and port; nothing to
+/// check without one), but fails with [`ErrorKind::Config`] instead if the server speaks plain
+/// text: as soon as the handshake has gone unanswered for [`PLAIN_TEXT_PROBE_DELAY`], or when it
+/// failed at once.
+///
+/// A plain-text Redis server does not answer a TLS ClientHello (it waits for the end of a line:
+/// the handshake would wait out the connect timeout), or answers it with an error (if it holds
+/// a newline byte), which fails the handshake as if the network had. A second connection that
+/// sends `PING` tells: a plain-text server answers it with a RESP line (`+PONG`, or an error such
+/// as `-NOAUTH`), a TLS server with an alert, or not at all.
+#[cfg(feature = "tls")]
+async fn unless_plain_text<T>(
+    tls: Option<(String, u16)>,
+    target: &str,
+    connecting: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let Some((host, port)) = tls else {
+        return connecting.await;
+    };
+    let plain_text = || {
+        Error::new(
+            ErrorKind::Config,
+            format!("the server at {target} speaks plain text, not TLS: use redis://"),
+        )
+    };
+    let probe = async {
+        tokio::time::sleep(PLAIN_TEXT_PROBE_DELAY).await;
+        if speaks_plain_text(&host, port).await {
+            plain_text()
+        } else {
+            std::future::pending().await
+        }
+    };
+    let outcome = tokio::select! {
+        biased;
+        outcome = connecting => outcome,
+        plain = probe => return Err(plain),
+    };
+    match outcome {
+        Err(e) if e.kind() == ErrorKind::Connection && speaks_plain_text(&host, port).await => {
+            Err(plain_text().with_source(e))
+        }
+        outcome => outcome,
+    }
+}
+
+/// Without TLS support, nothing to check.
+#[cfg(not(feature = "tls"))]
+async fn unless_plain_text<T>(
+    _tls: Option<(String, u16)>,
+    _target: &str,
+    connecting: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    connecting.await
+}
+
+/// Whether the server at `host:port` answers `PING\r\n`, sent in plain text, with a RESP line
+/// (`+...` or `-...`), within half a second.
+#[cfg(feature = "tls")]
+async fn speaks_plain_text(host: &str, port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let asked = async {
+        let mut stream = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+        stream.write_all(b"PING\r\n").await.ok()?;
+        let mut reply = Vec::new();
+        let mut chunk = [0; 64];
+        while reply.len() < 512 {
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            reply.extend_from_slice(&chunk[..n]);
+            if !matches!(reply.first(), Some(b'+' | b'-')) {
+                return Some(false);
+            }
+            if let Some(end) = reply.windows(2).position(|pair| pair == b"\r\n") {
+                return Some(reply[1..end].iter().all(|b| (b' '..=b'~').contains(b)));
+            }
+        }
+        Some(false)
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), asked).await,
+        Ok(Some(true))
+    )
 }
 
 fn url_from_env(var: std::result::Result<String, std::env::VarError>) -> Result<String> {
@@ -360,11 +545,6 @@ fn unexpected(op: &str, what: impl fmt::Debug) -> Error {
     )
 }
 
-/// Redis's `PTTL` answer as a remaining time: `None` for a key without expiry (-1).
-fn remaining(pttl: i64) -> Option<Duration> {
-    u64::try_from(pttl).ok().map(Duration::from_millis)
-}
-
 #[async_trait]
 impl LockBackend for RedisRsBackend {
     fn capabilities(&self) -> Capabilities {
@@ -376,28 +556,32 @@ impl LockBackend for RedisRsBackend {
     }
 
     async fn try_acquire(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<Acquire> {
-        let mut conn = self.conn.clone();
-        let mut call = scripts::ACQUIRE.key(self.key(name));
-        call.arg(token.as_str()).arg(ttl.as_millis());
-        let reply: Vec<i64> = self.run("acquire", call.invoke_async(&mut conn)).await?;
-        match reply[..] {
-            [1] => Ok(Acquire::Acquired),
-            [0, pttl] => Ok(Acquire::Held {
-                remaining: remaining(pttl),
-            }),
-            _ => Err(unexpected("acquire", reply)),
-        }
+        let key = self.key(name);
+        let boot = boot_key(&self.prefix, &key);
+        let delay = restart_delay_ms(self.restart_delay, ttl);
+        let reply: Vec<i64> = self
+            .run("acquire", |mut conn| {
+                let mut call = scripts::ACQUIRE.key(&key);
+                call.key(&boot)
+                    .arg(token.as_str())
+                    .arg(ttl.as_millis())
+                    .arg(delay);
+                async move { call.invoke_async(&mut conn).await }
+            })
+            .await?;
+        lock_core::scripts::acquire_reply(&reply).ok_or_else(|| unexpected("acquire", reply))
     }
 
     async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool> {
-        let mut conn = self.conn.clone();
-        let mut call = scripts::RENEW.key(self.key(name));
-        call.arg(token.as_str()).arg(ttl.as_millis());
-        match self.run("renew", call.invoke_async(&mut conn)).await? {
-            1i64 => Ok(true),
-            0 => Ok(false),
-            other => Err(unexpected("renew", other)),
-        }
+        let key = self.key(name);
+        let reply: i64 = self
+            .run("renew", |mut conn| {
+                let mut call = scripts::RENEW.key(&key);
+                call.arg(token.as_str()).arg(ttl.as_millis());
+                async move { call.invoke_async(&mut conn).await }
+            })
+            .await?;
+        lock_core::scripts::renew_reply(reply).ok_or_else(|| unexpected("renew", reply))
     }
 
     async fn try_acquire_fenced(
@@ -406,55 +590,61 @@ impl LockBackend for RedisRsBackend {
         token: &Token,
         ttl: Ttl,
     ) -> Result<FencedAcquire> {
-        let mut conn = self.conn.clone();
         let key = self.key(name);
-        let fence = fence_key(&key);
-        let mut call = scripts::ACQUIRE_FENCED.key(key);
-        call.key(fence).arg(token.as_str()).arg(ttl.as_millis());
+        let (fence, boot) = (fence_key(&key), boot_key(&self.prefix, &key));
+        let delay = restart_delay_ms(self.restart_delay, ttl);
+        let retention = FENCE_RETENTION.as_millis();
         let reply: Vec<i64> = self
-            .run("fenced acquire", call.invoke_async(&mut conn))
+            .run("fenced acquire", |mut conn| {
+                let mut call = scripts::ACQUIRE_FENCED.key(&key);
+                call.key(&fence)
+                    .key(&boot)
+                    .arg(token.as_str())
+                    .arg(ttl.as_millis())
+                    .arg(delay)
+                    .arg(retention);
+                async move { call.invoke_async(&mut conn).await }
+            })
             .await?;
         lock_core::scripts::fenced_reply(&reply).ok_or_else(|| unexpected("fenced acquire", reply))
     }
 
     async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
-        let mut conn = self.conn.clone();
         let key = self.key(name);
         let channel = release_channel(&key);
-        let mut call = scripts::RELEASE.key(key);
-        call.arg(token.as_str()).arg(channel);
-        match self.run("release", call.invoke_async(&mut conn)).await? {
-            1i64 => Ok(Release::Released),
-            0 => Ok(Release::NotOwner),
-            -1 => Ok(Release::Missing),
-            other => Err(unexpected("release", other)),
-        }
+        let reply: i64 = self
+            .run("release", |mut conn| {
+                let mut call = scripts::RELEASE.key(&key);
+                call.arg(token.as_str()).arg(&channel);
+                async move { call.invoke_async(&mut conn).await }
+            })
+            .await?;
+        lock_core::scripts::release_reply(reply).ok_or_else(|| unexpected("release", reply))
     }
 
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
-        let mut conn = self.conn.clone();
         let key = self.key(name);
         let channel = release_channel(&key);
-        let mut call = scripts::FORCE_RELEASE.key(key);
-        call.arg(channel);
-        match self
-            .run("force release", call.invoke_async(&mut conn))
-            .await?
-        {
-            1i64 => Ok(ForceRelease::Released),
-            0 => Ok(ForceRelease::Missing),
-            other => Err(unexpected("force release", other)),
-        }
+        let reply: i64 = self
+            .run("force release", |mut conn| {
+                let mut call = scripts::FORCE_RELEASE.key(&key);
+                call.arg(&channel);
+                async move { call.invoke_async(&mut conn).await }
+            })
+            .await?;
+        lock_core::scripts::force_release_reply(reply)
+            .ok_or_else(|| unexpected("force release", reply))
     }
 
     async fn status(&self, name: &LockName) -> Result<Status> {
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("PTTL").arg(self.key(name)).to_owned();
-        match self.run("status", cmd.query_async(&mut conn)).await? {
-            -2i64 => Ok(Status::open()),
-            pttl if pttl >= -1 => Ok(Status::locked(remaining(pttl))),
-            other => Err(unexpected("status", other)),
-        }
+        let key = self.key(name);
+        let reply: i64 = self
+            .run("status", |mut conn| {
+                let call = scripts::STATUS.key(&key);
+                async move { call.invoke_async(&mut conn).await }
+            })
+            .await?;
+        lock_core::scripts::status_reply(reply).ok_or_else(|| unexpected("status", reply))
     }
 
     async fn watch(&self, name: &LockName) -> Result<Watch> {
@@ -491,11 +681,5 @@ mod tests {
         let err = url_from_env(Err(std::env::VarError::NotPresent)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(err.to_string().contains("REDIS_URL"), "{err}");
-    }
-
-    #[test]
-    fn pttl_to_remaining() {
-        assert_eq!(remaining(-1), None);
-        assert_eq!(remaining(1500), Some(Duration::from_millis(1500)));
     }
 }

@@ -5,14 +5,18 @@ use redis::RedisError;
 
 /// Maps a `redis` error from `op` against `target` (a URL without its password).
 pub(crate) fn from_redis(err: RedisError, op: &str, target: &str) -> Error {
-    let kind = if err.code() == Some("WRONGTYPE") {
-        ErrorKind::WrongType
-    } else if err.is_timeout() {
-        ErrorKind::Timeout
-    } else if err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() {
-        ErrorKind::Connection
-    } else {
-        match err.kind() {
+    let kind = match err.code() {
+        Some("WRONGTYPE") => ErrorKind::WrongType,
+        // The ACL of the connection's user refuses the command, key or channel.
+        Some("NOPERM") => ErrorKind::PermissionDenied,
+        // Credentials refused (or missing), whenever the server says so: a configuration error,
+        // not something to retry.
+        Some("WRONGPASS" | "NOAUTH") => ErrorKind::Config,
+        _ if err.is_timeout() => ErrorKind::Timeout,
+        _ if err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() => {
+            ErrorKind::Connection
+        }
+        _ => match err.kind() {
             redis::ErrorKind::InvalidClientConfig | redis::ErrorKind::AuthenticationFailed => {
                 ErrorKind::Config
             }
@@ -20,13 +24,69 @@ pub(crate) fn from_redis(err: RedisError, op: &str, target: &str) -> Error {
                 ErrorKind::UnexpectedReply
             }
             _ => ErrorKind::Backend,
-        }
+        },
     };
     let message = match kind {
         ErrorKind::WrongType => {
             format!("{op} on {target}: the key exists but holds another Redis type, not a lock")
         }
+        ErrorKind::PermissionDenied => format!(
+            "{op} on {target}: the Redis user lacks the permission (NOPERM); allow the \
+             command, key or channel in the user's ACL"
+        ),
         _ => format!("{op} on {target}"),
     };
     Error::new(kind, message).with_source(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error a server's `reply` (one RESP error line) gives.
+    fn server_error(reply: &str) -> RedisError {
+        redis::parse_redis_value(reply.as_bytes())
+            .and_then(redis::Value::extract_error)
+            .unwrap_err()
+    }
+
+    #[test]
+    fn server_errors_have_their_kinds() {
+        let cases = [
+            (
+                "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+                ErrorKind::WrongType,
+            ),
+            (
+                "-NOPERM User u has no permissions to run the 'evalsha' command\r\n",
+                ErrorKind::PermissionDenied,
+            ),
+            (
+                "-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+                ErrorKind::Config,
+            ),
+            ("-NOAUTH Authentication required.\r\n", ErrorKind::Config),
+            ("-ERR something else\r\n", ErrorKind::Backend),
+        ];
+        for (reply, kind) in cases {
+            let err = from_redis(server_error(reply), "acquire", "redis://h:1/");
+            assert_eq!(err.kind(), kind, "{reply}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_permission_error_names_the_operation_and_the_user() {
+        let err = from_redis(
+            server_error("-NOPERM User u has no permissions to run the 'evalsha' command\r\n"),
+            "acquire",
+            "redis://h:1/",
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with("permission denied: acquire on redis://h:1/"),
+            "{shown}"
+        );
+        assert!(shown.contains("Redis user lacks the permission"), "{shown}");
+        assert!(shown.contains("evalsha"), "{shown}");
+    }
 }

@@ -18,5 +18,8 @@ pub(crate) static RENEW: LazyLock<redis::Script> =
 pub(crate) static RELEASE: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(lock_core::scripts::RELEASE));
 
+pub(crate) static STATUS: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(lock_core::scripts::STATUS));
+
 pub(crate) static FORCE_RELEASE: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(lock_core::scripts::FORCE_RELEASE));

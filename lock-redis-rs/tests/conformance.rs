@@ -9,7 +9,10 @@ use lock_redis_rs::RedisRsBackend;
 
 async fn fixture() -> Fixture {
     let server = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
-    let backend = RedisRsBackend::connect(server.url())
+    // A new server: the delayed restart rule (checked by the Redis suite) is turned off.
+    let backend = RedisRsBackend::builder(server.url())
+        .restart_delay(std::time::Duration::ZERO)
+        .connect()
         .await
         .unwrap_or_else(|e| panic!("connecting to {}: {e}", server.origin()));
     Fixture::new(Arc::new(backend)).keep_alive(server)

@@ -8,19 +8,22 @@ use std::time::Duration;
 
 use conformance::redis::RedisOptions;
 use conformance::redis_server::{FaultyProxy, RawRedis, RedisServer, Resp};
-use lock_core::{Cleared, ErrorKind, LockBackend, LockName, ProcessLock};
+use lock_core::{Cleared, ErrorKind, LockBackend, LockName, ProcessLock, Token, Ttl};
 use lock_redis_rs::RedisRsBackend;
 use lock_redis_rs::redis;
 
 /// The backend on `url`, with the suite's options.
 async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
-    let backend = RedisRsBackend::builder(&url)
+    let builder = RedisRsBackend::builder(&url)
         .connect_timeout(options.connect_timeout)
         .response_timeout(options.response_timeout)
         .reconnect_attempts(options.reconnect_attempts)
-        .prefix(options.prefix)
-        .connect()
-        .await?;
+        .prefix(options.prefix);
+    let builder = match options.restart_delay {
+        Some(delay) => builder.restart_delay(delay),
+        None => builder,
+    };
+    let backend = builder.connect().await?;
     Ok(Arc::new(backend))
 }
 
@@ -40,16 +43,16 @@ async fn built_from_an_existing_client_or_connection_manager_with_a_prefix() {
     let from_client = Arc::new(
         RedisRsBackend::with_client(client.clone())
             .prefix("app:")
+            .restart_delay(std::time::Duration::ZERO)
             .connect()
             .await
             .unwrap(),
     );
     let manager = client.get_connection_manager().await.unwrap();
-    let from_manager = Arc::new(RedisRsBackend::from_connection_manager(
-        manager,
-        "app:",
-        Duration::from_secs(1),
-    ));
+    let from_manager = Arc::new(
+        RedisRsBackend::from_connection_manager(manager, "app:", Duration::from_secs(1))
+            .with_restart_delay(Some(Duration::ZERO)),
+    );
     let a = handle(&from_client, "job");
     let b = handle(&from_manager, "job");
     assert!(a.lock().await.unwrap());
@@ -83,7 +86,7 @@ async fn built_from_an_existing_client_or_connection_manager_with_a_prefix() {
         .expect("a polling waiter gets the lock")
         .unwrap()
         .unwrap();
-    assert_eq!(guard.fence(), Some(1), "fenced all the same");
+    assert!(guard.fence().is_some(), "fenced all the same");
     let value = admin.get("app:job").await.unwrap();
     assert_eq!(value.as_deref(), Some(guard.token().as_str()));
     assert_eq!(
@@ -115,7 +118,11 @@ async fn one_pubsub_connection_per_backend_opened_on_the_first_watch_closed_with
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let mut admin = RawRedis::connect(server.url()).await.unwrap();
-    let backend = RedisRsBackend::connect(server.url()).await.unwrap();
+    let backend = RedisRsBackend::builder(server.url())
+        .restart_delay(std::time::Duration::ZERO)
+        .connect()
+        .await
+        .unwrap();
     let clone = backend.clone();
     assert_eq!(
         pubsub_clients(&mut admin).await.len(),
@@ -176,6 +183,7 @@ async fn a_first_watch_that_cannot_connect_fails_promptly_and_the_next_one_conne
     let backend = RedisRsBackend::builder(proxy.url())
         .connect_timeout(Duration::from_millis(500))
         .response_timeout(Duration::from_millis(500))
+        .restart_delay(std::time::Duration::ZERO)
         .connect()
         .await
         .unwrap();
@@ -192,11 +200,203 @@ async fn a_first_watch_that_cannot_connect_fails_promptly_and_the_next_one_conne
     proxy.set_down(false);
     let mut watch = backend.watch(&name).await.unwrap();
     // Released by another process, straight to the server.
-    let other = RedisRsBackend::connect(server.url()).await.unwrap();
+    let other = RedisRsBackend::builder(server.url())
+        .restart_delay(std::time::Duration::ZERO)
+        .connect()
+        .await
+        .unwrap();
     let lock = ProcessLock::new(Arc::new(other), "unreachable", Duration::from_secs(5)).unwrap();
     assert!(lock.lock().await.unwrap());
     assert_eq!(lock.clear(false).await.unwrap(), Cleared::Cleared);
     tokio::time::timeout(Duration::from_secs(1), watch.released())
         .await
         .expect("the release's message");
+}
+
+/// How many times the ACL tests repeat what they check: a race that shows in 1 of 5 runs must
+/// show here.
+const TRIES: usize = 12;
+
+async fn own_server() -> RedisServer {
+    RedisServer::start_own()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Adds the ACL user `u` (password `pw`) with `rules`, and returns the server's URL for it.
+async fn acl_user(server: &RedisServer, admin: &mut RawRedis, rules: &[&str]) -> String {
+    let mut command = vec!["ACL", "SETUSER", "u", "reset", "on", ">pw"];
+    command.extend_from_slice(rules);
+    admin.run(&command).await.unwrap();
+    server.url().replacen("redis://", "redis://u:pw@", 1)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_subscribe_is_an_error_every_time() {
+    let server = own_server().await;
+    let mut admin = RawRedis::connect(server.url()).await.unwrap();
+    // Every channel refused but the lock `allowed`'s.
+    let allowed = lock_core::scripts::release_channel("allowed");
+    let url = acl_user(
+        &server,
+        &mut admin,
+        &["~*", "resetchannels", &format!("&{allowed}"), "+@all"],
+    )
+    .await;
+    let refused = LockName::new("refused").unwrap();
+    let check = |err: lock_core::Error, attempt: &str| {
+        assert_eq!(
+            err.kind(),
+            ErrorKind::PermissionDenied,
+            "{attempt}: {err:?}"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.contains("subscribing") && shown.contains("Redis user lacks the permission"),
+            "{attempt}: {shown}"
+        );
+        assert!(!shown.contains("pw@"), "{attempt}: {shown}");
+    };
+
+    // As separate processes would: each backend's first watch, on a new Pub/Sub connection.
+    for attempt in 0..TRIES {
+        let backend = RedisRsBackend::builder(&url)
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap();
+        let err = backend.watch(&refused).await.unwrap_err();
+        check(err, &format!("new backend, try {attempt}"));
+    }
+
+    // One backend, again and again, on one connection already subscribed to another channel.
+    let backend = Arc::new(
+        RedisRsBackend::builder(&url)
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let mut watch = backend
+        .watch(&LockName::new("allowed").unwrap())
+        .await
+        .unwrap();
+    let subscriber = pubsub_clients(&mut admin).await;
+    assert_eq!(subscriber.len(), 1, "{subscriber:?}");
+    for attempt in 0..TRIES {
+        let err = backend.watch(&refused).await.unwrap_err();
+        check(err, &format!("same backend, try {attempt}"));
+    }
+    // The same connection still serves: a new subscription is confirmed, and messages arrive.
+    let _again = backend
+        .watch(&LockName::new("allowed").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(pubsub_clients(&mut admin).await, subscriber);
+    let numsub = admin
+        .run(&[
+            "PUBSUB",
+            "NUMSUB",
+            &lock_core::scripts::release_channel("refused"),
+        ])
+        .await
+        .unwrap();
+    assert!(format!("{numsub:?}").contains("Int(0)"), "{numsub:?}");
+    admin.run(&["PUBLISH", &allowed, "released"]).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(1), watch.released())
+        .await
+        .expect("the message on the allowed channel");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_without_evalsha_gets_permission_denied_and_nothing_changes() {
+    let server = own_server().await;
+    let mut admin = RawRedis::connect(server.url()).await.unwrap();
+    let url = acl_user(
+        &server,
+        &mut admin,
+        &["~*", "&*", "+@all", "-evalsha", "-eval"],
+    )
+    .await;
+    let backend = RedisRsBackend::builder(&url)
+        .restart_delay(std::time::Duration::ZERO)
+        .connect()
+        .await
+        .unwrap();
+    let name = LockName::new("denied").unwrap();
+    let ttl = Ttl::new(Duration::from_secs(30)).unwrap();
+    for attempt in 0..TRIES {
+        let token = Token::generate().unwrap();
+        let err = backend.try_acquire(&name, &token, ttl).await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::PermissionDenied,
+            "try {attempt}: {err:?}"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.contains("acquire") && shown.contains("Redis user lacks the permission"),
+            "try {attempt}: {shown}"
+        );
+        assert!(!err.is_retryable());
+        let err = backend
+            .try_acquire_fenced(&name, &token, ttl)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::PermissionDenied,
+            "try {attempt}: {err:?}"
+        );
+    }
+    assert_eq!(admin.int(&["DBSIZE"]).await.unwrap(), 0, "nothing changed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_is_a_config_error() {
+    let server = own_server().await;
+    let mut admin = RawRedis::connect(server.url()).await.unwrap();
+    let url = acl_user(&server, &mut admin, &["~*", "&*", "+@all"]).await;
+    assert!(
+        RedisRsBackend::builder(&url)
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .is_ok()
+    );
+    let wrong = url.replace("u:pw@", "u:wrong-pw@");
+    let err = RedisRsBackend::builder(&wrong)
+        .reconnect_attempts(0)
+        .restart_delay(std::time::Duration::ZERO)
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("wrong-pw"), "{err:?}");
+}
+
+#[cfg(not(feature = "tls"))]
+#[tokio::test]
+async fn rediss_without_the_tls_feature_is_a_config_error() {
+    // Whatever features the redis crate has (another crate of the build may switch its TLS on,
+    // without a crypto provider for rustls): refused before anything is attempted.
+    for url in [
+        "rediss://:s3cret-pw@127.0.0.1:6379/",
+        "valkeys://:s3cret-pw@127.0.0.1:6379/",
+        "REDISS://:s3cret-pw@127.0.0.1:6379/",
+    ] {
+        let err = RedisRsBackend::connect(url).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{url}: {err}");
+        assert!(!format!("{err} {err:?}").contains("s3cret-pw"), "{err}");
+        assert!(err.to_string().contains("`tls` feature"), "{url}: {err}");
+    }
+    // An application's client with TLS (when the redis crate has it here).
+    if let Ok(client) = redis::Client::open("rediss://127.0.0.1:6379/") {
+        let err = RedisRsBackend::with_client(client)
+            .connect()
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+        assert!(err.to_string().contains("`tls` feature"), "{err}");
+    }
 }
