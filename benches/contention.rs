@@ -166,7 +166,13 @@ fn summarise(name: &'static str, turns: &[Turn], length: Duration) -> Summary {
 }
 
 async fn ours_shared(url: &str, name: &str, tasks: usize) -> Vec<Ours> {
-    let backend: Arc<dyn LockBackend> = Arc::new(RedisRsBackend::connect(url).await.unwrap());
+    let backend: Arc<dyn LockBackend> = Arc::new(
+        RedisRsBackend::builder(url)
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
+            .await
+            .unwrap(),
+    );
     (0..tasks)
         .map(|_| Ours(ProcessLock::new(backend.clone(), name, TTL).unwrap()))
         .collect()
@@ -175,7 +181,13 @@ async fn ours_shared(url: &str, name: &str, tasks: usize) -> Vec<Ours> {
 async fn ours_separate(url: &str, name: &str, tasks: usize) -> Vec<Ours> {
     let mut lockers = Vec::new();
     for _ in 0..tasks {
-        let backend: Arc<dyn LockBackend> = Arc::new(RedisRsBackend::connect(url).await.unwrap());
+        let backend: Arc<dyn LockBackend> = Arc::new(
+            RedisRsBackend::builder(url)
+                .restart_delay(std::time::Duration::ZERO)
+                .connect()
+                .await
+                .unwrap(),
+        );
         lockers.push(Ours(ProcessLock::new(backend, name, TTL).unwrap()));
     }
     lockers

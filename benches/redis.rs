@@ -337,7 +337,9 @@ async fn main() {
     let mut variants: Vec<Variant> = Vec::new();
     let mut backends: Vec<(&'static str, Arc<dyn LockBackend>)> = Vec::new();
 
-    let rs = process_lock::RedisRsBackend::connect(server.url())
+    let rs = process_lock::RedisRsBackend::builder(server.url())
+        .restart_delay(std::time::Duration::ZERO)
+        .connect()
         .await
         .unwrap();
     let rs_conn = rs.connection_manager().clone();
@@ -374,7 +376,9 @@ async fn main() {
 
     #[cfg(feature = "fred")]
     {
-        let fred = process_lock::FredBackend::connect(server.url())
+        let fred = process_lock::FredBackend::builder(server.url())
+            .restart_delay(std::time::Duration::ZERO)
+            .connect()
             .await
             .unwrap();
         let client = fred.client().clone();

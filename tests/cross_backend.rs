@@ -9,8 +9,16 @@ use conformance::redis_server::RedisServer;
 use process_lock::{Cleared, FredBackend, LockBackend, LockState, ProcessLock, RedisRsBackend};
 
 async fn backends(server: &RedisServer) -> [Arc<dyn LockBackend>; 2] {
-    let rs = RedisRsBackend::connect(server.url()).await.unwrap();
-    let fred = FredBackend::connect(server.url()).await.unwrap();
+    let rs = RedisRsBackend::builder(server.url())
+        .restart_delay(std::time::Duration::ZERO)
+        .connect()
+        .await
+        .unwrap();
+    let fred = FredBackend::builder(server.url())
+        .restart_delay(std::time::Duration::ZERO)
+        .connect()
+        .await
+        .unwrap();
     [Arc::new(rs), Arc::new(fred)]
 }
 

@@ -24,7 +24,8 @@ pub async fn wait_wakes_on_release(fx: &Fixture) {
         let name = fx.unique_name("wake-on-release");
         let holder = fx.handle(&name, LONG);
         assert!(holder.lock().await.unwrap());
-        let waiter = fx.handle(&name, LONG);
+        // Only a notification can wake it within WAKE: no recheck meanwhile.
+        let waiter = fx.handle(&name, LONG).with_recheck(LONG);
         let mut waiting = tokio::spawn(async move { waiter.acquire().await });
         let early = tokio::time::timeout(fx.ticks(2), &mut waiting).await;
         assert!(early.is_err(), "acquire returned while the lock was held");
@@ -155,7 +156,8 @@ pub async fn wait_many_waiters_one_winner(fx: &Fixture) {
     let most = Arc::new(AtomicUsize::new(0));
     let mut tasks = JoinSet::new();
     for _ in 0..WAITERS {
-        let lock = fx.handle(&name, LONG);
+        // Woken by notifications alone: no recheck within the case.
+        let lock = fx.handle(&name, LONG).with_recheck(LONG);
         let (inside, most) = (inside.clone(), most.clone());
         let hold = fx.tick() / 5;
         tasks.spawn(async move {

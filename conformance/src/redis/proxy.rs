@@ -13,7 +13,7 @@ use crate::redis_server::address_of;
 /// A TCP proxy in front of a Redis server, to break the network between a backend and the
 /// server on demand, for real:
 ///
-/// - while [`lose_replies`](FaultyProxy::lose_replies) is on, a reply closes the connection
+/// - after [`lose_next_reply`](FaultyProxy::lose_next_reply), the next reply closes the connection
 ///   instead of reaching the client, *after* the server applied the request, as when the
 ///   network fails at the worst moment;
 /// - while [`set_down`](FaultyProxy::set_down) is on, every connection is cut and new ones are
@@ -85,10 +85,10 @@ impl FaultyProxy {
         &self.url
     }
 
-    /// While `lose` is true, a reply from the server closes its connection instead of reaching
-    /// the client.
-    pub fn lose_replies(&self, lose: bool) {
-        self.lose.store(lose, Ordering::SeqCst);
+    /// Loses the next reply from the server (on any connection): it closes its connection
+    /// instead of reaching the client; later replies pass again.
+    pub fn lose_next_reply(&self) {
+        self.lose.store(true, Ordering::SeqCst);
     }
 
     /// While `down` is true, every connection is cut and new ones are closed at once.
@@ -118,7 +118,7 @@ async fn forward(
         };
         match read {
             Ok(0) | Err(_) => break,
-            Ok(_) if losing.load(Ordering::SeqCst) => break,
+            Ok(_) if losing.swap(false, Ordering::SeqCst) => break,
             Ok(n) => {
                 if client_writer.write_all(&buf[..n]).await.is_err() {
                     break;
