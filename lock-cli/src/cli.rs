@@ -41,10 +41,22 @@ pub(crate) struct Global {
     /// How long to wait for a connection to the server.
     #[arg(long, global = true, value_name = "DURATION", default_value = "2s")]
     pub(crate) connect_timeout: String,
-    /// No progress line and no notices on stderr (errors are still reported).
+    /// How long after the Redis server starts a free lock is not granted, since a lock held
+    /// before a restart that lost the data may still be in use elsewhere (the delayed restart
+    /// rule). Default: the lock's --ttl. Set the longest TTL any process uses, or 0s for a
+    /// server whose data survives restarts.
+    #[arg(
+        long,
+        global = true,
+        env = "PROCESS_LOCK_RESTART_DELAY",
+        value_name = "DURATION"
+    )]
+    pub(crate) restart_delay: Option<String>,
+    /// No progress line, no warnings and no notices on stderr (errors are still reported).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub(crate) quiet: bool,
-    /// Log what happens to stderr; repeat for more detail (-vv, -vvv).
+    /// Log what happens to stderr; repeat for more detail (-vv, -vvv). Without it, warnings
+    /// (Redis out of reach while waiting or releasing) are still shown.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub(crate) verbose: u8,
 }
@@ -84,11 +96,14 @@ pub(crate) enum Command {
     /// --wait is not given), start the program, keep the lock renewed, and release it when the
     /// program exits, exiting with the program's own code.
     ///
-    /// If the lock is lost while the program runs (cleared, or taken over after the server
-    /// was out of reach for a whole TTL), the program gets SIGTERM, then SIGKILL after the
-    /// grace period, and process-lock exits 70. SIGINT, SIGTERM and SIGHUP sent to process-lock
-    /// are forwarded to the program (a Ctrl-C at a terminal, which reaches the program
-    /// directly, is not sent twice).
+    /// The program runs in a process group of its own, and signals go to the whole group, so
+    /// the processes it starts stop with it. If the lock is lost while the program runs
+    /// (cleared, taken over after the server was out of reach for a whole TTL, or lost in a
+    /// server restart), the group gets SIGTERM, then SIGKILL after the grace period, and
+    /// process-lock exits 70. Processes of the group still running when the program itself
+    /// exits get the same, before the lock is released. SIGINT, SIGTERM, SIGHUP, SIGTSTP and
+    /// SIGCONT sent to process-lock are forwarded to the group. At a terminal, the program is
+    /// given the terminal when it reads from it (then Ctrl-C reaches it directly).
     ///
     /// The program's environment has PROCESS_LOCK_NAME, PROCESS_LOCK_TOKEN (the owner token,
     /// for `clear --token`), PROCESS_LOCK_FENCE (the fencing token, increasing with every
@@ -99,12 +114,17 @@ pub(crate) enum Command {
     )]
     Run(RunArgs),
     /// Show whether a lock is open or locked, and how long the holder's lock has left.
+    ///
+    /// Names are printed escaped (a newline as \n, an escape character as \u{1b}); --json
+    /// prints JSON.
     Status(StatusArgs),
     /// Free a lock: with --force whoever holds it, with --token only if that token holds it.
     ///
     /// Exits 0 if the lock was cleared, 1 if another owner holds it (left alone), 3 if no one
-    /// held it. Without --force or --token, clear can never be the owner, so it only tells
-    /// "held by another" (1) from "did not exist" (3).
+    /// held it, 76 if the key is not a lock (left alone). Without --force or --token, clear
+    /// can never be the owner, so it only tells "held by another" (1) from "did not exist" (3).
+    /// A lock cleared by a Redis user that may not PUBLISH is cleared (0), with a warning that
+    /// waiters elsewhere were not notified.
     Clear(ClearArgs),
 }
 
@@ -114,8 +134,8 @@ pub(crate) struct RunArgs {
     /// The lock's name (the Redis key).
     #[arg(short, long)]
     pub(crate) name: String,
-    /// How long the lock lasts unless renewed; it is renewed every third of it, and expires
-    /// this long after process-lock dies without releasing it.
+    /// How long the lock lasts unless renewed (at least 100ms); it is renewed every third of
+    /// it, and expires this long after process-lock dies without releasing it.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub(crate) ttl: String,
     /// Wait for the lock while someone else holds it, instead of exiting 75.
@@ -124,8 +144,8 @@ pub(crate) struct RunArgs {
     /// With --wait: give up (exit 75) after waiting this long.
     #[arg(long, value_name = "DURATION", requires = "wait")]
     pub(crate) timeout: Option<String>,
-    /// After the lock is lost and the program got SIGTERM, how long it has to exit before
-    /// SIGKILL.
+    /// After the program's process group got SIGTERM (the lock was lost, or the program left
+    /// processes running), how long they have to exit before SIGKILL.
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub(crate) grace: String,
     /// The program to run and its arguments (after `--`).

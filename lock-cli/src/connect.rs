@@ -15,6 +15,8 @@ pub(crate) struct Target {
     backend: BackendChoice,
     url: String,
     connect_timeout: Duration,
+    /// `None`: the backend's default, the lock's timeout.
+    restart_delay: Option<Duration>,
 }
 
 impl Target {
@@ -40,10 +42,17 @@ impl Target {
                      (for example redis://127.0.0.1:6379/)",
                 )
             })?;
+        let restart_delay = global
+            .restart_delay
+            .as_deref()
+            .map(duration::parse)
+            .transpose()
+            .map_err(|e| Failure::new(exit::BAD_INPUT, format!("--restart-delay: {e}")))?;
         Ok(Target {
             backend: global.backend,
             url: url.to_owned(),
             connect_timeout,
+            restart_delay,
         })
     }
 
@@ -53,17 +62,31 @@ impl Target {
         tracing::info!(backend = %self.backend, url = %shown, "connecting");
         let connected: process_lock::Result<Arc<dyn LockBackend>> = match self.backend {
             #[cfg(feature = "redis-rs")]
-            BackendChoice::RedisRs => process_lock::redis_rs::RedisRsBackend::builder(&self.url)
-                .connect_timeout(self.connect_timeout)
-                .connect()
-                .await
-                .map(|backend| Arc::new(backend) as Arc<dyn LockBackend>),
+            BackendChoice::RedisRs => {
+                let builder = process_lock::redis_rs::RedisRsBackend::builder(&self.url)
+                    .connect_timeout(self.connect_timeout);
+                let builder = match self.restart_delay {
+                    Some(delay) => builder.restart_delay(delay),
+                    None => builder,
+                };
+                builder
+                    .connect()
+                    .await
+                    .map(|backend| Arc::new(backend) as Arc<dyn LockBackend>)
+            }
             #[cfg(feature = "fred")]
-            BackendChoice::Fred => process_lock::fred::FredBackend::builder(&self.url)
-                .connect_timeout(self.connect_timeout)
-                .connect()
-                .await
-                .map(|backend| Arc::new(backend) as Arc<dyn LockBackend>),
+            BackendChoice::Fred => {
+                let builder = process_lock::fred::FredBackend::builder(&self.url)
+                    .connect_timeout(self.connect_timeout);
+                let builder = match self.restart_delay {
+                    Some(delay) => builder.restart_delay(delay),
+                    None => builder,
+                };
+                builder
+                    .connect()
+                    .await
+                    .map(|backend| Arc::new(backend) as Arc<dyn LockBackend>)
+            }
             #[allow(unreachable_patterns)]
             other => {
                 return Err(Failure::new(

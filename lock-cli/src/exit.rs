@@ -17,7 +17,8 @@ pub(crate) const NOT_OWNER: u8 = 1;
 pub(crate) const USAGE: u8 = 2;
 /// `clear`: no one held the lock.
 pub(crate) const MISSING: u8 = 3;
-/// Bad input (`EX_USAGE`): a malformed duration, lock name or owner token.
+/// Bad input (`EX_USAGE`): a malformed duration, a TTL too short to renew, a lock name or
+/// owner token.
 pub(crate) const BAD_INPUT: u8 = 64;
 /// The Redis server cannot be reached or does not answer in time (`EX_UNAVAILABLE`).
 pub(crate) const UNAVAILABLE: u8 = 69;
@@ -31,7 +32,11 @@ pub(crate) const OS_ERROR: u8 = 71;
 pub(crate) const HELD: u8 = 75;
 /// The server answered something unexpected, or the key is not a lock (`EX_PROTOCOL`).
 pub(crate) const PROTOCOL: u8 = 76;
-/// Configuration: `REDIS_URL` (or `--redis-url`) missing or malformed (`EX_CONFIG`).
+/// The server refused a command to this Redis user (an ACL without `EVALSHA`, `SUBSCRIBE`,
+/// ..., `NOPERM`): `EX_NOPERM`.
+pub(crate) const PERMISSION: u8 = 77;
+/// Configuration: `REDIS_URL` (or `--redis-url`) missing or malformed, or credentials the
+/// server refuses (`EX_CONFIG`).
 pub(crate) const CONFIG: u8 = 78;
 /// `run`: the program exists but cannot be executed (as shells do).
 pub(crate) const CANNOT_EXECUTE: u8 = 126;
@@ -55,7 +60,7 @@ pub(crate) const TABLE: &[(&str, &str)] = &[
     ("3", "clear: the lock did not exist (no one held it)"),
     (
         "64",
-        "bad input: a malformed duration, lock name or owner token",
+        "bad input: a malformed duration, a --ttl below 100ms, a lock name or owner token",
     ),
     (
         "69",
@@ -71,13 +76,23 @@ pub(crate) const TABLE: &[(&str, &str)] = &[
     ),
     (
         "75",
-        "run: the lock is held and --wait was not given, or --timeout passed",
+        "run: the lock is held (or not granted yet after a server restart) and --wait was \
+         not given, or --timeout passed",
     ),
     (
         "76",
-        "the server answered something unexpected, or the key is not a lock",
+        "the server answered something unexpected, or the key is not a lock (another type)",
     ),
-    ("78", "REDIS_URL (--redis-url) is missing or malformed"),
+    (
+        "77",
+        "the server refused a command to this Redis user (ACL, NOPERM): grant it the \
+         commands process-lock needs",
+    ),
+    (
+        "78",
+        "REDIS_URL (--redis-url) is missing or malformed, or the server refused the user \
+         name or password",
+    ),
     ("126", "run: the program cannot be executed"),
     ("127", "run: the program was not found"),
     (
@@ -137,17 +152,48 @@ pub(crate) fn code_of(kind: ErrorKind) -> u8 {
         ErrorKind::InvalidInput => BAD_INPUT,
         ErrorKind::Config => CONFIG,
         ErrorKind::Connection | ErrorKind::Timeout => UNAVAILABLE,
+        ErrorKind::PermissionDenied => PERMISSION,
         _ => PROTOCOL,
     }
 }
 
-/// `text` on one line: line breaks (from an underlying error's message) become spaces.
+/// `text` on one line: line breaks (from an underlying error's message) become spaces, and
+/// other control characters are [escaped](escape), so that nothing in it (a lock name with an
+/// escape sequence) can act on the terminal.
 pub(crate) fn one_line(text: &str) -> String {
-    text.split(['\r', '\n'])
+    let joined = text
+        .split(['\r', '\n'])
         .map(str::trim)
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    if joined.chars().any(char::is_control) {
+        joined
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        joined
+    }
+}
+
+/// `text` (a lock name) for plain-text output: as Rust's `escape_debug` writes it, except for
+/// quotes, which are left alone. Control characters (a newline, an escape sequence), invisible
+/// formatting characters and backslashes come out as `\n`, `\u{1b}`, `\\`, so that a name
+/// can neither act on the terminal nor forge a line of output.
+pub(crate) fn escape(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\'' => c.to_string(),
+            _ => c.escape_debug().to_string(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -167,6 +213,7 @@ mod tests {
             OS_ERROR,
             HELD,
             PROTOCOL,
+            PERMISSION,
             CONFIG,
             CANNOT_EXECUTE,
             NOT_FOUND,
@@ -210,5 +257,21 @@ mod tests {
         assert_eq!(code_of(ErrorKind::Config), CONFIG);
         assert_eq!(code_of(ErrorKind::InvalidInput), BAD_INPUT);
         assert_eq!(code_of(ErrorKind::WrongType), PROTOCOL);
+        assert_eq!(code_of(ErrorKind::PermissionDenied), PERMISSION);
+        assert_eq!(PERMISSION, 77, "EX_NOPERM");
+        assert_eq!(code_of(ErrorKind::Timeout), UNAVAILABLE);
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("nightly-report"), "nightly-report");
+        assert_eq!(escape("job \"a\" it's"), "job \"a\" it's");
+        assert_eq!(escape("a\nb\x1b[31mc\\"), "a\\nb\\u{1b}[31mc\\\\");
+        assert_eq!(escape("\u{202e}x"), "\\u{202e}x");
+        assert_eq!(escape("café"), "café");
+        assert_eq!(
+            one_line("lock \"a\x1b[2J\" lost\nagain"),
+            "lock \"a\\u{1b}[2J\" lost again"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! `process-lock status` and `process-lock clear`.
 
-use process_lock::{Cleared, LockName, LockState, ProcessLock, Token, Ttl};
+use process_lock::{ForceRelease, LockName, LockState, ProcessLock, Release, Token};
 
 use crate::cli::{ClearArgs, Global, StatusArgs};
 use crate::connect::Target;
@@ -27,13 +27,25 @@ pub(crate) async fn status(global: &Global, args: StatusArgs) -> Result<u8, Fail
             status.state.as_str(),
         );
     } else {
+        let shown = exit::escape(name.as_str());
         match (status.state, status.remaining) {
-            (LockState::Open, _) => println!("{}: open", name.as_str()),
-            (_, Some(left)) => println!("{}: locked, expires in {}", name.as_str(), Human(left)),
-            (_, None) => println!("{}: locked, with no expiry", name.as_str()),
+            (LockState::Open, _) => println!("{shown}: open"),
+            (_, Some(left)) => println!("{shown}: locked, expires in {}", Human(left)),
+            (_, None) => println!("{shown}: locked, with no expiry"),
         }
     }
     Ok(exit::OK)
+}
+
+/// What `clear` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Freed; `notified`: waiters in other processes were told.
+    Cleared { notified: bool },
+    /// Another owner holds it.
+    NotOwner,
+    /// No one held it.
+    Missing,
 }
 
 /// Clears the lock, and tells which of the three outcomes it was.
@@ -45,21 +57,41 @@ pub(crate) async fn clear(global: &Global, args: ClearArgs) -> Result<u8, Failur
         None => Token::generate().map_err(|e| Failure::from_error("making a token", &e))?,
     };
     let backend = Target::from_options(global)?.connect().await?;
-    // The timeout plays no part in clearing.
-    let ttl = Ttl::from_secs(1).map_err(|e| Failure::from_error("clearing", &e))?;
-    let lock = ProcessLock::from_parts(backend, name.clone(), token, ttl);
-    let cleared = lock
-        .clear(args.force)
-        .await
-        .map_err(|e| Failure::from_error("clearing the lock", &e))?;
-    let (code, outcome, text) = match cleared {
-        Cleared::Cleared => (exit::OK, "cleared", "cleared"),
-        Cleared::NotOwner => (
+    // The backend's own answers, which tell a release that could not notify waiters.
+    let outcome = if args.force {
+        match backend.force_release(&name).await {
+            Ok(ForceRelease::Released) => Ok(Outcome::Cleared { notified: true }),
+            Ok(ForceRelease::ReleasedWithoutNotice) => Ok(Outcome::Cleared { notified: false }),
+            Ok(_) => Ok(Outcome::Missing),
+            Err(e) => Err(e),
+        }
+    } else {
+        match backend.release(&name, &token).await {
+            Ok(Release::Released) => Ok(Outcome::Cleared { notified: true }),
+            Ok(Release::ReleasedWithoutNotice) => Ok(Outcome::Cleared { notified: false }),
+            Ok(Release::NotOwner) => Ok(Outcome::NotOwner),
+            Ok(_) => Ok(Outcome::Missing),
+            Err(e) => Err(e),
+        }
+    }
+    .map_err(|e| Failure::from_error("clearing the lock", &e))?;
+    if outcome == (Outcome::Cleared { notified: false }) && !global.quiet {
+        eprintln!(
+            "process-lock: warning: cleared lock {:?}, but waiters in other processes were not \
+             notified (the Redis user may not PUBLISH on its channel); they find it free when \
+             they next check (every {} for process-lock)",
+            name.as_str(),
+            Human(ProcessLock::DEFAULT_RECHECK)
+        );
+    }
+    let (code, outcome, text) = match outcome {
+        Outcome::Cleared { .. } => (exit::OK, "cleared", "cleared"),
+        Outcome::NotOwner => (
             exit::NOT_OWNER,
             "not_owner",
             "not cleared: another owner holds it (--force clears it anyway)",
         ),
-        _ => (exit::MISSING, "missing", "did not exist"),
+        Outcome::Missing => (exit::MISSING, "missing", "did not exist"),
     };
     if args.json {
         println!(
@@ -67,7 +99,7 @@ pub(crate) async fn clear(global: &Global, args: ClearArgs) -> Result<u8, Failur
             json_string(name.as_str())
         );
     } else if !global.quiet {
-        println!("{}: {text}", name.as_str());
+        println!("{}: {text}", exit::escape(name.as_str()));
     }
     Ok(code)
 }

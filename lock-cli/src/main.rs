@@ -6,20 +6,19 @@ mod connect;
 mod duration;
 mod exit;
 mod inspect;
+mod job;
+mod log;
 mod run;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
-
-use tracing_subscriber::filter::LevelFilter;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Failure;
 
 fn main() -> ExitCode {
     let Cli { global, command } = cli::parse();
-    logging(global.verbose);
+    log::init(global.quiet, global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,19 +50,4 @@ fn main() -> ExitCode {
 fn report(failure: Failure) -> ExitCode {
     eprintln!("process-lock: {failure}");
     ExitCode::from(failure.code)
-}
-
-/// Logs to stderr at the level `-v` asks for: none by default, then info, debug, trace.
-fn logging(verbose: u8) {
-    let level = match verbose {
-        0 => return,
-        1 => LevelFilter::INFO,
-        2 => LevelFilter::DEBUG,
-        _ => LevelFilter::TRACE,
-    };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_max_level(level)
-        .init();
 }

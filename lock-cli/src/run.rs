@@ -2,15 +2,15 @@
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
-use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use nix::unistd::Pid;
-use process_lock::{LockGuard, LockName, Lost, ProcessLock, Release, Ttl};
-use tokio::process::{Child, Command};
+use process_lock::{
+    Error, ErrorKind, LockGuard, LockName, LockState, Lost, ProcessLock, Release, Ttl,
+};
 use tokio::signal::unix::SignalKind;
 use tokio::time::Instant;
 
@@ -18,6 +18,7 @@ use crate::cli::{Global, RunArgs};
 use crate::connect::Target;
 use crate::duration::{self, Human};
 use crate::exit::{self, Failure};
+use crate::job::Job;
 
 /// The environment variables the program gets.
 pub(crate) mod env {
@@ -48,6 +49,16 @@ impl Plan {
         let name = LockName::new(&args.name).map_err(|e| bad("--name", e.to_string()))?;
         let ttl = duration::parse(&args.ttl).map_err(|e| bad("--ttl", e))?;
         let ttl = Ttl::new(ttl).map_err(|e| bad("--ttl", e.to_string()))?;
+        if ttl.as_duration() < ProcessLock::MIN_GUARD_TTL {
+            return Err(bad(
+                "--ttl",
+                format!(
+                    "a TTL of {} is too short to renew; use at least {}",
+                    Human(ttl.as_duration()),
+                    Human(ProcessLock::MIN_GUARD_TTL)
+                ),
+            ));
+        }
         let timeout = match &args.timeout {
             Some(text) => Some(duration::parse(text).map_err(|e| bad("--timeout", e))?),
             None => None,
@@ -79,7 +90,7 @@ pub(crate) async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         signal = signals.recv() => return Err(interrupted(signal, &plan.name, "connecting")),
     };
     let lock = ProcessLock::from_parts(
-        backend.clone(),
+        backend,
         plan.name.clone(),
         process_lock::Token::generate()
             .map_err(|e| Failure::from_error("making an owner token", &e))?,
@@ -92,35 +103,68 @@ pub(crate) async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
     };
     let guard = match acquired.map_err(|e| Failure::from_error("acquiring the lock", &e))? {
         Some(guard) => guard,
-        None => {
-            let held = match plan.wait {
-                Some(Some(timeout)) => format!("still held after waiting {}", Human(timeout)),
-                _ => {
-                    let left = backend
-                        .status(&plan.name)
-                        .await
-                        .ok()
-                        .and_then(|status| status.remaining)
-                        .map(|left| format!(", {} left", Human(left)))
-                        .unwrap_or_default();
-                    format!("held by another owner{left}; pass --wait to wait for it")
-                }
-            };
-            return Err(Failure::new(
-                exit::HELD,
-                format!("lock {:?} is {held}", plan.name.as_str()),
-            ));
-        }
+        None => return Err(Failure::new(exit::HELD, held(&plan, global, &lock).await)),
     };
-    tracing::info!(name = plan.name.as_str(), fence = ?guard.fence(), token = ?guard.token(), "acquired the lock");
-    let child = match spawn(&plan, &guard) {
-        Ok(child) => child,
+    tracing::info!(
+        name = %plan.name.as_str().escape_debug(),
+        fence = ?guard.fence(),
+        token = ?guard.token(),
+        "acquired the lock"
+    );
+    // Before the program starts, so that none of its stops goes unseen.
+    let job_signals = JobSignals::new()?;
+    let job = match spawn(&plan, &guard) {
+        Ok(job) => job,
         Err(failure) => {
-            release(guard, global.quiet).await;
+            release(guard, &lock, &mut signals, global.quiet).await;
             return Err(failure);
         }
     };
-    supervise(child, guard, &plan, signals, global.quiet).await
+    let supervisor = Supervisor {
+        plan: &plan,
+        lock: &lock,
+        signals,
+        job_signals,
+        quiet: global.quiet,
+    };
+    supervisor.supervise(job, guard).await
+}
+
+/// Why the lock could not be had: held by another owner, or (when `status` finds it open) not
+/// granted yet because the server restarted less than the restart delay ago (the delayed
+/// restart rule: a lock taken before the restart may still be in use by a holder that has not
+/// noticed).
+async fn held(plan: &Plan, global: &Global, lock: &ProcessLock) -> String {
+    let name = plan.name.as_str();
+    if let Some(Some(timeout)) = plan.wait {
+        return format!(
+            "lock {name:?} is still held after waiting {}",
+            Human(timeout)
+        );
+    }
+    // As `Target` reads it (already validated there): by default, the lock's TTL.
+    let (delay, which) = match global.restart_delay.as_deref().map(duration::parse) {
+        Some(Ok(delay)) => (delay, "--restart-delay"),
+        _ => (plan.ttl.as_duration(), "the TTL"),
+    };
+    match lock.backend().status(&plan.name).await {
+        Ok(status) if status.state == LockState::Open && !delay.is_zero() => {
+            let delay = Human(delay);
+            format!(
+                "lock {name:?} is free but not granted yet: the Redis server restarted less \
+                 than {delay} ({which}) ago, and a lock taken before the restart may still be \
+                 in use; it opens at most {delay} after the restart; pass --wait to wait for it"
+            )
+        }
+        status => {
+            let left = status
+                .ok()
+                .and_then(|status| status.remaining)
+                .map(|left| format!(", {} left", Human(left)))
+                .unwrap_or_default();
+            format!("lock {name:?} is held by another owner{left}; pass --wait to wait for it")
+        }
+    }
 }
 
 /// Takes the lock: at once (`wait` is `None`), waiting as long as it takes (`Some(None)`), or
@@ -166,9 +210,9 @@ async fn acquire(
     }
 }
 
-/// Starts the program with the lock's environment.
-fn spawn(plan: &Plan, guard: &LockGuard) -> Result<Child, Failure> {
-    let mut command = Command::new(&plan.program);
+/// Starts the program with the lock's environment, in a process group of its own.
+fn spawn(plan: &Plan, guard: &LockGuard) -> Result<Job, Failure> {
+    let mut command = std::process::Command::new(&plan.program);
     command
         .args(&plan.args)
         .env(env::NAME, plan.name.as_str())
@@ -178,7 +222,7 @@ fn spawn(plan: &Plan, guard: &LockGuard) -> Result<Child, Failure> {
         Some(fence) => command.env(env::FENCE, fence.to_string()),
         None => command.env_remove(env::FENCE),
     };
-    let child = command.spawn().map_err(|e| {
+    let job = Job::spawn(&mut command).map_err(|e| {
         let code = match e.kind() {
             std::io::ErrorKind::NotFound => exit::NOT_FOUND,
             _ => exit::CANNOT_EXECUTE,
@@ -188,125 +232,269 @@ fn spawn(plan: &Plan, guard: &LockGuard) -> Result<Child, Failure> {
             format!("cannot run {}: {e}", plan.program.to_string_lossy()),
         )
     })?;
-    tracing::debug!(pid = ?child.id(), "started the program");
-    Ok(child)
+    tracing::debug!(pid = %job.pid(), "started the program");
+    Ok(job)
 }
 
-/// Waits for the program, forwarding signals and stopping it if the lock is lost; then releases
-/// the lock.
-async fn supervise(
-    mut child: Child,
-    guard: LockGuard,
-    plan: &Plan,
-    mut signals: Signals,
+/// How long the processes of the program's group have to go away by themselves once the
+/// program's own process has exited, before they count as left behind.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// How long processes of the program's group may take to disappear after SIGKILL before
+/// process-lock gives up on them (a process in uninterruptible sleep, a zombie no one reaps).
+const AFTER_KILL: Duration = Duration::from_secs(2);
+
+/// Everything `supervise` needs besides the job and the guard.
+struct Supervisor<'a> {
+    plan: &'a Plan,
+    lock: &'a ProcessLock,
+    signals: Signals,
+    job_signals: JobSignals,
     quiet: bool,
-) -> Result<u8, Failure> {
-    let pid = child
-        .id()
-        .and_then(|id| i32::try_from(id).ok())
-        .map(Pid::from_raw);
-    let mut lost: Option<Lost> = None;
-    let mut kill_at: Option<Instant> = None;
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status,
-            gone = guard.lost(), if lost.is_none() => {
-                if !quiet {
-                    eprintln!(
-                        "process-lock: {gone}; stopping the program (SIGTERM, then SIGKILL after {})",
-                        Human(plan.grace),
-                    );
+}
+
+impl Supervisor<'_> {
+    /// Waits for the program, forwarding signals and stopping its whole process group if the
+    /// lock is lost; once its own process has exited, stops what is left of its group; then
+    /// releases the lock.
+    async fn supervise(mut self, mut job: Job, guard: LockGuard) -> Result<u8, Failure> {
+        let grace = self.plan.grace;
+        let mut lost: Option<Lost> = None;
+        // Set once SIGTERM went to the group: when SIGKILL is due, and when it was sent.
+        let mut stopping = false;
+        let mut kill_at: Option<Instant> = None;
+        let mut killed_at: Option<Instant> = None;
+        let mut exited_at: Option<Instant> = None;
+        let status = loop {
+            if let Some(status) = job.status() {
+                if job.is_gone() {
+                    break status;
                 }
-                send(pid, Signal::SIGTERM);
-                kill_at = Some(Instant::now() + plan.grace);
-                lost = Some(gone);
-            }
-            () = sleep_until(kill_at), if kill_at.is_some() => {
-                tracing::info!("the grace period is over: SIGKILL");
-                if let Err(e) = child.start_kill() {
-                    tracing::warn!("sending SIGKILL: {e}");
+                // Members that die with the program (of the same signal) take a moment to be
+                // gone (reaped): only those still there after it are left behind.
+                let exited_at = *exited_at.get_or_insert_with(Instant::now);
+                if !stopping && exited_at.elapsed() >= SETTLE {
+                    if !self.quiet {
+                        eprintln!(
+                            "process-lock: the program exited, but processes it started are \
+                             still running; stopping them before releasing the lock (SIGTERM, \
+                             then SIGKILL after {})",
+                            Human(grace),
+                        );
+                    }
+                    job.terminate();
+                    stopping = true;
+                    kill_at = Some(Instant::now() + grace);
                 }
-                kill_at = None;
-            }
-            signal = signals.recv() => {
-                if signal == Signal::SIGINT && terminal_sent_it_too() {
-                    tracing::info!("SIGINT from the terminal: the program got it too");
-                } else {
-                    tracing::info!(?signal, "forwarding");
-                    send(pid, signal);
+                if killed_at.is_some_and(|at| at.elapsed() >= AFTER_KILL) {
+                    if !self.quiet {
+                        eprintln!(
+                            "process-lock: processes of the program's group are still there {} \
+                             after SIGKILL; releasing the lock anyway",
+                            Human(AFTER_KILL),
+                        );
+                    }
+                    break status;
                 }
             }
-        }
-    };
-    let status = match status {
-        Ok(status) => status,
-        Err(e) => {
-            let _ = child.start_kill();
-            release(guard, quiet).await;
+            // SIGCHLD tells when the program's own process changes; its group's other members
+            // are not process-lock's children, so their end is polled for.
+            let poll_every = if job.status().is_some() {
+                Duration::from_millis(20)
+            } else {
+                Duration::from_millis(250)
+            };
+            tokio::select! {
+                () = tokio::time::sleep(poll_every) => {}
+                event = self.job_signals.recv() => match event {
+                    JobEvent::Child => {}
+                    JobEvent::Stop => {
+                        tracing::info!("forwarding SIGTSTP");
+                        job.signal(Signal::SIGTSTP);
+                    }
+                    JobEvent::Continue => job.continued(),
+                },
+                gone = guard.lost(), if lost.is_none() => {
+                    if !self.quiet {
+                        eprintln!(
+                            "process-lock: {gone}; stopping the program and the processes it \
+                             started (SIGTERM, then SIGKILL after {})",
+                            Human(grace),
+                        );
+                    }
+                    if !stopping {
+                        job.terminate();
+                        stopping = true;
+                        kill_at = Some(Instant::now() + grace);
+                    }
+                    lost = Some(gone);
+                }
+                () = sleep_until(kill_at), if kill_at.is_some() => {
+                    tracing::info!("the grace period is over: SIGKILL to the program's group");
+                    job.signal(Signal::SIGKILL);
+                    kill_at = None;
+                    killed_at = Some(Instant::now());
+                }
+                signal = self.signals.recv() => {
+                    tracing::info!(?signal, "forwarding to the program's group");
+                    job.signal(signal);
+                }
+            }
+            if let Err(e) = job.poll() {
+                job.signal(Signal::SIGKILL);
+                drop(job);
+                release(guard, self.lock, &mut self.signals, self.quiet).await;
+                return Err(Failure::new(
+                    exit::OS_ERROR,
+                    format!("waiting for the program: {e}"),
+                ));
+            }
+        };
+        drop(job);
+        let code = exit_code(status);
+        tracing::info!(%status, code, "the program exited");
+        let name = self.plan.name.as_str();
+        let lost = lost.or_else(|| guard.try_lost());
+        if let Some(lost) = lost {
+            release(guard, self.lock, &mut self.signals, true).await;
             return Err(Failure::new(
-                exit::OS_ERROR,
-                format!("waiting for the program: {e}"),
+                exit::LOCK_LOST,
+                format!("{lost}; the program ended with {status}"),
             ));
         }
-    };
-    let code = exit_code(status);
-    tracing::info!(%status, code, "the program exited");
-    let lost = lost.or_else(|| guard.try_lost());
-    if let Some(lost) = lost {
-        release(guard, true).await;
-        return Err(Failure::new(
-            exit::LOCK_LOST,
-            format!("{lost}; the program ended with {status}"),
-        ));
-    }
-    match guard.release().await {
-        Ok(Release::Released) => {
-            tracing::info!("released the lock");
-            Ok(code)
-        }
-        Ok(outcome) => Err(Failure::new(
-            exit::LOCK_LOST,
-            format!(
-                "lock {:?} lost: releasing it found {} ({outcome:?}); the program ended with \
-                 {status}",
-                plan.name.as_str(),
-                if outcome == Release::Missing {
-                    "it expired or was cleared"
-                } else {
-                    "another owner"
-                },
-            ),
-        )),
-        Err(e) => {
-            if !quiet {
-                eprintln!(
-                    "process-lock: releasing lock {:?}: {}; it expires within {}",
-                    plan.name.as_str(),
-                    exit::one_line(&e.to_string()),
-                    Human(plan.ttl.as_duration()),
-                );
+        match release(guard, self.lock, &mut self.signals, self.quiet).await {
+            Released::Answered(outcome @ (Release::NotOwner | Release::Missing)) => {
+                Err(Failure::new(
+                    exit::LOCK_LOST,
+                    format!(
+                        "lock {name:?} lost: releasing it found {} ({outcome:?}); the program \
+                         ended with {status}",
+                        if outcome == Release::Missing {
+                            "it expired or was cleared"
+                        } else {
+                            "another owner"
+                        },
+                    ),
+                ))
             }
-            Ok(code)
+            _ => Ok(code),
         }
     }
 }
 
-/// Releases the lock, best effort and within a bound: for the paths that end in a failure.
-async fn release(guard: LockGuard, quiet: bool) {
-    let name = guard.name().as_str().to_owned();
-    let ttl = guard.ttl();
-    match tokio::time::timeout(Duration::from_secs(5), guard.release()).await {
-        Ok(Ok(_)) => tracing::info!("released the lock"),
-        Ok(Err(e)) if !quiet => eprintln!(
-            "process-lock: releasing lock {name:?}: {}; it expires within {}",
-            exit::one_line(&e.to_string()),
-            Human(ttl.as_duration()),
+/// How [`release`] went.
+#[derive(Debug)]
+enum Released {
+    /// The first try answered this.
+    Answered(Release),
+    /// A later try was answered: the lock is no longer held by this run.
+    Later,
+    /// No try was answered: the lock expires by itself.
+    Failed,
+}
+
+/// Releases the lock, warning on stderr (unless `quiet`) when waiters elsewhere could not be
+/// told. After a failure that may pass, tries again until the lock's validity ends, as the
+/// library would in the background (which ends with this process); a signal stops trying.
+async fn release(
+    guard: LockGuard,
+    lock: &ProcessLock,
+    signals: &mut Signals,
+    quiet: bool,
+) -> Released {
+    /// The longest one try may take.
+    const TRY: Duration = Duration::from_secs(5);
+    let (name, token, ttl) = (guard.name().clone(), guard.token().clone(), guard.ttl());
+    let shown = name.as_str();
+    let valid_until = guard.valid_until();
+    let warn = |text: String| {
+        if !quiet {
+            eprintln!("process-lock: {}", exit::one_line(&text));
+        }
+    };
+    let told = |outcome: Release| {
+        if outcome == Release::ReleasedWithoutNotice {
+            warn(format!(
+                "released lock {shown:?}, but waiters in other processes were not notified (the \
+                 Redis user may not PUBLISH on its channel); they find it free when they next \
+                 check (every {} for process-lock)",
+                Human(ProcessLock::DEFAULT_RECHECK)
+            ));
+        } else {
+            tracing::info!(?outcome, "released the lock");
+        }
+    };
+    let error = match tokio::time::timeout(TRY, guard.release()).await {
+        Ok(Ok(outcome)) => {
+            told(outcome);
+            return Released::Answered(outcome);
+        }
+        Ok(Err(e)) => e,
+        Err(_) => Error::new(
+            ErrorKind::Timeout,
+            format!("no answer within {}", Human(TRY)),
         ),
-        Err(_) if !quiet => eprintln!(
-            "process-lock: releasing lock {name:?} timed out; it expires within {}",
-            Human(ttl.as_duration()),
-        ),
-        _ => {}
+    };
+    // The library's error says it tries again in the background; the cause is its source.
+    let cause = |e: &Error| match std::error::Error::source(e) {
+        Some(source) => source.to_string(),
+        None => e.to_string(),
+    };
+    let expires = format!("it expires by itself within {}", Human(ttl.as_duration()));
+    let left = valid_until.map(|until| until.saturating_duration_since(Instant::now()));
+    let Some(left) = left.filter(|left| !left.is_zero() && error.is_retryable()) else {
+        warn(format!(
+            "releasing lock {shown:?} failed ({}); {expires}",
+            cause(&error)
+        ));
+        return Released::Failed;
+    };
+    let until = Instant::now() + left;
+    warn(format!(
+        "releasing lock {shown:?} failed ({}); trying again until its validity ends in {}, \
+         after which it expires by itself",
+        cause(&error),
+        Human(left)
+    ));
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            signal = signals.recv() => {
+                warn(format!("{signal}: no longer trying to release lock {shown:?}; {expires}"));
+                return Released::Failed;
+            }
+        }
+        let attempt = tokio::time::timeout(TRY, lock.backend().release(&name, &token)).await;
+        match attempt {
+            Ok(Ok(outcome)) => {
+                warn(match outcome {
+                    Release::Released | Release::ReleasedWithoutNotice => {
+                        format!("released lock {shown:?} on a later try")
+                    }
+                    Release::Missing => format!(
+                        "lock {shown:?} is free now (an earlier try got through, or it expired)"
+                    ),
+                    _ => format!("lock {shown:?} expired and another owner holds it now"),
+                });
+                told(outcome);
+                return Released::Later;
+            }
+            Ok(Err(e)) if !e.is_retryable() || Instant::now() + backoff >= until => {
+                warn(format!(
+                    "releasing lock {shown:?} failed again ({}); {expires}",
+                    cause(&e)
+                ));
+                return Released::Failed;
+            }
+            Err(_) if Instant::now() + backoff >= until => {
+                warn(format!(
+                    "releasing lock {shown:?} timed out again; {expires}"
+                ));
+                return Released::Failed;
+            }
+            _ => backoff = (backoff * 2).min(Duration::from_secs(1)),
+        }
     }
 }
 
@@ -329,45 +517,12 @@ fn interrupted(signal: Signal, name: &LockName, doing: &str) -> Failure {
     )
 }
 
-/// Sends `signal` to the program, unless it has already been reaped.
-fn send(pid: Option<Pid>, signal: Signal) {
-    if let Some(pid) = pid
-        && let Err(e) = nix::sys::signal::kill(pid, signal)
-    {
-        tracing::warn!(%pid, ?signal, "sending the signal: {e}");
-    }
-}
-
 /// Sleeps until `at`, or forever for `None`.
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// Whether a SIGINT most likely came from a terminal's Ctrl-C: process-lock is in the
-/// foreground process group of its terminal, which the kernel signals as a whole, the program
-/// included. Forwarding it would make the program see it twice.
-fn terminal_sent_it_too() -> bool {
-    let ours = nix::unistd::getpgrp();
-    let foreground = |fd: BorrowedFd<'_>| nix::unistd::tcgetpgrp(fd).ok();
-    [
-        std::io::stdin()
-            .is_terminal()
-            .then(|| foreground(std::io::stdin().as_fd())),
-        std::io::stdout()
-            .is_terminal()
-            .then(|| foreground(std::io::stdout().as_fd())),
-        std::io::stderr()
-            .is_terminal()
-            .then(|| foreground(std::io::stderr().as_fd())),
-    ]
-    .into_iter()
-    .flatten()
-    .flatten()
-    .next()
-    .is_some_and(|group| group == ours)
 }
 
 /// The signals process-lock answers instead of dying: SIGINT, SIGTERM and SIGHUP.
@@ -408,6 +563,56 @@ impl Signals {
     }
 }
 
+/// What the program's process group does, as signals to process-lock tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobEvent {
+    /// SIGCHLD: the program's own process exited, stopped or continued.
+    Child,
+    /// SIGTSTP: process-lock was asked to stop (Ctrl-Z); the program is asked too.
+    Stop,
+    /// SIGCONT: process-lock was continued; the program is continued too.
+    Continue,
+}
+
+/// The signals of job control, listened to from just before the program starts (until then,
+/// Ctrl-Z stops process-lock as it stops any program).
+struct JobSignals {
+    child: tokio::signal::unix::Signal,
+    stop: tokio::signal::unix::Signal,
+    cont: tokio::signal::unix::Signal,
+}
+
+impl JobSignals {
+    fn new() -> Result<Self, Failure> {
+        let listen = |kind: SignalKind| {
+            tokio::signal::unix::signal(kind).map_err(|e| {
+                Failure::new(exit::OS_ERROR, format!("setting up signal handling: {e}"))
+            })
+        };
+        Ok(JobSignals {
+            child: listen(SignalKind::child())?,
+            stop: listen(SignalKind::from_raw(Signal::SIGTSTP as i32))?,
+            cont: listen(SignalKind::from_raw(Signal::SIGCONT as i32))?,
+        })
+    }
+
+    /// The next event.
+    async fn recv(&mut self) -> JobEvent {
+        async fn next(stream: &mut tokio::signal::unix::Signal, event: JobEvent) -> JobEvent {
+            match stream.recv().await {
+                Some(()) => event,
+                // The runtime is shutting down: no more signals.
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            event = next(&mut self.child, JobEvent::Child) => event,
+            event = next(&mut self.stop, JobEvent::Stop) => event,
+            event = next(&mut self.cont, JobEvent::Continue) => event,
+        }
+    }
+}
+
 /// A status line on stderr, rewritten in place and erased when done.
 #[derive(Default)]
 struct StatusLine {
@@ -420,12 +625,14 @@ impl StatusLine {
         let _ = write!(stderr, "\r\x1b[K{text}");
         let _ = stderr.flush();
         self.shown = true;
+        crate::log::STATUS_LINE.store(true, Ordering::Relaxed);
     }
 }
 
 impl Drop for StatusLine {
     fn drop(&mut self) {
         if self.shown {
+            crate::log::STATUS_LINE.store(false, Ordering::Relaxed);
             let mut stderr = std::io::stderr().lock();
             let _ = write!(stderr, "\r\x1b[K");
             let _ = stderr.flush();

@@ -77,6 +77,26 @@ impl Setup {
             .await
             .expect("a raw connection")
     }
+
+    /// A fresh lock name, on a server that looks up for a day to it (see
+    /// [`set_server_start`]).
+    async fn name(&self, test: &str) -> String {
+        let name = lock_name(test);
+        let day_ago = now_ns() / 1_000_000 - 86_400_000;
+        set_server_start(&mut self.raw().await, &name, day_ago).await;
+        name
+    }
+}
+
+/// Makes the server look as if it started at `start_ms` (milliseconds since the epoch) to the
+/// lock `name`: the delayed restart rule refuses a free lock on a server that started less
+/// than a TTL ago, which every server the tests start did. The scripts keep the server's start
+/// in `process_lock::scripts::boot_key`, one per hash slot.
+async fn set_server_start(raw: &mut RawRedis, name: &str, start_ms: u128) {
+    let boot = process_lock::scripts::boot_key("", name);
+    raw.run(&["SET", &boot, &start_ms.to_string()])
+        .await
+        .expect("setting the server's start");
 }
 
 impl Drop for Setup {
@@ -100,6 +120,9 @@ where
         .env_remove("PROCESS_LOCK_TOKEN")
         .env_remove("PROCESS_LOCK_FENCE")
         .env_remove("PROCESS_LOCK_TTL_MS")
+        // The tests' servers are new: the delayed restart rule would hold every first lock back
+        // for its TTL (the fault suite checks the rule).
+        .env("PROCESS_LOCK_RESTART_DELAY", "0s")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -261,7 +284,7 @@ fn intervals(log: &str) -> Vec<(String, u128, u128)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_on_one_name_never_overlap_and_hand_over_at_once() {
     let setup = Setup::start().await;
-    let name = lock_name("overlap");
+    let name = setup.name("overlap").await;
     let log = setup.file("log");
     let script = recording_script(&log);
     let backends = ["redis-rs", "fred", "redis-rs"];
@@ -317,7 +340,7 @@ async fn runs_on_one_name_never_overlap_and_hand_over_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_gets_the_lock_of_a_killed_holder_when_its_ttl_runs_out() {
     let setup = Setup::start().await;
-    let name = lock_name("killed");
+    let name = setup.name("killed").await;
     let (holder_pid, waiter_started) = (setup.file("holder.pid"), setup.file("waiter.started"));
     let mut holder = setup.spawn([
         "run",
@@ -395,7 +418,7 @@ async fn a_waiter_gets_the_lock_of_a_killed_holder_when_its_ttl_runs_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_lock_stops_the_program_with_sigterm() {
     let setup = Setup::start().await;
-    let name = lock_name("deleted");
+    let name = setup.name("deleted").await;
     let (ready, marker) = (setup.file("ready"), setup.file("marker"));
     let script = format!(
         "trap 'echo TERM > \"{}\"; exit 0' TERM; echo up > '{}'; while :; do sleep 0.1; done",
@@ -429,7 +452,7 @@ async fn a_deleted_lock_stops_the_program_with_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_program_ignoring_sigterm_gets_sigkill_after_the_grace_period() {
     let setup = Setup::start().await;
-    let name = lock_name("taken-over");
+    let name = setup.name("taken-over").await;
     let (ready, marker) = (setup.file("ready"), setup.file("marker"));
     // The trap records SIGTERM and carries on.
     let script = format!(
@@ -476,7 +499,7 @@ async fn a_program_ignoring_sigterm_gets_sigkill_after_the_grace_period() {
 async fn sigint_and_sigterm_are_forwarded_to_the_program() {
     let setup = Setup::start().await;
     for (sig, exit) in [(Signal::SIGINT, 5), (Signal::SIGTERM, 6)] {
-        let name = lock_name("forwarded");
+        let name = setup.name("forwarded").await;
         let (ready, marker) = (
             setup.file(&format!("ready-{sig}")),
             setup.file(&format!("marker-{sig}")),
@@ -510,7 +533,7 @@ async fn sigint_and_sigterm_are_forwarded_to_the_program() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_codes_pass_through_and_the_environment_describes_the_lock() {
     let setup = Setup::start().await;
-    let name = lock_name("env");
+    let name = setup.name("env").await;
     for (script, expected) in [
         ("exit 0", 0),
         ("exit 7", 7),
@@ -569,7 +592,7 @@ async fn exit_codes_pass_through_and_the_environment_describes_the_lock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_and_clear_report_each_outcome() {
     let setup = Setup::start().await;
-    let name = lock_name("status");
+    let name = setup.name("status").await;
 
     let open = setup.output(["status", &name, "--json"]).await;
     assert_eq!(code(open.status), 0);
@@ -665,7 +688,7 @@ async fn status_and_clear_report_each_outcome() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_lock_exits_75_without_running_the_program() {
     let setup = Setup::start().await;
-    let name = lock_name("held");
+    let name = setup.name("held").await;
     setup
         .raw()
         .await
@@ -737,6 +760,25 @@ async fn bad_input_gives_one_line_and_its_exit_code() {
             "--timeout",
         ),
         (run(&["--ttl", "0s"]), Some(reachable_nowhere), 64, "zero"),
+        (
+            run(&["--ttl", "1ms"]),
+            Some(reachable_nowhere),
+            64,
+            "--ttl: a TTL of 1ms is too short to renew; use at least 100ms",
+        ),
+        (
+            run(&["--ttl", "0.099s"]),
+            Some(reachable_nowhere),
+            64,
+            "a TTL of 99ms is too short",
+        ),
+        // The floor itself is fine: the error is the unreachable server's.
+        (
+            run(&["--ttl", "100ms"]),
+            Some(reachable_nowhere),
+            69,
+            "connecting to Redis",
+        ),
         (run(&[]), None, 78, "REDIS_URL"),
         (run(&[]), Some(""), 78, "REDIS_URL"),
         (run(&[]), Some("not a url"), 78, "invalid Redis URL"),
@@ -792,7 +834,7 @@ async fn bad_input_gives_one_line_and_its_exit_code() {
 
     // A program that cannot be run, once the lock is taken.
     let setup = Setup::start().await;
-    let name = lock_name("no-program");
+    let name = setup.name("no-program").await;
     let missing = setup
         .output(["run", "--name", &name, "--", "/nonexistent/program"])
         .await;
@@ -829,7 +871,8 @@ async fn help_documents_the_exit_codes() {
         assert_eq!(code(output.status), 0);
         let help = text(&output.stdout);
         for code in [
-            "0", "1", "2", "3", "64", "69", "70", "71", "75", "76", "78", "126", "127", "128+N",
+            "0", "1", "2", "3", "64", "69", "70", "71", "75", "76", "77", "78", "126", "127",
+            "128+N",
         ] {
             assert!(
                 help.lines()
@@ -837,5 +880,379 @@ async fn help_documents_the_exit_codes() {
                 "{args:?}: exit code {code} is not documented:\n{help}"
             );
         }
+    }
+}
+
+/// Waits for the pid `path` holds.
+async fn pid_in(path: &Path) -> Pid {
+    let text = wait_for_file(path).await;
+    Pid::from_raw(text.trim().parse().expect("a pid"))
+}
+
+/// Whether `pid` is a running process (not gone, and not a zombie waiting to be reaped).
+fn is_running(pid: Pid) -> bool {
+    if kill(pid, None).is_err() {
+        return false;
+    }
+    // The state follows the command name, which is in parentheses.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => !Path::new("/proc/self").exists(),
+    }
+}
+
+/// Whether no process (not even a zombie) is left in the process group `pgid`.
+fn group_is_empty(pgid: Pid) -> bool {
+    nix::sys::signal::killpg(pgid, None) == Err(nix::errno::Errno::ESRCH)
+}
+
+/// Asserts that none of `pids` runs and that the process group `pgid` is empty; kills what is
+/// left, so that a failing test leaves nothing behind either.
+fn assert_all_gone(what: &str, pgid: Pid, pids: &[Pid]) {
+    let running: Vec<Pid> = pids
+        .iter()
+        .copied()
+        .filter(|&pid| is_running(pid))
+        .collect();
+    let empty = group_is_empty(pgid);
+    if !running.is_empty() || !empty {
+        let _ = nix::sys::signal::killpg(pgid, Signal::SIGKILL);
+        for &pid in pids {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+    }
+    assert!(running.is_empty(), "{what}: still running: {running:?}");
+    assert!(
+        empty,
+        "{what}: the program's process group {pgid} is not empty"
+    );
+}
+
+/// The program's group stops as a whole: a forwarded SIGTERM (or SIGHUP) reaches a command
+/// the program started in the background too, and a forwarded SIGINT, which such a command
+/// ignores (`sh` starts background commands with SIGINT ignored), ends the program, whose
+/// leftover gets SIGTERM from process-lock. Nothing of the group survives process-lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_signal_stops_the_whole_process_group() {
+    let setup = Setup::start().await;
+    for (sig, expected, leftover) in [
+        (Signal::SIGTERM, 143, false),
+        (Signal::SIGHUP, 129, false),
+        (Signal::SIGINT, 130, true),
+    ] {
+        let name = setup.name("group-signal").await;
+        let (main_pid, bg_pid) = (
+            setup.file(&format!("main-{sig}.pid")),
+            setup.file(&format!("bg-{sig}.pid")),
+        );
+        let script = format!(
+            "sleep 300 & echo $! > '{}'; echo $$ > '{}'; sleep 300",
+            bg_pid.display(),
+            main_pid.display()
+        );
+        let child = setup.spawn(["run", "--name", &name, "--", "sh", "-c", &script]);
+        let (main, background) = (pid_in(&main_pid).await, pid_in(&bg_pid).await);
+        assert!(is_running(background));
+        signal(&child, sig);
+        let output = wait_output(child).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), expected, "{sig}: {stderr}");
+        assert_all_gone(sig.as_str(), main, &[main, background]);
+        assert_eq!(
+            stderr.contains("processes it started are still running"),
+            leftover,
+            "{sig}: {stderr}"
+        );
+        assert_eq!(
+            setup.output(["status", &name]).await.stdout,
+            format!("{name}: open\n").into_bytes(),
+            "{sig}: the lock was released"
+        );
+    }
+}
+
+/// A program that exits leaving a command running in the background: the leftover gets
+/// SIGTERM, then (ignoring it) SIGKILL after --grace; only then is the lock released, and
+/// process-lock exits with the program's code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_left_behind_by_the_program_are_stopped_before_the_release() {
+    let setup = Setup::start().await;
+    for ignores_sigterm in [false, true] {
+        let name = setup.name("leftover").await;
+        let (main_pid, bg_pid) = (
+            setup.file(&format!("main-{ignores_sigterm}.pid")),
+            setup.file(&format!("bg-{ignores_sigterm}.pid")),
+        );
+        let trap = if ignores_sigterm {
+            "trap '' TERM; "
+        } else {
+            ""
+        };
+        let script = format!(
+            "sh -c \"{trap}exec sleep 300\" & echo $! > '{}'; echo $$ > '{}'; \
+             while [ ! -s '{}' ]; do sleep 0.05; done; exit 3",
+            bg_pid.display(),
+            main_pid.display(),
+            bg_pid.display(),
+        );
+        let started = tokio::time::Instant::now();
+        let output = setup
+            .output([
+                "run", "--name", &name, "--grace", "1s", "--", "sh", "-c", &script,
+            ])
+            .await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 3, "{stderr}");
+        let (main, background) = (pid_in(&main_pid).await, pid_in(&bg_pid).await);
+        assert_all_gone("leftover", main, &[main, background]);
+        assert!(
+            stderr.contains("processes it started are still running"),
+            "{stderr}"
+        );
+        if ignores_sigterm {
+            assert!(
+                started.elapsed() >= Duration::from_secs(1),
+                "SIGKILL came only after the grace period"
+            );
+        }
+        assert_eq!(
+            setup.output(["status", &name]).await.stdout,
+            format!("{name}: open\n").into_bytes(),
+            "the lock was released"
+        );
+    }
+}
+
+/// A lost lock stops the whole group: the program (trapping SIGTERM and carrying on) and a
+/// command it started that ignores SIGTERM both get SIGKILL once --grace is over, and
+/// nothing of the group survives; process-lock exits 70.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lock_stops_the_whole_group_with_sigkill_after_the_grace_period() {
+    let setup = Setup::start().await;
+    let name = setup.name("lost-group").await;
+    let (main_pid, bg_pid, marker) = (
+        setup.file("main.pid"),
+        setup.file("bg.pid"),
+        setup.file("marker"),
+    );
+    let script = format!(
+        "sh -c \"trap '' TERM; exec sleep 300\" & echo $! > '{}'; \
+         trap 'echo TERM >> \"{}\"' TERM; echo $$ > '{}'; while :; do sleep 0.1; done",
+        bg_pid.display(),
+        marker.display(),
+        main_pid.display(),
+    );
+    let child = setup.spawn([
+        "run", "--name", &name, "--ttl", "1s", "--grace", "1s", "--", "sh", "-c", &script,
+    ]);
+    let (main, background) = (pid_in(&main_pid).await, pid_in(&bg_pid).await);
+    setup
+        .raw()
+        .await
+        .run(&["SET", &name, "someone-else", "PX", "60000"])
+        .await
+        .unwrap();
+    let taken = tokio::time::Instant::now();
+
+    wait_for_file(&marker).await;
+    assert!(
+        is_running(background),
+        "the background command ignores SIGTERM"
+    );
+    let output = wait_output(child).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(code(output.status), 70, "{stderr}");
+    assert!(
+        taken.elapsed() >= Duration::from_secs(1),
+        "SIGKILL came only after the grace period"
+    );
+    assert!(stderr.contains("SIGKILL"), "{stderr}");
+    assert_all_gone("lost", main, &[main, background]);
+    assert_eq!(
+        setup.raw().await.get(&name).await.unwrap().as_deref(),
+        Some("someone-else"),
+        "the new owner's lock was left alone"
+    );
+}
+
+/// A Redis user whose ACL refuses the commands process-lock runs (here `EVALSHA` and `EVAL`)
+/// gets exit 77 (`EX_NOPERM`), with one line that says so, on both backends; a wrong password
+/// is 78.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acl_that_refuses_the_scripts_exits_77() {
+    let server = RedisServer::start_own().await.expect("a Redis server");
+    let mut raw = RawRedis::connect(server.url()).await.unwrap();
+    raw.run(&[
+        "ACL", "SETUSER", "noscript", "on", ">pw", "~*", "&*", "+@all", "-evalsha", "-eval",
+    ])
+    .await
+    .unwrap();
+    let as_user = |user: &str, password: &str| {
+        server
+            .url()
+            .replacen("redis://", &format!("redis://{user}:{password}@"), 1)
+    };
+    let name = lock_name("noperm");
+    for backend in ["redis-rs", "fred"] {
+        for (args, url, expected) in [
+            (
+                vec!["run", "--name", &name, "--", "true"],
+                as_user("noscript", "pw"),
+                77,
+            ),
+            (
+                vec!["clear", &name, "--force"],
+                as_user("noscript", "pw"),
+                77,
+            ),
+            (vec!["status", &name], as_user("noscript", "wrong"), 78),
+        ] {
+            let mut command = process_lock(["--backend", backend]);
+            command.args(&args).env("REDIS_URL", &url);
+            let output = finish(command).await;
+            let stderr = text(&output.stderr);
+            assert_eq!(
+                code(output.status),
+                expected,
+                "{backend} {args:?}: {stderr}"
+            );
+            assert!(stderr.starts_with("process-lock: "), "{stderr}");
+            assert!(!stderr.contains(":pw@"), "a password was shown: {stderr}");
+            if expected == 77 {
+                assert!(
+                    stderr.contains("NOPERM") || stderr.contains("permission"),
+                    "{backend} {args:?}: {stderr}"
+                );
+            }
+        }
+    }
+}
+
+/// A Redis user that may not `PUBLISH` still releases and clears (exit 0), and process-lock
+/// says on stderr that waiters in other processes were not notified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_that_cannot_notify_says_so() {
+    let setup = Setup::start().await;
+    let mut raw = setup.raw().await;
+    raw.run(&[
+        "ACL",
+        "SETUSER",
+        "nopublish",
+        "on",
+        ">pw",
+        "~*",
+        "&*",
+        "+@all",
+        "-publish",
+    ])
+    .await
+    .unwrap();
+    let url = setup.url().replacen("redis://", "redis://nopublish:pw@", 1);
+    for backend in ["redis-rs", "fred"] {
+        let name = setup.name("no-publish").await;
+        let mut run = process_lock(["--backend", backend, "run", "--name", &name, "--", "true"]);
+        run.env("REDIS_URL", &url);
+        let output = finish(run).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 0, "{backend}: {stderr}");
+        assert!(stderr.contains("not notified"), "{backend}: {stderr:?}");
+        assert!(!stderr.contains("expires"), "{backend}: {stderr:?}");
+        assert_eq!(raw.int(&["EXISTS", &name]).await.unwrap(), 0, "{backend}");
+
+        raw.run(&["SET", &name, "someone", "PX", "60000"])
+            .await
+            .unwrap();
+        let mut clear = process_lock(["--backend", backend, "clear", &name, "--force"]);
+        clear.env("REDIS_URL", &url);
+        let output = finish(clear).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(code(output.status), 0, "{backend}: {stderr}");
+        assert_eq!(text(&output.stdout), format!("{name}: cleared\n"));
+        assert!(stderr.contains("not notified"), "{backend}: {stderr:?}");
+        assert_eq!(raw.int(&["EXISTS", &name]).await.unwrap(), 0, "{backend}");
+    }
+}
+
+/// A name with a newline and an escape sequence is printed escaped in plain text (one line,
+/// no control character), and as JSON with --json.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_are_printed_escaped() {
+    let setup = Setup::start().await;
+    let name = setup.name("esc\nforged: open\x1b[2J\x1b[31m").await;
+    let escaped = name.replace('\n', "\\n").replace('\x1b', "\\u{1b}");
+    let no_control = |what: &str, bytes: &[u8]| {
+        let text = text(bytes);
+        assert!(
+            !text.trim_end_matches('\n').chars().any(char::is_control),
+            "{what}: {text:?}"
+        );
+    };
+
+    let status = setup.output(["status", &name]).await;
+    assert_eq!(code(status.status), 0, "{}", text(&status.stderr));
+    assert_eq!(text(&status.stdout), format!("{escaped}: open\n"));
+    no_control("status", &status.stdout);
+
+    let json = setup.output(["status", &name, "--json"]).await;
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(value["name"], name.as_str());
+    no_control("status --json", &json.stdout);
+
+    let clear = setup.output(["clear", &name]).await;
+    assert_eq!(code(clear.status), 3);
+    assert_eq!(text(&clear.stdout), format!("{escaped}: did not exist\n"));
+
+    // Held by someone else: the one-line failure names it escaped, too.
+    setup
+        .raw()
+        .await
+        .run(&["SET", &name, "someone", "PX", "60000"])
+        .await
+        .unwrap();
+    let held = setup.output(["run", "--name", &name, "--", "true"]).await;
+    assert_one_line_failure(&held, 75, "held by another owner");
+    no_control("run", &held.stderr);
+    let locked = setup.output(["status", &name]).await;
+    assert!(
+        text(&locked.stdout).starts_with(&format!("{escaped}: locked, expires in ")),
+        "{}",
+        text(&locked.stdout)
+    );
+}
+
+/// A free lock on a server that (to the lock) started less than the restart delay ago is not
+/// granted (the delayed restart rule): without --wait, run exits 75 saying that the server
+/// restarted, not that another process holds the lock. The delay is the TTL by default, or
+/// --restart-delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_not_granted_after_a_restart_says_so() {
+    let setup = Setup::start().await;
+    let ran = setup.file("ran");
+    for (extra, says) in [
+        (&[][..], "restarted less than 1h00m (the TTL) ago"),
+        (
+            &["--restart-delay", "2h"][..],
+            "restarted less than 2h00m (--restart-delay) ago",
+        ),
+    ] {
+        let name = lock_name("restarted");
+        let now_ms = now_ns() / 1_000_000;
+        set_server_start(&mut setup.raw().await, &name, now_ms).await;
+        let mut command = setup.command(extra);
+        command
+            .args(["run", "--name", &name, "--ttl", "1h", "--", "touch"])
+            .arg(&ran)
+            // The rule at its default, whatever `process_lock` sets for the other tests.
+            .env_remove("PROCESS_LOCK_RESTART_DELAY");
+        let output = finish(command).await;
+        assert_one_line_failure(&output, 75, says);
+        assert!(
+            !text(&output.stderr).contains("held by another"),
+            "{}",
+            text(&output.stderr)
+        );
+        assert!(!ran.exists(), "the program ran");
     }
 }
