@@ -226,10 +226,13 @@ impl Server {
         at
     }
 
-    /// SIGCONT after [`stop`](Server::stop); returns when it was resumed.
+    /// SIGCONT after [`stop`](Server::stop); returns the time just before it was sent, which
+    /// nothing the server answers can precede (a time read after `kill` returns can: this
+    /// thread may be descheduled in between, while the server already serves).
     pub(crate) fn resume(&self) -> u128 {
+        let at = now_ns();
         kill(self.pid(), Signal::SIGCONT).expect("SIGCONT to redis-server");
-        now_ns()
+        at
     }
 }
 
