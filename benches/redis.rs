@@ -290,6 +290,7 @@ async fn round_trips(client: &str, backend: Arc<dyn LockBackend>, url: &str) {
     // Warm the script cache: a cold script costs one SCRIPT LOAD per server, once.
     assert!(a.lock().await.unwrap());
     assert!(a.update().await.unwrap());
+    let _ = a.status().await.unwrap();
     let _ = a.clear(false).await.unwrap();
     assert!(a.lock().await.unwrap());
     let _ = a.clear(true).await.unwrap();
@@ -341,8 +342,10 @@ async fn main() {
     let mut variants: Vec<Variant> = Vec::new();
     let mut backends: Vec<(&'static str, Arc<dyn LockBackend>)> = Vec::new();
 
-    // A restart delay of 1 ms: the new server grants at once, and every acquire still runs
-    // the delayed restart check, as it does with the default delay on a server up for long.
+    // A restart delay of 1 ms: every acquire runs the delayed restart check, as it does with
+    // the default delay on a server up for long. The server's start is read in whole seconds
+    // (rounded so as never to be early), so the new server grants once it is 2 s old.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let rs = process_lock::RedisRsBackend::builder(server.url())
         .restart_delay(Duration::from_millis(1))
         .connect()
