@@ -165,14 +165,14 @@ fn summarise(name: &'static str, turns: &[Turn], length: Duration) -> Summary {
     }
 }
 
+/// A backend of its own on the bench's new server (so the delayed restart rule is off).
+async fn backend(url: &str) -> Arc<dyn LockBackend> {
+    let builder = RedisRsBackend::builder(url).restart_delay(std::time::Duration::ZERO);
+    Arc::new(builder.connect().await.unwrap())
+}
+
 async fn ours_shared(url: &str, name: &str, tasks: usize) -> Vec<Ours> {
-    let backend: Arc<dyn LockBackend> = Arc::new(
-        RedisRsBackend::builder(url)
-            .restart_delay(std::time::Duration::ZERO)
-            .connect()
-            .await
-            .unwrap(),
-    );
+    let backend = backend(url).await;
     (0..tasks)
         .map(|_| Ours(ProcessLock::new(backend.clone(), name, TTL).unwrap()))
         .collect()
@@ -181,13 +181,7 @@ async fn ours_shared(url: &str, name: &str, tasks: usize) -> Vec<Ours> {
 async fn ours_separate(url: &str, name: &str, tasks: usize) -> Vec<Ours> {
     let mut lockers = Vec::new();
     for _ in 0..tasks {
-        let backend: Arc<dyn LockBackend> = Arc::new(
-            RedisRsBackend::builder(url)
-                .restart_delay(std::time::Duration::ZERO)
-                .connect()
-                .await
-                .unwrap(),
-        );
+        let backend = backend(url).await;
         lockers.push(Ours(ProcessLock::new(backend, name, TTL).unwrap()));
     }
     lockers

@@ -60,33 +60,28 @@ impl Target {
     pub(crate) async fn connect(&self) -> Result<Arc<dyn LockBackend>, Failure> {
         let shown = process_lock::redact_url(&self.url);
         tracing::info!(backend = %self.backend, url = %shown, "connecting");
+        // The two builders have the same methods, not a common trait.
+        #[allow(unused_macros)]
+        macro_rules! connect {
+            ($builder:expr) => {{
+                let builder = $builder.connect_timeout(self.connect_timeout);
+                let builder = match self.restart_delay {
+                    Some(delay) => builder.restart_delay(delay),
+                    None => builder,
+                };
+                builder
+                    .connect()
+                    .await
+                    .map(|backend| Arc::new(backend) as Arc<dyn LockBackend>)
+            }};
+        }
         let connected: process_lock::Result<Arc<dyn LockBackend>> = match self.backend {
             #[cfg(feature = "redis-rs")]
             BackendChoice::RedisRs => {
-                let builder = process_lock::redis_rs::RedisRsBackend::builder(&self.url)
-                    .connect_timeout(self.connect_timeout);
-                let builder = match self.restart_delay {
-                    Some(delay) => builder.restart_delay(delay),
-                    None => builder,
-                };
-                builder
-                    .connect()
-                    .await
-                    .map(|backend| Arc::new(backend) as Arc<dyn LockBackend>)
+                connect!(process_lock::redis_rs::RedisRsBackend::builder(&self.url))
             }
             #[cfg(feature = "fred")]
-            BackendChoice::Fred => {
-                let builder = process_lock::fred::FredBackend::builder(&self.url)
-                    .connect_timeout(self.connect_timeout);
-                let builder = match self.restart_delay {
-                    Some(delay) => builder.restart_delay(delay),
-                    None => builder,
-                };
-                builder
-                    .connect()
-                    .await
-                    .map(|backend| Arc::new(backend) as Arc<dyn LockBackend>)
-            }
+            BackendChoice::Fred => connect!(process_lock::fred::FredBackend::builder(&self.url)),
             #[allow(unreachable_patterns)]
             other => {
                 return Err(Failure::new(

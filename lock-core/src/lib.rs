@@ -15,6 +15,7 @@ mod guard;
 mod lock;
 mod name;
 pub mod notify;
+pub mod redis;
 pub mod scripts;
 mod token;
 mod ttl;

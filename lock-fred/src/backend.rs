@@ -26,8 +26,7 @@ use crate::error::from_fred;
 use crate::pubsub::PubSub;
 use crate::scripts;
 
-/// The environment variable `process-lock-node` reads the server's URL from.
-pub const REDIS_URL_ENV: &str = "REDIS_URL";
+pub use lock_core::redis::REDIS_URL_ENV;
 
 /// Locks in Redis, through the `fred` crate.
 ///
@@ -165,11 +164,11 @@ pub struct FredBuilder {
 
 impl FredBuilder {
     /// Default time to establish a connection: 2 s.
-    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = lock_core::redis::DEFAULT_CONNECT_TIMEOUT;
     /// Default time for one operation, waiting for a reconnection included: 2 s.
-    pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const DEFAULT_RESPONSE_TIMEOUT: Duration = lock_core::redis::DEFAULT_RESPONSE_TIMEOUT;
     /// Default connection attempts after the first fails: 3, with exponential backoff.
-    pub const DEFAULT_RECONNECT_ATTEMPTS: usize = 3;
+    pub const DEFAULT_RECONNECT_ATTEMPTS: usize = lock_core::redis::DEFAULT_RECONNECT_ATTEMPTS;
 
     fn new(source: Source, target: String) -> Self {
         FredBuilder {
@@ -371,10 +370,10 @@ impl Starter<'_> {
     /// Returns the connection task if this call started it.
     ///
     /// With TLS, a server that speaks plain text is a [`ErrorKind::Config`] error, found out
-    /// within a fraction of a second (see [`unless_plain_text`]).
+    /// within a fraction of a second (see [`lock_core::redis::unless_plain_text`]).
     pub(crate) async fn start(&self, client: &Client) -> Result<Option<ConnectionTask>> {
         let tls = tls_endpoint(&client.client_config());
-        unless_plain_text(tls, self.target, self.attempts(client)).await
+        lock_core::redis::unless_plain_text(tls, self.target, self.attempts(client)).await
     }
 
     /// Connects `client` unless it is connected already, trying again after retryable errors.
@@ -466,7 +465,7 @@ impl FredBackend {
     /// [`ErrorKind::Config`] if `REDIS_URL` is unset or not valid UTF-8; otherwise as
     /// [`FredBuilder::connect`].
     pub async fn from_env() -> Result<Self> {
-        Self::builder(&url_from_env(std::env::var(REDIS_URL_ENV))?)
+        Self::builder(&lock_core::redis::url_from_env()?)
             .connect()
             .await
     }
@@ -518,10 +517,7 @@ impl FredBackend {
     }
 
     fn key(&self, name: &LockName) -> String {
-        let mut key = String::with_capacity(self.prefix.len() + name.as_str().len());
-        key.push_str(&self.prefix);
-        key.push_str(name.as_str());
-        key
+        lock_core::redis::key(&self.prefix, name)
     }
 
     /// Runs one operation on `client` that must end by `deadline` (the response timeout from
@@ -760,99 +756,6 @@ fn tls_endpoint(config: &Config) -> Option<(String, u16)> {
     Some((server.host.to_string(), server.port))
 }
 
-/// How long a TLS handshake goes unanswered before [`unless_plain_text`] asks the server, in
-/// plain text, whether it speaks it.
-#[cfg(feature = "tls")]
-const PLAIN_TEXT_PROBE_DELAY: Duration = Duration::from_millis(200);
-
-/// Runs `connecting`, a connection being made with TLS to `tls` (host and port; nothing to
-/// check without one), but fails with [`ErrorKind::Config`] instead if the server speaks plain
-/// text: as soon as the handshake has gone unanswered for [`PLAIN_TEXT_PROBE_DELAY`], or when it
-/// failed at once.
-///
-/// A plain-text Redis server does not answer a TLS ClientHello (it waits for the end of a line:
-/// the handshake would wait out the connect timeout), or answers it with an error (if it holds
-/// a newline byte), which fails the handshake as if the network had. A second connection that
-/// sends `PING` tells: a plain-text server answers it with a RESP line (`+PONG`, or an error such
-/// as `-NOAUTH`), a TLS server with an alert, or not at all.
-#[cfg(feature = "tls")]
-async fn unless_plain_text<T>(
-    tls: Option<(String, u16)>,
-    target: &str,
-    connecting: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    let Some((host, port)) = tls else {
-        return connecting.await;
-    };
-    let plain_text = || {
-        Error::new(
-            ErrorKind::Config,
-            format!("the server at {target} speaks plain text, not TLS: use redis://"),
-        )
-    };
-    let probe = async {
-        tokio::time::sleep(PLAIN_TEXT_PROBE_DELAY).await;
-        if speaks_plain_text(&host, port).await {
-            plain_text()
-        } else {
-            std::future::pending().await
-        }
-    };
-    let outcome = tokio::select! {
-        biased;
-        outcome = connecting => outcome,
-        plain = probe => return Err(plain),
-    };
-    match outcome {
-        Err(e) if e.kind() == ErrorKind::Connection && speaks_plain_text(&host, port).await => {
-            Err(plain_text().with_source(e))
-        }
-        outcome => outcome,
-    }
-}
-
-/// Without TLS support, nothing to check.
-#[cfg(not(feature = "tls"))]
-async fn unless_plain_text<T>(
-    _tls: Option<(String, u16)>,
-    _target: &str,
-    connecting: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    connecting.await
-}
-
-/// Whether the server at `host:port` answers `PING\r\n`, sent in plain text, with a RESP line
-/// (`+...` or `-...`), within half a second.
-#[cfg(feature = "tls")]
-async fn speaks_plain_text(host: &str, port: u16) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let asked = async {
-        let mut stream = tokio::net::TcpStream::connect((host, port)).await.ok()?;
-        stream.write_all(b"PING\r\n").await.ok()?;
-        let mut reply = Vec::new();
-        let mut chunk = [0; 64];
-        while reply.len() < 512 {
-            let n = stream.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            reply.extend_from_slice(&chunk[..n]);
-            if !matches!(reply.first(), Some(b'+' | b'-')) {
-                return Some(false);
-            }
-            if let Some(end) = reply.windows(2).position(|pair| pair == b"\r\n") {
-                return Some(reply[1..end].iter().all(|b| (b' '..=b'~').contains(b)));
-            }
-        }
-        Some(false)
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_millis(500), asked).await,
-        Ok(Some(true))
-    )
-}
-
 /// The server of an application's client, for messages: never its password.
 fn describe(config: &Config) -> String {
     let hosts = |servers: &mut dyn Iterator<Item = String>| servers.collect::<Vec<_>>().join(",");
@@ -884,23 +787,6 @@ fn describe(config: &Config) -> String {
         #[allow(unreachable_patterns, reason = "variants behind fred's features")]
         _ => "redis (application's fred client)".to_owned(),
     }
-}
-
-fn url_from_env(var: std::result::Result<String, std::env::VarError>) -> Result<String> {
-    var.map_err(|e| {
-        Error::new(
-            ErrorKind::Config,
-            format!("{REDIS_URL_ENV} must name the Redis server, e.g. redis://127.0.0.1:6379/"),
-        )
-        .with_source(e)
-    })
-}
-
-pub(crate) fn unexpected(op: &str, what: impl fmt::Debug) -> Error {
-    Error::new(
-        ErrorKind::UnexpectedReply,
-        format!("{op}: Redis answered {what:?}"),
-    )
 }
 
 /// An integer reply.
@@ -947,7 +833,7 @@ impl LockBackend for FredBackend {
             .await?;
         ints(&reply)
             .and_then(|ints| lock_core::scripts::acquire_reply(&ints))
-            .ok_or_else(|| unexpected("acquire", reply))
+            .ok_or_else(|| lock_core::redis::unexpected("acquire", reply))
     }
 
     async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool> {
@@ -957,7 +843,7 @@ impl LockBackend for FredBackend {
             .await?;
         int(&reply)
             .and_then(lock_core::scripts::renew_reply)
-            .ok_or_else(|| unexpected("renew", reply))
+            .ok_or_else(|| lock_core::redis::unexpected("renew", reply))
     }
 
     async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
@@ -968,7 +854,7 @@ impl LockBackend for FredBackend {
             .await?;
         int(&reply)
             .and_then(lock_core::scripts::release_reply)
-            .ok_or_else(|| unexpected("release", reply))
+            .ok_or_else(|| lock_core::redis::unexpected("release", reply))
     }
 
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
@@ -979,7 +865,7 @@ impl LockBackend for FredBackend {
             .await?;
         int(&reply)
             .and_then(lock_core::scripts::force_release_reply)
-            .ok_or_else(|| unexpected("force release", reply))
+            .ok_or_else(|| lock_core::redis::unexpected("force release", reply))
     }
 
     async fn try_acquire_fenced(
@@ -1004,7 +890,7 @@ impl LockBackend for FredBackend {
                 args,
             )
             .await?;
-        fenced(&reply).ok_or_else(|| unexpected("fenced acquire", reply))
+        fenced(&reply).ok_or_else(|| lock_core::redis::unexpected("fenced acquire", reply))
     }
 
     async fn watch(&self, name: &LockName) -> Result<Watch> {
@@ -1018,7 +904,7 @@ impl LockBackend for FredBackend {
             .await?;
         int(&reply)
             .and_then(lock_core::scripts::status_reply)
-            .ok_or_else(|| unexpected("status", reply))
+            .ok_or_else(|| lock_core::redis::unexpected("status", reply))
     }
 }
 
@@ -1035,13 +921,6 @@ impl fmt::Debug for FredBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn missing_redis_url_is_a_config_error() {
-        let err = url_from_env(Err(std::env::VarError::NotPresent)).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Config);
-        assert!(err.to_string().contains("REDIS_URL"), "{err}");
-    }
 
     #[test]
     fn urls_are_checked_like_redis_rs_does() {

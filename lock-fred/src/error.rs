@@ -25,13 +25,9 @@ const CONNECTION_LOST: &[&str] = &[
 /// few connection failures as `Unknown`, so those are told apart by their text.
 pub(crate) fn kind_of(err: &FredError) -> ErrorKind {
     let details = err.details();
-    if details.starts_with("WRONGTYPE") {
-        return ErrorKind::WrongType;
-    }
-    // The ACL of the connection's user refuses the command, key or channel (fred has no kind for
-    // it: `Unknown`).
-    if details.starts_with("NOPERM") {
-        return ErrorKind::PermissionDenied;
+    let code = details.split(' ').next().unwrap_or_default();
+    if let Some(kind) = lock_core::redis::server_error_kind(code) {
+        return kind;
     }
     match err.kind() {
         FredKind::Timeout => ErrorKind::Timeout,
@@ -56,17 +52,7 @@ pub(crate) fn kind_of(err: &FredError) -> ErrorKind {
 /// URL already redacted); `within` is the time allowed, for timeouts.
 pub(crate) fn from_fred(err: FredError, context: &str, within: Duration) -> Error {
     let kind = kind_of(&err);
-    let message = match kind {
-        ErrorKind::WrongType => {
-            format!("{context}: the key exists but holds another Redis type, not a lock")
-        }
-        ErrorKind::Timeout => format!("{context}: no answer within {within:?}"),
-        ErrorKind::PermissionDenied => format!(
-            "{context}: the Redis user lacks the permission (NOPERM); allow the command, key \
-             or channel in the user's ACL"
-        ),
-        _ => context.to_owned(),
-    };
+    let message = lock_core::redis::error_message(kind, context, within);
     Error::new(kind, message).with_source(err)
 }
 

@@ -33,7 +33,8 @@ use tokio::sync::broadcast::{Receiver, error::RecvError};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::backend::{ConnectionTask, FredBuilder, Starter, bounded, options, routed, unexpected};
+use crate::backend::{ConnectionTask, FredBuilder, Starter, bounded, options, routed};
+use lock_core::redis::unexpected;
 
 /// How long after a failed resubscription, on a connection that is still up (a server that did
 /// not answer in time), to try again.

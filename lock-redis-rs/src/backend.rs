@@ -18,8 +18,7 @@ use crate::error::from_redis;
 use crate::pubsub::{PubSubLink, Waiters};
 use crate::scripts;
 
-/// The environment variable `process-lock-node` reads the server's URL from.
-pub const REDIS_URL_ENV: &str = "REDIS_URL";
+pub use lock_core::redis::REDIS_URL_ENV;
 
 /// Locks in Redis, through the `redis` crate.
 ///
@@ -112,11 +111,11 @@ pub struct RedisRsBuilder {
 
 impl RedisRsBuilder {
     /// Default time to establish a connection: 2 s.
-    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = lock_core::redis::DEFAULT_CONNECT_TIMEOUT;
     /// Default time for one operation, waiting for a reconnection included: 2 s.
-    pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const DEFAULT_RESPONSE_TIMEOUT: Duration = lock_core::redis::DEFAULT_RESPONSE_TIMEOUT;
     /// Default connection attempts after the first fails: 3, with exponential backoff.
-    pub const DEFAULT_RECONNECT_ATTEMPTS: usize = 3;
+    pub const DEFAULT_RECONNECT_ATTEMPTS: usize = lock_core::redis::DEFAULT_RECONNECT_ATTEMPTS;
 
     fn new(client: Result<redis::Client>, target: String) -> Self {
         RedisRsBuilder {
@@ -220,7 +219,7 @@ impl RedisRsBuilder {
                 )),
             }
         };
-        let conn = unless_plain_text(tls, &target, connecting).await?;
+        let conn = lock_core::redis::unless_plain_text(tls, &target, connecting).await?;
         Ok(RedisRsBackend {
             conn,
             prefix: self.prefix.into(),
@@ -265,7 +264,7 @@ impl RedisRsBackend {
     /// [`ErrorKind::Config`] if `REDIS_URL` is unset or not valid UTF-8; otherwise as
     /// [`RedisRsBuilder::connect`].
     pub async fn from_env() -> Result<Self> {
-        Self::builder(&url_from_env(std::env::var(REDIS_URL_ENV))?)
+        Self::builder(&lock_core::redis::url_from_env()?)
             .connect()
             .await
     }
@@ -277,10 +276,7 @@ impl RedisRsBackend {
     /// attempted, whatever features the `redis` crate has.
     pub fn builder(url: &str) -> RedisRsBuilder {
         let target = lock_core::redact_url(url);
-        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
-        let tls_scheme = scheme
-            .is_some_and(|s| s.eq_ignore_ascii_case("rediss") || s.eq_ignore_ascii_case("valkeys"));
-        let client = if tls_scheme && !cfg!(feature = "tls") {
+        let client = if lock_core::redis::wants_tls(url) && !cfg!(feature = "tls") {
             Err(Error::new(
                 ErrorKind::Config,
                 format!("invalid Redis URL {target}: {NO_TLS}"),
@@ -357,10 +353,7 @@ impl RedisRsBackend {
     }
 
     fn key(&self, name: &LockName) -> String {
-        let mut key = String::with_capacity(self.prefix.len() + name.as_str().len());
-        key.push_str(&self.prefix);
-        key.push_str(name.as_str());
-        key
+        lock_core::redis::key(&self.prefix, name)
     }
 
     /// Runs one request with the response timeout, mapping errors. A request that met a
@@ -435,116 +428,6 @@ fn use_ring_unless_chosen() {
     }
 }
 
-/// How long a TLS handshake goes unanswered before [`unless_plain_text`] asks the server, in
-/// plain text, whether it speaks it.
-#[cfg(feature = "tls")]
-const PLAIN_TEXT_PROBE_DELAY: Duration = Duration::from_millis(200);
-
-/// Runs `connecting`, a connection being made with TLS to `tls` (host and port; nothing to
-/// check without one), but fails with [`ErrorKind::Config`] instead if the server speaks plain
-/// text: as soon as the handshake has gone unanswered for [`PLAIN_TEXT_PROBE_DELAY`], or when it
-/// failed at once.
-///
-/// A plain-text Redis server does not answer a TLS ClientHello (it waits for the end of a line:
-/// the handshake would wait out the connect timeout), or answers it with an error (if it holds
-/// a newline byte), which fails the handshake as if the network had. A second connection that
-/// sends `PING` tells: a plain-text server answers it with a RESP line (`+PONG`, or an error such
-/// as `-NOAUTH`), a TLS server with an alert, or not at all.
-#[cfg(feature = "tls")]
-async fn unless_plain_text<T>(
-    tls: Option<(String, u16)>,
-    target: &str,
-    connecting: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    let Some((host, port)) = tls else {
-        return connecting.await;
-    };
-    let plain_text = || {
-        Error::new(
-            ErrorKind::Config,
-            format!("the server at {target} speaks plain text, not TLS: use redis://"),
-        )
-    };
-    let probe = async {
-        tokio::time::sleep(PLAIN_TEXT_PROBE_DELAY).await;
-        if speaks_plain_text(&host, port).await {
-            plain_text()
-        } else {
-            std::future::pending().await
-        }
-    };
-    let outcome = tokio::select! {
-        biased;
-        outcome = connecting => outcome,
-        plain = probe => return Err(plain),
-    };
-    match outcome {
-        Err(e) if e.kind() == ErrorKind::Connection && speaks_plain_text(&host, port).await => {
-            Err(plain_text().with_source(e))
-        }
-        outcome => outcome,
-    }
-}
-
-/// Without TLS support, nothing to check.
-#[cfg(not(feature = "tls"))]
-async fn unless_plain_text<T>(
-    _tls: Option<(String, u16)>,
-    _target: &str,
-    connecting: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    connecting.await
-}
-
-/// Whether the server at `host:port` answers `PING\r\n`, sent in plain text, with a RESP line
-/// (`+...` or `-...`), within half a second.
-#[cfg(feature = "tls")]
-async fn speaks_plain_text(host: &str, port: u16) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let asked = async {
-        let mut stream = tokio::net::TcpStream::connect((host, port)).await.ok()?;
-        stream.write_all(b"PING\r\n").await.ok()?;
-        let mut reply = Vec::new();
-        let mut chunk = [0; 64];
-        while reply.len() < 512 {
-            let n = stream.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            reply.extend_from_slice(&chunk[..n]);
-            if !matches!(reply.first(), Some(b'+' | b'-')) {
-                return Some(false);
-            }
-            if let Some(end) = reply.windows(2).position(|pair| pair == b"\r\n") {
-                return Some(reply[1..end].iter().all(|b| (b' '..=b'~').contains(b)));
-            }
-        }
-        Some(false)
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_millis(500), asked).await,
-        Ok(Some(true))
-    )
-}
-
-fn url_from_env(var: std::result::Result<String, std::env::VarError>) -> Result<String> {
-    var.map_err(|e| {
-        Error::new(
-            ErrorKind::Config,
-            format!("{REDIS_URL_ENV} must name the Redis server, e.g. redis://127.0.0.1:6379/"),
-        )
-        .with_source(e)
-    })
-}
-
-fn unexpected(op: &str, what: impl fmt::Debug) -> Error {
-    Error::new(
-        ErrorKind::UnexpectedReply,
-        format!("{op}: Redis answered {what:?}"),
-    )
-}
-
 #[async_trait]
 impl LockBackend for RedisRsBackend {
     fn capabilities(&self) -> Capabilities {
@@ -569,7 +452,8 @@ impl LockBackend for RedisRsBackend {
                 async move { call.invoke_async(&mut conn).await }
             })
             .await?;
-        lock_core::scripts::acquire_reply(&reply).ok_or_else(|| unexpected("acquire", reply))
+        lock_core::scripts::acquire_reply(&reply)
+            .ok_or_else(|| lock_core::redis::unexpected("acquire", reply))
     }
 
     async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool> {
@@ -581,7 +465,8 @@ impl LockBackend for RedisRsBackend {
                 async move { call.invoke_async(&mut conn).await }
             })
             .await?;
-        lock_core::scripts::renew_reply(reply).ok_or_else(|| unexpected("renew", reply))
+        lock_core::scripts::renew_reply(reply)
+            .ok_or_else(|| lock_core::redis::unexpected("renew", reply))
     }
 
     async fn try_acquire_fenced(
@@ -606,7 +491,8 @@ impl LockBackend for RedisRsBackend {
                 async move { call.invoke_async(&mut conn).await }
             })
             .await?;
-        lock_core::scripts::fenced_reply(&reply).ok_or_else(|| unexpected("fenced acquire", reply))
+        lock_core::scripts::fenced_reply(&reply)
+            .ok_or_else(|| lock_core::redis::unexpected("fenced acquire", reply))
     }
 
     async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
@@ -619,7 +505,8 @@ impl LockBackend for RedisRsBackend {
                 async move { call.invoke_async(&mut conn).await }
             })
             .await?;
-        lock_core::scripts::release_reply(reply).ok_or_else(|| unexpected("release", reply))
+        lock_core::scripts::release_reply(reply)
+            .ok_or_else(|| lock_core::redis::unexpected("release", reply))
     }
 
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
@@ -633,7 +520,7 @@ impl LockBackend for RedisRsBackend {
             })
             .await?;
         lock_core::scripts::force_release_reply(reply)
-            .ok_or_else(|| unexpected("force release", reply))
+            .ok_or_else(|| lock_core::redis::unexpected("force release", reply))
     }
 
     async fn status(&self, name: &LockName) -> Result<Status> {
@@ -644,7 +531,8 @@ impl LockBackend for RedisRsBackend {
                 async move { call.invoke_async(&mut conn).await }
             })
             .await?;
-        lock_core::scripts::status_reply(reply).ok_or_else(|| unexpected("status", reply))
+        lock_core::scripts::status_reply(reply)
+            .ok_or_else(|| lock_core::redis::unexpected("status", reply))
     }
 
     async fn watch(&self, name: &LockName) -> Result<Watch> {
@@ -669,17 +557,5 @@ impl fmt::Debug for RedisRsBackend {
             .field("response_timeout", &self.timeout)
             .field("notify", &self.waiters.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn missing_redis_url_is_a_config_error() {
-        let err = url_from_env(Err(std::env::VarError::NotPresent)).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Config);
-        assert!(err.to_string().contains("REDIS_URL"), "{err}");
     }
 }

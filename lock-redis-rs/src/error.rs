@@ -1,22 +1,19 @@
 //! Turning `redis` errors into process-lock's typed errors.
 
+use std::time::Duration;
+
 use lock_core::{Error, ErrorKind};
 use redis::RedisError;
 
 /// Maps a `redis` error from `op` against `target` (a URL without its password).
 pub(crate) fn from_redis(err: RedisError, op: &str, target: &str) -> Error {
-    let kind = match err.code() {
-        Some("WRONGTYPE") => ErrorKind::WrongType,
-        // The ACL of the connection's user refuses the command, key or channel.
-        Some("NOPERM") => ErrorKind::PermissionDenied,
-        // Credentials refused (or missing), whenever the server says so: a configuration error,
-        // not something to retry.
-        Some("WRONGPASS" | "NOAUTH") => ErrorKind::Config,
-        _ if err.is_timeout() => ErrorKind::Timeout,
-        _ if err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() => {
+    let kind = match err.code().and_then(lock_core::redis::server_error_kind) {
+        Some(kind) => kind,
+        None if err.is_timeout() => ErrorKind::Timeout,
+        None if err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() => {
             ErrorKind::Connection
         }
-        _ => match err.kind() {
+        None => match err.kind() {
             redis::ErrorKind::InvalidClientConfig | redis::ErrorKind::AuthenticationFailed => {
                 ErrorKind::Config
             }
@@ -26,15 +23,10 @@ pub(crate) fn from_redis(err: RedisError, op: &str, target: &str) -> Error {
             _ => ErrorKind::Backend,
         },
     };
+    // The response timeout is not known here; a timeout's message is the backend's own.
     let message = match kind {
-        ErrorKind::WrongType => {
-            format!("{op} on {target}: the key exists but holds another Redis type, not a lock")
-        }
-        ErrorKind::PermissionDenied => format!(
-            "{op} on {target}: the Redis user lacks the permission (NOPERM); allow the \
-             command, key or channel in the user's ACL"
-        ),
-        _ => format!("{op} on {target}"),
+        ErrorKind::Timeout => format!("{op} on {target}"),
+        kind => lock_core::redis::error_message(kind, &format!("{op} on {target}"), Duration::ZERO),
     };
     Error::new(kind, message).with_source(err)
 }
