@@ -20,6 +20,7 @@
 //! | [`a_new_server_grants_a_free_lock_only_after_the_restart_delay`] | the delayed restart rule, by a fixed delay and by the lock's timeout |
 //! | [`a_release_that_cannot_publish_says_so_and_waiters_still_see_it`] | `ReleasedWithoutNotice`, and waiters' recheck |
 //! | [`a_waiter_waits_through_a_stall_and_a_dropped_connection`] | waiting goes on through timeouts and connection errors |
+//! | [`a_refused_subscribe_is_an_error_every_time`], [`a_user_without_evalsha_gets_permission_denied_and_nothing_changes`], [`a_wrong_password_is_a_config_error`] | ACL refusals: `PermissionDenied` every time, nothing changed; a refused password is `Config` (in [`super::acl`]) |
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +32,11 @@ use lock_core::{
 };
 use tokio::task::JoinHandle;
 
+pub use super::acl::{
+    a_refused_subscribe_is_an_error_every_time,
+    a_user_without_evalsha_gets_permission_denied_and_nothing_changes,
+    a_wrong_password_is_a_config_error,
+};
 use super::{RedisFixture, RedisOptions};
 use crate::redis_server::{CommandCounter, RawRedis, Resp};
 

@@ -10,6 +10,7 @@
 //! function that connects the backend to a URL with [`RedisOptions`]; see [`cases`] for what
 //! each case checks.
 
+pub mod acl;
 pub mod cases;
 pub(crate) mod process;
 pub(crate) mod proxy;
@@ -291,6 +292,9 @@ macro_rules! __with_redis_cases {
             a_new_server_grants_a_free_lock_only_after_the_restart_delay
             a_release_that_cannot_publish_says_so_and_waiters_still_see_it
             a_waiter_waits_through_a_stall_and_a_dropped_connection
+            a_refused_subscribe_is_an_error_every_time
+            a_user_without_evalsha_gets_permission_denied_and_nothing_changes
+            a_wrong_password_is_a_config_error
         }
     };
 }

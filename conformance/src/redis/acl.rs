@@ -1,0 +1,163 @@
+//! Shared Redis cases for users the server's ACL restricts: a refused `SUBSCRIBE` or `EVALSHA`
+//! is `ErrorKind::PermissionDenied` every time and changes nothing, a refused password is a
+//! configuration error. Each repeats what it checks [`TRIES`] times: a race that shows in 1 run
+//! of 5 must show here.
+
+use std::time::Duration;
+
+use lock_core::scripts::release_channel;
+use lock_core::{ErrorKind, LockName, Token, Ttl};
+
+use super::{RedisFixture, RedisOptions};
+use crate::redis_server::{RawRedis, Resp};
+
+/// How many times each ACL case repeats what it checks.
+pub const TRIES: usize = 12;
+
+/// Adds the ACL user `u` (password `pw`) with `rules`, and returns the server's URL for it.
+async fn acl_user(fx: &RedisFixture, admin: &mut RawRedis, rules: &[&str]) -> String {
+    let mut command = vec!["ACL", "SETUSER", "u", "reset", "on", ">pw"];
+    command.extend_from_slice(rules);
+    admin.run(&command).await.unwrap();
+    fx.url().replacen("redis://", "redis://u:pw@", 1)
+}
+
+/// The ids of the server's Pub/Sub connections.
+async fn pubsub_clients(admin: &mut RawRedis) -> Vec<String> {
+    let list = admin
+        .run(&["CLIENT", "LIST", "TYPE", "pubsub"])
+        .await
+        .unwrap();
+    let list = list.as_str().unwrap_or_default().to_owned();
+    list.lines()
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A `SUBSCRIBE` the ACL refuses fails the watch with `PermissionDenied`, every time, in RESP2
+/// and RESP3: on a backend's first watch (a new Pub/Sub connection, as separate processes
+/// have) and again and again on one connection already subscribed elsewhere, which still
+/// serves afterwards (no reconnection, messages on the allowed channel arrive).
+pub async fn a_refused_subscribe_is_an_error_every_time(fx: &RedisFixture) {
+    let mut admin = fx.raw().await;
+    // Every channel refused but the lock `allowed`'s.
+    let allowed = release_channel("allowed");
+    let url = acl_user(
+        fx,
+        &mut admin,
+        &["~*", "resetchannels", &format!("&{allowed}"), "+@all"],
+    )
+    .await;
+    let refused = LockName::new("refused").unwrap();
+    let check = |err: lock_core::Error, attempt: &str| {
+        assert_eq!(
+            err.kind(),
+            ErrorKind::PermissionDenied,
+            "{attempt}: {err:?}"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.contains("Redis user lacks the permission"),
+            "{attempt}: {shown}"
+        );
+        assert!(!shown.contains("pw@"), "{attempt}: {shown}");
+    };
+
+    for protocol in ["resp2", "resp3"] {
+        let url = format!("{url}?protocol={protocol}");
+        for attempt in 0..TRIES {
+            let backend = fx.connect(&url, RedisOptions::default()).await.unwrap();
+            let err = backend.watch(&refused).await.unwrap_err();
+            check(err, &format!("{protocol}, new backend, try {attempt}"));
+        }
+
+        let backend = fx.connect(&url, RedisOptions::default()).await.unwrap();
+        let mut watch = backend
+            .watch(&LockName::new("allowed").unwrap())
+            .await
+            .unwrap();
+        let subscriber = pubsub_clients(&mut admin).await;
+        assert_eq!(subscriber.len(), 1, "{protocol}: {subscriber:?}");
+        for attempt in 0..TRIES {
+            let err = backend.watch(&refused).await.unwrap_err();
+            check(err, &format!("{protocol}, same backend, try {attempt}"));
+        }
+        // The same connection still serves: a new subscription is confirmed, messages arrive.
+        let _again = backend
+            .watch(&LockName::new("allowed").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(pubsub_clients(&mut admin).await, subscriber, "{protocol}");
+        let numsub = admin
+            .run(&["PUBSUB", "NUMSUB", &release_channel("refused")])
+            .await
+            .unwrap();
+        assert!(
+            matches!(&numsub, Resp::Array(Some(items)) if items.get(1) == Some(&Resp::Int(0))),
+            "{protocol}: {numsub:?}"
+        );
+        admin.run(&["PUBLISH", &allowed, ""]).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), watch.released())
+            .await
+            .unwrap_or_else(|_| panic!("{protocol}: the message on the allowed channel"));
+        drop((watch, _again, backend));
+        // Wait for the Pub/Sub connection to close before the next protocol counts them.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !pubsub_clients(&mut admin).await.is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{protocol}: still subscribed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A user without `EVALSHA` (and `EVAL`) gets `PermissionDenied`, not retryable, for every
+/// acquire, fenced or not, and nothing is written.
+pub async fn a_user_without_evalsha_gets_permission_denied_and_nothing_changes(fx: &RedisFixture) {
+    let mut admin = fx.raw().await;
+    let url = acl_user(fx, &mut admin, &["~*", "&*", "+@all", "-evalsha", "-eval"]).await;
+    let backend = fx.connect(&url, RedisOptions::default()).await.unwrap();
+    let name = LockName::new("denied").unwrap();
+    let ttl = Ttl::new(Duration::from_secs(30)).unwrap();
+    for attempt in 0..TRIES {
+        let token = Token::generate().unwrap();
+        let err = backend.try_acquire(&name, &token, ttl).await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::PermissionDenied,
+            "try {attempt}: {err:?}"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.contains("acquire") && shown.contains("Redis user lacks the permission"),
+            "try {attempt}: {shown}"
+        );
+        assert!(!err.is_retryable());
+        let err = backend
+            .try_acquire_fenced(&name, &token, ttl)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::PermissionDenied,
+            "try {attempt}: {err:?}"
+        );
+    }
+    assert_eq!(admin.int(&["DBSIZE"]).await.unwrap(), 0, "nothing changed");
+}
+
+/// A refused password is a configuration error (not retried as a connection error), and is
+/// never shown.
+pub async fn a_wrong_password_is_a_config_error(fx: &RedisFixture) {
+    let mut admin = fx.raw().await;
+    let url = acl_user(fx, &mut admin, &["~*", "&*", "+@all"]).await;
+    assert!(fx.connect(&url, RedisOptions::default()).await.is_ok());
+    let wrong = url.replace("u:pw@", "u:wrong-pw@");
+    let options = RedisOptions::default().with_reconnect_attempts(0);
+    let err = fx.connect(&wrong, options).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("wrong-pw"), "{err:?}");
+}
