@@ -21,6 +21,7 @@
 //! | [`a_release_that_cannot_publish_says_so_and_waiters_still_see_it`] | `ReleasedWithoutNotice`, and waiters' recheck |
 //! | [`a_waiter_waits_through_a_stall_and_a_dropped_connection`] | waiting goes on through timeouts and connection errors |
 //! | [`a_refused_subscribe_is_an_error_every_time`], [`a_user_without_evalsha_gets_permission_denied_and_nothing_changes`], [`a_wrong_password_is_a_config_error`] | ACL refusals: `PermissionDenied` every time, nothing changed; a refused password is `Config` (in [`super::acl`]) |
+//! | [`rediss_to_a_plain_text_server_is_a_config_error_at_once`] | `rediss://` to a plain-text server: `Config` within a second (in [`super::plain_text`]) |
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +38,7 @@ pub use super::acl::{
     a_user_without_evalsha_gets_permission_denied_and_nothing_changes,
     a_wrong_password_is_a_config_error,
 };
+pub use super::plain_text::rediss_to_a_plain_text_server_is_a_config_error_at_once;
 use super::{RedisFixture, RedisOptions};
 use crate::redis_server::{CommandCounter, RawRedis, Resp};
 

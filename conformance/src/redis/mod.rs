@@ -12,6 +12,7 @@
 
 pub mod acl;
 pub mod cases;
+pub mod plain_text;
 pub(crate) mod process;
 pub(crate) mod proxy;
 pub(crate) mod tls;
@@ -295,6 +296,7 @@ macro_rules! __with_redis_cases {
             a_refused_subscribe_is_an_error_every_time
             a_user_without_evalsha_gets_permission_denied_and_nothing_changes
             a_wrong_password_is_a_config_error
+            rediss_to_a_plain_text_server_is_a_config_error_at_once
         }
     };
 }
