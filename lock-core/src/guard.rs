@@ -181,8 +181,20 @@ struct Shared {
 }
 
 impl Shared {
-    /// Marks the lock lost since `at`, unless it already is.
+    /// Marks the lock lost since `at`, unless it already is, and counts the loss.
     fn lose(&self, reason: LostReason, at: Instant, cause: Option<Error>) {
+        if self.mark_lost(reason, at, cause) {
+            crate::layers::lock_lost(reason);
+        }
+    }
+
+    /// Marks the lock given up by its holder (released or dropped): over, but not a loss.
+    fn give_up(&self) {
+        self.mark_lost(LostReason::NotOwner, Instant::now(), None);
+    }
+
+    /// Marks the lock lost since `at`, unless it already is; returns whether it was held.
+    fn mark_lost(&self, reason: LostReason, at: Instant, cause: Option<Error>) -> bool {
         let cause = match (cause, reason) {
             (Some(cause), _) => Some(Arc::new(cause)),
             (None, LostReason::Expired) => self.last_error(),
@@ -204,6 +216,7 @@ impl Shared {
         if changed {
             drop(self.take_turn());
         }
+        changed
     }
 
     fn take_turn(&self) -> Option<Turn> {
@@ -229,6 +242,7 @@ impl Shared {
             _ => false,
         });
         if expired {
+            crate::layers::lock_lost(LostReason::Expired);
             drop(self.take_turn());
         }
         match &*self.state.borrow() {
@@ -248,9 +262,11 @@ impl Shared {
                 .saturating_sub(Renewal::drift(self.ttl));
         let name = &self.name;
         let cause = self.last_error();
+        let mut expired = false;
         self.state.send_modify(|state| match state {
             State::Held { valid_until } if now < *valid_until => *valid_until = valid,
             State::Held { valid_until } => {
+                expired = true;
                 *state = State::Lost(Lost {
                     name: name.clone(),
                     reason: LostReason::Expired,
@@ -260,6 +276,9 @@ impl Shared {
             }
             State::Lost(_) => {}
         });
+        if expired {
+            crate::layers::lock_lost(LostReason::Expired);
+        }
         let held = matches!(*self.state.borrow(), State::Held { .. });
         if !held {
             drop(self.take_turn());
@@ -466,7 +485,7 @@ impl LockGuard {
         // The next waiter's turn comes once the lock is free.
         let turn = self.shared.take_turn();
         let valid_until = self.shared.valid_until();
-        self.shared.lose(LostReason::NotOwner, Instant::now(), None);
+        self.shared.give_up();
         let shared = self.shared.clone();
         // If this future is dropped mid-way, the release goes on in the background.
         let mut background = BackgroundRelease {
@@ -517,7 +536,7 @@ impl Drop for LockGuard {
         let lost = self.shared.check();
         // Until when to keep trying: the validity, or a single try for a lock already expired.
         let valid_until = self.shared.valid_until().or_else(|| Some(Instant::now()));
-        self.shared.lose(LostReason::NotOwner, Instant::now(), None);
+        self.shared.give_up();
         if matches!(&lost, Some(l) if l.reason == LostReason::NotOwner) {
             return;
         }

@@ -5,6 +5,9 @@
 //! Users normally depend on the `process-lock` crate, which re-exports this one together with the
 //! backends its features enable. Backend authors implement [`LockBackend`] and prove it with the
 //! `conformance` crate's suite.
+//!
+//! [`layer`] wraps any backend in cross-cutting behaviour; [`layers`] has two ready-made ones,
+//! tracing and (with the `metrics` feature) metrics.
 #![deny(missing_docs)]
 #![warn(unreachable_pub, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -12,6 +15,8 @@
 mod backend;
 mod error;
 mod guard;
+pub mod layer;
+pub mod layers;
 mod lock;
 mod name;
 pub mod notify;
