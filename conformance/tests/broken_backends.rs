@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use conformance::{Fixture, cases};
 use lock_core::{
@@ -27,6 +28,14 @@ enum Flaw {
     SilentRelease,
     /// Declares fencing, but every acquisition gets the same fence (a counter never stored).
     FenceRepeats,
+    /// The fenced acquire (the one guards use) sets the key without an expiry (`SET NX` without
+    /// `PX`); renewals set one, and every other case releases its guards.
+    FencedAcquireWithoutExpiry,
+    /// A failed fenced acquire (the one guards and waiters use) reports a second more than the
+    /// holder has left.
+    RemainingOffByASecond,
+    /// `renew` checks the owner and says `true`, but leaves the expiry where it was.
+    RenewWithoutExtending,
 }
 
 #[derive(Debug)]
@@ -70,6 +79,18 @@ impl LockBackend for Broken {
             Flaw::RenewIgnoresOwner => {
                 Ok(self.inner.status(name).await?.state == lock_core::LockState::Locked)
             }
+            Flaw::RenewWithoutExtending => {
+                let status = self.inner.status(name).await?;
+                match status.remaining {
+                    // The same expiry, if `token` holds the lock.
+                    Some(left) if !left.is_zero() => {
+                        self.inner
+                            .renew(name, token, Ttl::new(left.max(Duration::from_millis(1)))?)
+                            .await
+                    }
+                    _ => Ok(false),
+                }
+            }
             _ => self.inner.renew(name, token, ttl).await,
         }
     }
@@ -98,10 +119,19 @@ impl LockBackend for Broken {
         token: &Token,
         ttl: Ttl,
     ) -> Result<FencedAcquire> {
+        let ttl = match self.flaw {
+            Flaw::FencedAcquireWithoutExpiry => Ttl::from_millis(Ttl::MAX_MILLIS)?,
+            _ => ttl,
+        };
         match self.inner.try_acquire_fenced(name, token, ttl).await? {
             FencedAcquire::Acquired { .. } if self.flaw == Flaw::FenceRepeats => {
                 Ok(FencedAcquire::Acquired { fence: 1 })
             }
+            FencedAcquire::Held {
+                remaining: Some(left),
+            } if self.flaw == Flaw::RemainingOffByASecond => Ok(FencedAcquire::Held {
+                remaining: Some(left + Duration::from_secs(1)),
+            }),
             other => Ok(other),
         }
     }
@@ -155,13 +185,23 @@ async fn assert_rejected(flaw: Flaw, must_fail: &[&str]) {
             "{flaw:?} passed {case}; failed only {failed:?}"
         );
     }
-    // The model covers the original API's primitives, not waiting or fencing.
-    let in_the_model = !matches!(flaw, Flaw::SilentRelease | Flaw::FenceRepeats);
-    assert_eq!(
-        failed.contains(&"model_based"),
-        in_the_model,
-        "{flaw:?} and the model; failed {failed:?}"
+    // The model covers the original API's primitives, not waiting or fencing. A renewal that
+    // keeps the old expiry shows in it only when a random sequence renews and then lets time
+    // pass beyond the old expiry: not asserted either way.
+    let in_the_model = !matches!(
+        flaw,
+        Flaw::SilentRelease
+            | Flaw::FenceRepeats
+            | Flaw::FencedAcquireWithoutExpiry
+            | Flaw::RemainingOffByASecond
     );
+    if flaw != Flaw::RenewWithoutExtending {
+        assert_eq!(
+            failed.contains(&"model_based"),
+            in_the_model,
+            "{flaw:?} and the model; failed {failed:?}"
+        );
+    }
     eprintln!("{flaw:?} rejected by {} cases: {failed:?}", failed.len());
 }
 
@@ -217,4 +257,34 @@ async fn releases_that_wake_no_waiter_are_rejected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_fences_are_rejected() {
     assert_rejected(Flaw::FenceRepeats, &["fences_increase"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guard_acquire_without_expiry_is_rejected() {
+    assert_rejected(
+        Flaw::FencedAcquireWithoutExpiry,
+        &["abandoned_locks_expire_by_themselves"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remaining_time_a_second_off_is_rejected() {
+    assert_rejected(
+        Flaw::RemainingOffByASecond,
+        &["failed_acquires_report_the_exact_remaining_time"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewals_that_do_not_extend_are_rejected() {
+    assert_rejected(
+        Flaw::RenewWithoutExtending,
+        &[
+            "original_scenario_with_original_pauses",
+            "update_extends_expiry",
+        ],
+    )
+    .await;
 }

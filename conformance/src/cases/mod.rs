@@ -5,18 +5,23 @@
 //! cases run in parallel against one store.
 
 mod contention;
+mod exact_remaining;
 mod expiry;
 mod fencing;
 mod guard;
 mod input;
 mod isolation;
+mod left_behind;
+mod original_pauses;
 mod remaining;
+mod renewal_faults;
 mod scenario;
 mod values;
 mod waiting;
 
 pub use crate::model::model_based;
 pub use contention::{contention_counter, contention_one_winner};
+pub use exact_remaining::failed_acquires_report_the_exact_remaining_time;
 pub use expiry::{expired_owner_is_powerless, expiry, relock_resets_expiry, update_extends_expiry};
 pub use fencing::fences_increase;
 pub use guard::{
@@ -25,7 +30,13 @@ pub use guard::{
 };
 pub use input::bad_input;
 pub use isolation::isolation;
+pub use left_behind::abandoned_locks_expire_by_themselves;
+pub use original_pauses::original_scenario_with_original_pauses;
 pub use remaining::remaining_ttl;
+pub use renewal_faults::{
+    guard_keeps_its_lock_through_failed_renewals,
+    guard_validity_counts_from_the_request_not_the_reply,
+};
 pub use scenario::original_scenario;
 pub use values::{clear_values, force_clear_values, lock_values, status_values, update_values};
 pub use waiting::{

@@ -22,6 +22,8 @@
 //! | [`a_waiter_waits_through_a_stall_and_a_dropped_connection`] | waiting goes on through timeouts and connection errors |
 //! | [`a_refused_subscribe_is_an_error_every_time`], [`a_user_without_evalsha_gets_permission_denied_and_nothing_changes`], [`a_wrong_password_is_a_config_error`] | ACL refusals: `PermissionDenied` every time, nothing changed; a refused password is `Config` (in [`super::acl`]) |
 //! | [`rediss_to_a_plain_text_server_is_a_config_error_at_once`] | `rediss://` to a plain-text server: `Config` within a second (in [`super::plain_text`]) |
+//! | [`a_key_without_expiry_is_a_lock_held_by_another`] | a key another program `SET` without expiry is locked (no remaining time), never read as open, and left alone |
+//! | [`a_guard_behind_a_slow_link_trusts_its_lock_no_longer_than_the_server_keeps_it`] | with replies delayed past the drift allowance, a guard's validity counts from the request, never beyond the key's expiry on the server |
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -1176,5 +1178,139 @@ pub async fn a_waiter_waits_through_a_stall_and_a_dropped_connection(fx: &RedisF
         "taken {took:?} after starting, before the holder's expiry"
     );
     assert!(took < Duration::from_secs(6), "{took:?}");
+    assert_eq!(guard.release().await.unwrap(), Release::Released);
+}
+
+/// A key `SET` without an expiry by another program (`SET name value`, no `PX`) is a lock held
+/// forever by someone else, never an open one: `status` says locked with no remaining time, and
+/// `lock`, a guard's (fenced) acquire, `update` and an owned `clear` all leave it alone; only a
+/// forced clear removes it.
+pub async fn a_key_without_expiry_is_a_lock_held_by_another(fx: &RedisFixture) {
+    let mut other = fx.raw().await;
+    let backend = fx.backend().await;
+    let lock = handle(&backend, "no-expiry");
+    other
+        .run(&["SET", "no-expiry", "another-program"])
+        .await
+        .unwrap();
+
+    let status = backend.status(lock.name()).await.unwrap();
+    assert_eq!(
+        (status.state, status.remaining),
+        (LockState::Locked, None),
+        "a key without expiry is locked, with no remaining time"
+    );
+    assert!(
+        !lock.lock().await.unwrap(),
+        "lock takes a key without expiry"
+    );
+    match backend
+        .try_acquire(lock.name(), lock.token(), lock.ttl())
+        .await
+        .unwrap()
+    {
+        lock_core::Acquire::Held { remaining: None } => {}
+        outcome => panic!("a failed acquire on a key without expiry answered {outcome:?}"),
+    }
+    assert!(
+        lock.try_acquire().await.unwrap().is_none(),
+        "a guard takes a key without expiry"
+    );
+    assert!(!lock.update().await.unwrap(), "update renews another's key");
+    assert_eq!(lock.clear(false).await.unwrap(), Cleared::NotOwner);
+    assert_eq!(
+        other.get("no-expiry").await.unwrap().as_deref(),
+        Some("another-program"),
+        "the value is untouched"
+    );
+    assert_eq!(
+        other.int(&["PTTL", "no-expiry"]).await.unwrap(),
+        -1,
+        "no expiry was added"
+    );
+    assert_eq!(lock.clear(true).await.unwrap(), Cleared::Cleared);
+    assert!(lock.lock().await.unwrap(), "free once force-cleared");
+}
+
+/// Checks, against the server itself, that `guard` trusts its lock no longer than the server
+/// keeps it: the key is the guard's, and its expiry (read with `PTTL`, directly from the
+/// server) is no earlier than the guard's validity.
+async fn trusted_no_longer_than_kept(admin: &mut RawRedis, guard: &LockGuard, after: &str) {
+    let valid_until = guard
+        .valid_until()
+        .expect("the guard holds its lock")
+        .into_std();
+    let key = guard.name().as_str();
+    assert_eq!(
+        admin.get(key).await.unwrap().as_deref(),
+        Some(guard.token().as_str()),
+        "after {after}, the key is the guard's"
+    );
+    let pttl = admin.int(&["PTTL", key]).await.unwrap();
+    let answered = Instant::now();
+    assert!(
+        pttl > 0,
+        "after {after}, the key has no expiry left: {pttl}"
+    );
+    assert_eq!(
+        guard.valid_until().map(|v| v.into_std()),
+        Some(valid_until),
+        "after {after}, a renewal came in between: the check is void"
+    );
+    // The server answered before `answered`, when at most `pttl` + 1 ms were left.
+    let expiry_at_most = answered + Duration::from_millis(pttl.unsigned_abs() + 1);
+    assert!(
+        valid_until <= expiry_at_most,
+        "after {after}, the guard trusts its lock {:?} longer than the server keeps it: \
+         validity counted from the delayed reply, not from the request",
+        valid_until - expiry_at_most
+    );
+}
+
+/// Behind a link that delays every reply by 200 ms (the drift allowance of a 1 s lock is
+/// 12 ms), a guard counts its lock's validity from when each request was sent: after the
+/// acquire and after a renewal, the server keeps the key at least as long as the guard trusts
+/// it. A guard counting from the reply would trust it up to 200 ms longer than it exists.
+pub async fn a_guard_behind_a_slow_link_trusts_its_lock_no_longer_than_the_server_keeps_it(
+    fx: &RedisFixture,
+) {
+    const TTL: Duration = Duration::from_millis(1000);
+    const DELAY: Duration = Duration::from_millis(200);
+    let proxy = fx.proxy().await;
+    let backend = fx
+        .connect(proxy.url(), RedisOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("connecting through the proxy: {e:?}"));
+    let mut admin = fx.raw().await;
+    let lock = ProcessLock::new(backend.clone(), "slow-link", TTL).unwrap();
+    // Before the link slows down: the Pub/Sub connection is up and every script is loaded,
+    // so that the acquire and renewals below are one delayed round trip each.
+    let _warm = if backend.capabilities().notify {
+        Some(backend.watch(lock.name()).await.unwrap())
+    } else {
+        None
+    };
+    let warm = ProcessLock::new(backend.clone(), "warm-up", TTL).unwrap();
+    let guard = warm.try_acquire().await.unwrap().expect("free");
+    assert_eq!(guard.release().await.unwrap(), Release::Released);
+    assert!(warm.lock().await.unwrap() && warm.update().await.unwrap());
+    assert_eq!(warm.status().await.unwrap(), LockState::Locked);
+    assert_eq!(warm.clear(false).await.unwrap(), Cleared::Cleared);
+
+    proxy.delay_replies(DELAY);
+    let guard = lock.acquire().await.unwrap();
+    trusted_no_longer_than_kept(&mut admin, &guard, "the acquire").await;
+
+    // The first renewal is sent a third of the timeout after the acquire was, and confirmed
+    // 200 ms later.
+    let acquired = guard.valid_until().unwrap();
+    let deadline = Instant::now() + TTL;
+    while guard.valid_until() == Some(acquired) {
+        assert!(Instant::now() < deadline, "no renewal was confirmed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    trusted_no_longer_than_kept(&mut admin, &guard, "a renewal").await;
+
+    proxy.delay_replies(Duration::ZERO);
     assert_eq!(guard.release().await.unwrap(), Release::Released);
 }

@@ -3,8 +3,9 @@
 //! `process-lock-node` uses, scripts that survive `SCRIPT FLUSH`, typed errors that never show
 //! the password, timeouts, reconnection, requests never replayed, one round trip per
 //! operation, waiting by notification over Pub/Sub (silent while waiting, woken at once,
-//! surviving a lost connection), fencing tokens on the wire, and a guard's loss reported in time
-//! on a stalled server.
+//! surviving a lost connection), fencing tokens on the wire, a guard's loss reported in time
+//! on a stalled server, a key without expiry read as held, and a guard behind a slow link
+//! trusting its lock no longer than the server keeps it.
 //!
 //! A Redis backend runs it all with one [`redis_suite!`](crate::redis_suite) call, given a
 //! function that connects the backend to a URL with [`RedisOptions`]; see [`cases`] for what
@@ -297,6 +298,8 @@ macro_rules! __with_redis_cases {
             a_user_without_evalsha_gets_permission_denied_and_nothing_changes
             a_wrong_password_is_a_config_error
             rediss_to_a_plain_text_server_is_a_config_error_at_once
+            a_key_without_expiry_is_a_lock_held_by_another
+            a_guard_behind_a_slow_link_trusts_its_lock_no_longer_than_the_server_keeps_it
         }
     };
 }

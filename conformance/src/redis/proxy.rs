@@ -2,11 +2,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::redis_server::address_of;
 
@@ -17,7 +19,9 @@ use crate::redis_server::address_of;
 ///   instead of reaching the client, *after* the server applied the request, as when the
 ///   network fails at the worst moment;
 /// - while [`set_down`](FaultyProxy::set_down) is on, every connection is cut and new ones are
-///   closed at once, as if the server were gone.
+///   closed at once, as if the server were gone;
+/// - after [`delay_replies`](FaultyProxy::delay_replies), every reply reaches the client that
+///   long after the server sent it (requests are not delayed), in order, as on a slow link.
 ///
 /// The proxy runs on the current tokio runtime and stops when dropped.
 ///
@@ -38,6 +42,7 @@ pub struct FaultyProxy {
     url: String,
     upstream: String,
     lose: Arc<AtomicBool>,
+    delay_micros: Arc<AtomicU64>,
     down: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -58,6 +63,8 @@ impl FaultyProxy {
         let url = format!("redis://{address}/");
         let lose = Arc::new(AtomicBool::new(false));
         let losing = lose.clone();
+        let delay_micros = Arc::new(AtomicU64::new(0));
+        let delaying = delay_micros.clone();
         let (down, is_down) = watch::channel(false);
         let target = upstream.clone();
         let task = tokio::spawn(async move {
@@ -68,13 +75,20 @@ impl FaultyProxy {
                 let Ok(server) = TcpStream::connect(&target).await else {
                     continue;
                 };
-                tokio::spawn(forward(client, server, losing.clone(), is_down.clone()));
+                tokio::spawn(forward(
+                    client,
+                    server,
+                    losing.clone(),
+                    delaying.clone(),
+                    is_down.clone(),
+                ));
             }
         });
         Ok(FaultyProxy {
             url,
             upstream,
             lose,
+            delay_micros,
             down,
             task,
         })
@@ -95,14 +109,23 @@ impl FaultyProxy {
     pub fn set_down(&self, down: bool) {
         self.down.send_replace(down);
     }
+
+    /// Holds every reply from the server (on any connection) back by `delay` before passing it
+    /// on, in order; requests still go through at once. `Duration::ZERO` ends the delay (for
+    /// replies read from then on).
+    pub fn delay_replies(&self, delay: Duration) {
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.delay_micros.store(micros, Ordering::SeqCst);
+    }
 }
 
 /// Carries one connection's bytes both ways until either side closes, a reply is to be lost,
-/// or the proxy goes down.
+/// or the proxy goes down; replies reach the client `delay_micros` after they were read.
 async fn forward(
     client: TcpStream,
     server: TcpStream,
     losing: Arc<AtomicBool>,
+    delay_micros: Arc<AtomicU64>,
     mut is_down: watch::Receiver<bool>,
 ) {
     let (mut client_reader, mut client_writer) = client.into_split();
@@ -110,21 +133,46 @@ async fn forward(
     let requests = tokio::spawn(async move {
         let _ = tokio::io::copy(&mut client_reader, &mut server_writer).await;
     });
+    // Replies go out in order, each at its time: when it was read plus the delay then.
+    let (replies, mut due) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let writer = tokio::spawn(async move {
+        while let Some((at, reply)) = due.recv().await {
+            tokio::time::sleep_until(at).await;
+            if client_writer.write_all(&reply).await.is_err() {
+                break;
+            }
+        }
+    });
     let mut buf = vec![0; 16 * 1024];
+    let mut cut = false;
     loop {
         let read = tokio::select! {
             read = server_reader.read(&mut buf) => read,
-            _ = is_down.wait_for(|down| *down) => break,
+            _ = is_down.wait_for(|down| *down) => {
+                cut = true;
+                break;
+            }
         };
         match read {
             Ok(0) | Err(_) => break,
             Ok(_) if losing.swap(false, Ordering::SeqCst) => break,
             Ok(n) => {
-                if client_writer.write_all(&buf[..n]).await.is_err() {
+                let delay = Duration::from_micros(delay_micros.load(Ordering::SeqCst));
+                if replies
+                    .send((Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+                {
                     break;
                 }
             }
         }
+    }
+    drop(replies);
+    if cut {
+        writer.abort();
+    } else {
+        // The replies read before are delivered (late, if delayed); then the connection closes.
+        let _ = writer.await;
     }
     // Dropping every half closes both connections.
     requests.abort();
@@ -142,6 +190,10 @@ impl fmt::Debug for FaultyProxy {
             .field("url", &self.url)
             .field("upstream", &self.upstream)
             .field("losing_replies", &self.lose.load(Ordering::SeqCst))
+            .field(
+                "reply_delay",
+                &Duration::from_micros(self.delay_micros.load(Ordering::SeqCst)),
+            )
             .field("down", &*self.down.borrow())
             .finish()
     }
