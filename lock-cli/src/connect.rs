@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use process_lock::LockBackend;
+use process_lock::layer::LockBackendExt;
+use process_lock::layers::TracingLayer;
 
 use crate::cli::{BackendChoice, Global};
 use crate::duration;
@@ -94,6 +96,8 @@ impl Target {
             }
         };
         let backend = connected.map_err(|e| Failure::from_error("connecting to Redis", &e))?;
+        // A span per operation, shown with -v.
+        let backend: Arc<dyn LockBackend> = Arc::new(backend.layer(TracingLayer::new()));
         tracing::debug!(?backend, "connected");
         Ok(backend)
     }

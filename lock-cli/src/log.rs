@@ -8,9 +8,10 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
 /// Whether a status line (rewritten in place, without a newline) is on stderr now: a log line
@@ -36,11 +37,15 @@ pub(crate) fn init(quiet: bool, verbose: u8) {
         2 => LevelFilter::DEBUG,
         _ => LevelFilter::TRACE,
     };
-    tracing_subscriber::fmt()
+    // The tracing layer's events (one per Redis operation, at DEBUG) show from -v on.
+    let filter = Targets::new()
+        .with_default(level)
+        .with_target("lock_core::layers", level.max(LevelFilter::DEBUG));
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_max_level(level)
-        .init();
+        .with_filter(filter);
+    tracing_subscriber::registry().with(layer).init();
 }
 
 /// One line per event, as process-lock's own messages look: `process-lock: warning: MESSAGE
