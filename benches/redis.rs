@@ -17,8 +17,8 @@
 //! ```
 //!
 //! It uses `REDIS_URL` if set, else a container of `LOCK_TEST_REDIS_IMAGE` (default
-//! `redis:7-alpine`), else `redis-server` from `PATH`. `BENCH_SECONDS` sets how long each
-//! variant is measured in all (default 6).
+//! `process-lock-redis:7`, built by `scripts/test`), else `redis-server` from `PATH`.
+//! `BENCH_SECONDS` sets how long each variant is measured in all (default 6).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,5 +1,6 @@
 //! Real Redis servers for tests: the one at `REDIS_URL`, else a container started with
-//! testcontainers, else a `redis-server` from `PATH` on a free port. Never a mock, and never a
+//! testcontainers from a local image (never pulled), else a `redis-server` from `PATH` on a
+//! free port. Never a mock, and never a
 //! silent skip: when none can be had, starting fails with a message saying how to provide one.
 //!
 //! Each call starts a server of its own (a container starts in well under a second), so tests
@@ -26,8 +27,10 @@ pub use crate::redis::tls::TlsRedisServer;
 
 /// Names the image to start (`name:tag`).
 pub const IMAGE_ENV: &str = "LOCK_TEST_REDIS_IMAGE";
-/// The image started when [`IMAGE_ENV`] is unset.
-pub const DEFAULT_IMAGE: &str = "redis:7-alpine";
+/// The image started when [`IMAGE_ENV`] is unset: the one `scripts/test` (through
+/// `.ci/build-redis-image.sh`) builds offline from Debian's `redis-server`. An image that is not
+/// on the machine is never pulled: the tests fall back to `redis-server` from `PATH`.
+pub const DEFAULT_IMAGE: &str = "process-lock-redis:7";
 /// When set to `1`, a container that cannot be started is an error instead of a reason to fall
 /// back to `redis-server` (CI sets it, so the suite provably runs on testcontainers).
 pub const REQUIRE_DOCKER_ENV: &str = "LOCK_TEST_REQUIRE_DOCKER";
@@ -91,7 +94,11 @@ impl RedisServer {
     /// A message saying what was tried and how to provide a server.
     pub async fn start_own() -> Result<Self, String> {
         let image = std::env::var(IMAGE_ENV).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
-        let docker_error = match start_container(&image).await {
+        let started = match image_on_this_machine(&image) {
+            Ok(()) => start_container(&image).await,
+            Err(e) => Err(e),
+        };
+        let docker_error = match started {
             Ok(server) => {
                 server.announce();
                 return Ok(server);
@@ -135,11 +142,10 @@ impl RedisServer {
                 Ok(server)
             }
             Err(process_error) => Err(format!(
-                "no Redis server for the tests. Tried: REDIS_URL (unset); a container of \
-                 {image} ({docker_error}); redis-server from PATH ({process_error}). Provide \
-                 one: set REDIS_URL=redis://host:port/, or run Docker with {image} available \
-                 (set {IMAGE_ENV} to use another image; `bash .ci/build-redis-image.sh` builds \
-                 one offline), or install redis-server"
+                "no Redis server for the tests: run `scripts/test`, which installs \
+                 redis-server and builds the {DEFAULT_IMAGE} image, or set \
+                 REDIS_URL=redis://host:port/. Tried: REDIS_URL (unset); a container of {image} \
+                 ({docker_error}); redis-server from PATH ({process_error})"
             )),
         }
     }
@@ -179,6 +185,30 @@ impl fmt::Debug for RedisServer {
 fn log(line: &str) {
     let test = std::thread::current().name().unwrap_or("?").to_owned();
     let _ = writeln!(std::io::stderr(), "[redis-server] {test}: {line}");
+}
+
+/// Whether `image` is on this machine (`docker image inspect`), asked once per process: an
+/// image that is not is never pulled (no registry may be reachable, and trying costs every
+/// test).
+fn image_on_this_machine(image: &str) -> Result<(), String> {
+    static KNOWN: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    KNOWN
+        .get_or_init(|| {
+            let inspected = std::process::Command::new("docker")
+                .args(["image", "inspect", "--format", "{{.Id}}", image])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+            match inspected {
+                Ok(status) if status.success() => Ok(()),
+                Ok(_) => Err(format!(
+                    "image {image} is not on this machine (`scripts/test` builds it; it is \
+                     never pulled)"
+                )),
+                Err(e) => Err(format!("no docker command ({e})")),
+            }
+        })
+        .clone()
 }
 
 async fn start_container(image: &str) -> Result<RedisServer, String> {
