@@ -52,7 +52,7 @@ pub enum FencedAcquire {
     /// The caller's token now holds the lock with the full timeout, and this acquisition's
     /// fencing token is `fence`: greater than that of every earlier acquisition of the name.
     Acquired {
-        /// The fencing token, from 1.
+        /// The fencing token: at least 1 (on Redis, near the server's clock in microseconds).
         fence: u64,
     },
     /// Another token holds the lock.
@@ -287,7 +287,10 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
     /// seen, so a holder that lost the lock without knowing (paused, partitioned) cannot
     /// overwrite its successor's work.
     ///
-    /// The counter outlives the lock, as it must: it is never reset.
+    /// Tokens never go back, not even after the store lost its counter (a restart without
+    /// persistence): on Redis a token is the larger of the last one plus 1 and the server's
+    /// clock in microseconds (see [`scripts`](crate::scripts)), so the counter itself may
+    /// expire once the lock is long gone.
     ///
     /// # Errors
     ///

@@ -308,7 +308,7 @@ fn remaining(pttl: i64) -> Option<Duration> {
     u64::try_from(pttl).ok().map(Duration::from_millis)
 }
 
-/// Reads [`ACQUIRE_FENCED`]'s answer, as integers: `{1, fence}` with a fence from 1, or
+/// Reads [`ACQUIRE_FENCED`]'s answer, as integers: `{1, fence}` with a fence of at least 1, or
 /// `{0, ms}` as [`acquire_reply`]; `None` for anything else, which a backend reports as an
 /// unexpected reply.
 ///
