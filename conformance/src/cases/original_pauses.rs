@@ -18,14 +18,7 @@ pub async fn original_scenario_with_original_pauses(fx: &Fixture) {
     let first = fx.handle(&name, timeout);
     let second = fx.handle(&name, timeout);
 
-    assert!(first.lock().await.unwrap(), "1. first lock is true");
-    assert!(!second.lock().await.unwrap(), "2. second lock is false");
-    assert_eq!(
-        first.clear(false).await.unwrap(),
-        Cleared::Cleared,
-        "3. first clear is true"
-    );
-    assert!(second.lock().await.unwrap(), "4. second lock is true");
+    super::scenario::first_four_steps(&first, &second).await;
     // Started once the second's lock is set: its timeout runs from before this point.
     let mut clock = fx.clock();
     clock.advance(Duration::from_millis(500)).await;

@@ -2,9 +2,22 @@
 
 use std::time::Duration;
 
-use lock_core::{Cleared, LockState};
+use lock_core::{Cleared, LockState, ProcessLock};
 
 use crate::Fixture;
+
+/// Steps 1 to 4 of the original scenario, which every paced variant starts with: the first
+/// handle locks, the second cannot, the first clears, the second locks.
+pub(super) async fn first_four_steps(first: &ProcessLock, second: &ProcessLock) {
+    assert!(first.lock().await.unwrap(), "1. first lock is true");
+    assert!(!second.lock().await.unwrap(), "2. second lock is false");
+    assert_eq!(
+        first.clear(false).await.unwrap(),
+        Cleared::Cleared,
+        "3. first clear is true"
+    );
+    assert!(second.lock().await.unwrap(), "4. second lock is true");
+}
 
 /// The original package's test scenario: two handles on one name with a 1-second timeout.
 pub async fn original_scenario(fx: &Fixture) {
@@ -14,14 +27,7 @@ pub async fn original_scenario(fx: &Fixture) {
     let second = fx.handle(&name, timeout);
     let mut clock = fx.clock();
 
-    assert!(first.lock().await.unwrap(), "1. first lock is true");
-    assert!(!second.lock().await.unwrap(), "2. second lock is false");
-    assert_eq!(
-        first.clear(false).await.unwrap(),
-        Cleared::Cleared,
-        "3. first clear is true"
-    );
-    assert!(second.lock().await.unwrap(), "4. second lock is true");
+    first_four_steps(&first, &second).await;
     assert!(second.update().await.unwrap(), "5. second update is true");
     assert!(!first.update().await.unwrap(), "6. first update is false");
     assert!(!first.lock().await.unwrap(), "7. first lock is false");
