@@ -3,8 +3,10 @@
 //! Not intended to be used directly: depend on `process-lock` with its `fred` feature, which
 //! re-exports this crate. Its behaviour is the same as the `redis-rs` backend's (same keys and
 //! values, scripts, release channels, fencing counters, errors and defaults, so either can
-//! replace the other), and both pass the `conformance` suite against a real Redis. Waiters are
-//! woken by releases over a Pub/Sub connection of the backend's own, opened on the first watch.
+//! replace the other: the protocol is [`lock_core::redis`]'s, and this crate is only its
+//! transport, [`FredTransport`]), and both pass the `conformance` suite against a real Redis.
+//! Waiters are woken by releases over a Pub/Sub connection of the backend's own, opened on the
+//! first watch.
 //!
 //! # Features
 //!
@@ -15,9 +17,16 @@
 #![warn(unreachable_pub, missing_debug_implementations)]
 
 mod backend;
+mod builder;
+mod config;
+mod connect;
 mod error;
 mod pubsub;
-mod scripts;
+mod request;
+mod transport;
 
-pub use backend::{FredBackend, FredBuilder, REDIS_URL_ENV};
+pub use backend::FredBackend;
+pub use builder::FredBuilder;
 pub use fred;
+pub use lock_core::redis::REDIS_URL_ENV;
+pub use transport::FredTransport;

@@ -33,7 +33,8 @@ use tokio::sync::broadcast::{Receiver, error::RecvError};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::backend::{ConnectionTask, FredBuilder, Starter, bounded, options, routed};
+use crate::connect::{ConnectionTask, Starter, default_reconnect_policy};
+use crate::request::{bounded, options, routed};
 use lock_core::redis::unexpected;
 
 /// How long after a failed resubscription, on a connection that is still up (a server that did
@@ -84,7 +85,7 @@ impl PubSub {
         // disconnection; the backend's own connection reconnects whatever that client does.
         let policy = client
             .client_reconnect_policy()
-            .unwrap_or_else(FredBuilder::default_reconnect_policy);
+            .unwrap_or_else(default_reconnect_policy);
         let template = Client::new(
             client.client_config(),
             Some(client.perf_config()),

@@ -2,14 +2,20 @@
 //!
 //! Not intended to be used directly: depend on `process-lock` with its `redis-rs` feature, which
 //! re-exports this crate. Its behaviour is the same as the `fred` backend's, and both pass the
-//! `conformance` suite against a real Redis.
+//! `conformance` suite against a real Redis: the protocol is [`lock_core::redis`]'s, and this
+//! crate is only its transport ([`RedisRsTransport`]).
 #![deny(missing_docs)]
 #![warn(unreachable_pub, missing_debug_implementations)]
 
 mod backend;
+mod builder;
+mod connect;
 mod error;
 mod pubsub;
-mod scripts;
+mod transport;
 
-pub use backend::{REDIS_URL_ENV, RedisRsBackend, RedisRsBuilder};
+pub use backend::RedisRsBackend;
+pub use builder::RedisRsBuilder;
+pub use lock_core::redis::REDIS_URL_ENV;
 pub use redis;
+pub use transport::RedisRsTransport;

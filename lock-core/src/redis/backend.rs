@@ -1,0 +1,170 @@
+//! [`RedisBackend`]: the [`LockBackend`] of every Redis client, written once over a
+//! [`RedisTransport`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::calls::{self, Call};
+use super::config::Settings;
+use super::transport::{Deadline, RedisTransport};
+use crate::backend::{
+    Acquire, Capabilities, FencedAcquire, ForceRelease, LockBackend, Release, Status,
+};
+use crate::error::{ErrorKind, Result};
+use crate::name::LockName;
+use crate::notify::Watch;
+use crate::token::Token;
+use crate::ttl::Ttl;
+
+/// The first pause before sending a request again after its connection broke.
+const FIRST_RETRY: Duration = Duration::from_millis(10);
+/// The longest pause between two sends of one request.
+const MAX_RETRY: Duration = Duration::from_millis(250);
+
+/// Locks in Redis over any [`RedisTransport`]: each operation is one of the
+/// [calls](super::calls), run by the transport within the response timeout and read into its
+/// outcome.
+///
+/// A request that meets a broken connection ([`ErrorKind::Connection`]) is sent again, with a
+/// backoff from 10 ms doubling up to 250 ms, while the response timeout lasts: every script is
+/// idempotent for one token (acquiring again what the token holds only resets its expiry; a
+/// release that already landed answers [`Release::Missing`]), so a lock is never taken twice
+/// behind the caller's back.
+///
+/// A client crate builds one from its transport and the [`Settings`] of its builder, and its
+/// public backend type wraps it (as a [`LayeredBackend`](crate::layer::LayeredBackend) that
+/// overrides nothing).
+#[derive(Debug, Clone)]
+pub struct RedisBackend<T> {
+    transport: T,
+    prefix: Arc<str>,
+    response_timeout: Duration,
+    /// The delayed restart rule's delay; `None`: the lock's timeout.
+    restart_delay: Option<Duration>,
+}
+
+impl<T: RedisTransport> RedisBackend<T> {
+    /// A backend on `transport`, with the prefix, response timeout and restart delay of
+    /// `settings`.
+    pub fn new(transport: T, settings: &Settings) -> Self {
+        RedisBackend {
+            transport,
+            prefix: settings.prefix.as_str().into(),
+            response_timeout: settings.response_timeout,
+            restart_delay: settings.restart_delay,
+        }
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// The key prefix (empty by default).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// How long one operation may take, sending it again included.
+    pub fn response_timeout(&self) -> Duration {
+        self.response_timeout
+    }
+
+    /// The delayed restart rule's delay; `None`: each lock's own timeout.
+    pub fn restart_delay(&self) -> Option<Duration> {
+        self.restart_delay
+    }
+
+    /// This backend with the delayed restart rule's delay `delay` (`None`: each lock's own
+    /// timeout).
+    #[must_use]
+    pub fn with_restart_delay(mut self, delay: Option<Duration>) -> Self {
+        self.restart_delay = delay;
+        self
+    }
+
+    /// Runs `call` within the response timeout, sending it again after a broken connection
+    /// (see the [type's docs](RedisBackend)), and reads its answer.
+    ///
+    /// # Errors
+    ///
+    /// The transport's (see [`RedisTransport::eval`]), or
+    /// [`ErrorKind::UnexpectedReply`] for an answer the script never gives.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`RedisTransport::eval`]'s: the script may or may not have run.
+    pub async fn run<R>(&self, call: &Call<R>) -> Result<R> {
+        let deadline = Deadline::after(self.response_timeout);
+        let mut backoff = FIRST_RETRY;
+        loop {
+            match self.transport.eval(call.script(), deadline).await {
+                Ok(reply) => return call.read(reply),
+                Err(e)
+                    if e.kind() == ErrorKind::Connection
+                        && Instant::now() + backoff < deadline.at =>
+                {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_RETRY);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<T: RedisTransport> LockBackend for RedisBackend<T> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            remaining_ttl: true,
+            notify: self.transport.notifies(),
+            fencing: true,
+        }
+    }
+
+    async fn try_acquire(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<Acquire> {
+        let call = calls::acquire(&self.prefix, name, token, ttl, self.restart_delay);
+        self.run(&call).await
+    }
+
+    async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool> {
+        let call = calls::renew(&self.prefix, name, token, ttl);
+        self.run(&call).await
+    }
+
+    async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
+        self.run(&calls::release(&self.prefix, name, token)).await
+    }
+
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
+        self.run(&calls::force_release(&self.prefix, name)).await
+    }
+
+    async fn status(&self, name: &LockName) -> Result<Status> {
+        self.run(&calls::status(&self.prefix, name)).await
+    }
+
+    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
+        let call = calls::is_held_by(&self.prefix, name, token);
+        self.run(&call).await
+    }
+
+    async fn try_acquire_fenced(
+        &self,
+        name: &LockName,
+        token: &Token,
+        ttl: Ttl,
+    ) -> Result<FencedAcquire> {
+        let call = calls::acquire_fenced(&self.prefix, name, token, ttl, self.restart_delay);
+        self.run(&call).await
+    }
+
+    async fn watch(&self, name: &LockName) -> Result<Watch> {
+        let channel = calls::watch_channel(&self.prefix, name);
+        self.transport.watch(channel).await
+    }
+}

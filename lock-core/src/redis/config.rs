@@ -1,0 +1,275 @@
+//! What configures a Redis backend, whatever its client: the `REDIS_URL` environment variable,
+//! the defaults, the URL schemes that ask for TLS, and [`Settings`], the part of a builder every
+//! client shares; and, with [`backend_api!`](crate::redis::backend_api) and
+//! [`builder_api!`](crate::redis::builder_api), the public API every client's backend and
+//! builder share.
+
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The environment variable `process-lock-node` reads the server's URL from.
+pub const REDIS_URL_ENV: &str = "REDIS_URL";
+
+/// Default time to establish a connection, all attempts together: 2 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Default time for one operation, waiting for a reconnection included: 2 s.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Default connection attempts after the first fails: 3, with exponential backoff.
+pub const DEFAULT_RECONNECT_ATTEMPTS: usize = 3;
+
+/// The server's URL from [`REDIS_URL_ENV`], as `process-lock-node` reads it.
+///
+/// # Errors
+///
+/// [`ErrorKind::Config`] if the variable is unset or not valid UTF-8.
+pub fn url_from_env() -> Result<String> {
+    url_from(std::env::var(REDIS_URL_ENV))
+}
+
+fn url_from(var: std::result::Result<String, std::env::VarError>) -> Result<String> {
+    var.map_err(|e| {
+        Error::new(
+            ErrorKind::Config,
+            format!("{REDIS_URL_ENV} must name the Redis server, e.g. redis://127.0.0.1:6379/"),
+        )
+        .with_source(e)
+    })
+}
+
+/// Whether `url` asks for TLS (`rediss://`, `valkeys://`, any letter case).
+pub fn wants_tls(url: &str) -> bool {
+    let scheme = url.split("://").next().unwrap_or_default();
+    ["rediss", "valkeys"]
+        .iter()
+        .any(|tls| scheme.eq_ignore_ascii_case(tls))
+}
+
+/// The settings every Redis client's builder has, with the same defaults: each builder keeps
+/// one, [`builder_api!`](crate::redis::builder_api) gives it the setters, and
+/// [`RedisBackend::new`](super::RedisBackend::new) takes what the protocol needs from it.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Put before every lock name to make its key; empty by default, as in `process-lock-node`.
+    pub prefix: String,
+    /// How long to wait for a connection to be established, all attempts together
+    /// ([`DEFAULT_CONNECT_TIMEOUT`]).
+    pub connect_timeout: Duration,
+    /// How long one operation may take, waiting for a reconnection included
+    /// ([`DEFAULT_RESPONSE_TIMEOUT`]).
+    pub response_timeout: Duration,
+    /// How many more times to try connecting after a failed attempt
+    /// ([`DEFAULT_RECONNECT_ATTEMPTS`]).
+    pub reconnect_attempts: usize,
+    /// The delayed restart rule's delay (see [`scripts`](super::scripts)); `None`, the
+    /// default: the timeout of the lock being acquired.
+    pub restart_delay: Option<Duration>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            prefix: String::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            reconnect_attempts: DEFAULT_RECONNECT_ATTEMPTS,
+            restart_delay: None,
+        }
+    }
+}
+
+/// Defines, once for every Redis client backend, the backend type users hold: a struct (with
+/// the documentation given in the call) around a [`RedisBackend`](super::RedisBackend) over the
+/// client's transport, with what every such backend offers: `connect(url)` and `from_env()`
+/// (through the backend's own `builder(url)`), `prefix()`, and the
+/// [`LayeredBackend`](crate::layer::LayeredBackend) implementation that makes it a
+/// [`LockBackend`](crate::LockBackend), every operation being the protocol's. The builder
+/// (named for the documentation) comes with [`builder_api!`](crate::redis::builder_api), and
+/// makes the backend with the crate-private `new(transport, &settings)`.
+///
+/// The client crate adds its own constructors and accessors in an `impl` block of its own,
+/// reaching the [`RedisBackend`](super::RedisBackend) as `self.inner`.
+///
+/// ```text
+/// lock_core::redis::backend_api! {
+///     /// Locks in Redis, through my client.
+///     pub struct MyBackend on MyTransport, built by MyBuilder;
+/// }
+/// ```
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __redis_backend_api {
+    (
+        $(#[$attr:meta])*
+        pub struct $backend:ident on $transport:ty, built by $builder:ident;
+    ) => {
+        $(#[$attr])*
+        #[derive(Clone, Debug)]
+        pub struct $backend {
+            inner: $crate::redis::RedisBackend<$transport>,
+        }
+
+        impl $backend {
+            /// The backend on `transport`, configured by `settings` (its builder's).
+            pub(crate) fn new(transport: $transport, settings: &$crate::redis::Settings) -> Self {
+                $backend {
+                    inner: $crate::redis::RedisBackend::new(transport, settings),
+                }
+            }
+
+            /// Connects to the server at `url` (as [`builder`](Self::builder) reads it) with
+            /// the default settings.
+            ///
+            /// # Errors
+            ///
+            #[doc = concat!("As [`", stringify!($builder), "::connect`].")]
+            ///
+            /// # Cancel safety
+            ///
+            /// Safe: dropping the future drops the connection being made.
+            pub async fn connect(url: &str) -> $crate::Result<Self> {
+                Self::builder(url).connect().await
+            }
+
+            /// Connects to the server named by the `REDIS_URL` environment variable, as
+            /// `process-lock-node` does.
+            ///
+            /// # Errors
+            ///
+            /// [`ErrorKind::Config`](lock_core::ErrorKind::Config) if `REDIS_URL` is unset or
+            /// not valid UTF-8; otherwise
+            #[doc = concat!("as [`", stringify!($builder), "::connect`].")]
+            ///
+            /// # Cancel safety
+            ///
+            /// Safe: dropping the future drops the connection being made.
+            pub async fn from_env() -> $crate::Result<Self> {
+                Self::connect(&$crate::redis::url_from_env()?).await
+            }
+
+            /// The key prefix (empty by default).
+            pub fn prefix(&self) -> &str {
+                self.inner.prefix()
+            }
+        }
+
+        /// Every operation is [`lock_core::redis`]'s, over this backend's transport.
+        impl $crate::layer::LayeredBackend for $backend {
+            type Inner = $crate::redis::RedisBackend<$transport>;
+
+            fn inner(&self) -> &Self::Inner {
+                &self.inner
+            }
+        }
+    };
+}
+
+/// Writes, once for every Redis client backend, the part of the builder's API they all share:
+/// the constants `DEFAULT_CONNECT_TIMEOUT`, `DEFAULT_RESPONSE_TIMEOUT` and
+/// `DEFAULT_RECONNECT_ATTEMPTS`, and the setters `restart_delay`, `prefix`, `connect_timeout`,
+/// `response_timeout` and `reconnect_attempts`, which write to the builder's [`Settings`]
+/// field (named in the call).
+///
+/// The documentation of the three setters whose meaning depends on the client comes with the
+/// call:
+///
+/// ```text
+/// lock_core::redis::builder_api! {
+///     impl MyBuilder { settings }
+///
+///     /// How long to wait for a connection to be established ...
+///     connect_timeout;
+///     /// How long one operation may take ...
+///     response_timeout;
+///     /// How many more times to try connecting ...
+///     reconnect_attempts;
+/// }
+/// ```
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __redis_builder_api {
+    (
+        impl $builder:ident { $settings:ident }
+        $(#[$connect:meta])* connect_timeout;
+        $(#[$response:meta])* response_timeout;
+        $(#[$attempts:meta])* reconnect_attempts;
+    ) => {
+        impl $builder {
+            /// Default time to establish a connection: 2 s.
+            pub const DEFAULT_CONNECT_TIMEOUT: ::std::time::Duration =
+                $crate::redis::DEFAULT_CONNECT_TIMEOUT;
+            /// Default time for one operation, waiting for a reconnection included: 2 s.
+            pub const DEFAULT_RESPONSE_TIMEOUT: ::std::time::Duration =
+                $crate::redis::DEFAULT_RESPONSE_TIMEOUT;
+            /// Default connection attempts after the first fails: 3, with exponential backoff.
+            pub const DEFAULT_RECONNECT_ATTEMPTS: usize = $crate::redis::DEFAULT_RECONNECT_ATTEMPTS;
+
+            /// How long after the server starts a free lock is not granted (the *delayed
+            /// restart* rule): a server restarted without persistence has forgotten every lock,
+            /// whose holders may go on working until their timeout. By default, the timeout of
+            /// the lock being acquired, which protects holders using the same timeout; set the
+            /// longest timeout any process uses, or
+            /// [`Duration::ZERO`](std::time::Duration::ZERO) to grant at once (for a server
+            /// whose data survives restarts, or in tests). A server that kept its data keeps
+            /// its start time, and grants at once.
+            pub fn restart_delay(mut self, delay: ::std::time::Duration) -> Self {
+                self.$settings.restart_delay = ::std::option::Option::Some(delay);
+                self
+            }
+
+            /// Puts every lock's key under `prefix` (the key becomes `prefix + name`). None by
+            /// default, which is what `process-lock-node` uses: set one only if every process
+            /// sharing the locks sets the same.
+            pub fn prefix(
+                mut self,
+                prefix: impl ::std::convert::Into<::std::string::String>,
+            ) -> Self {
+                self.$settings.prefix = prefix.into();
+                self
+            }
+
+            $(#[$connect])*
+            pub fn connect_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+                self.$settings.connect_timeout = timeout;
+                self
+            }
+
+            $(#[$response])*
+            pub fn response_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+                self.$settings.response_timeout = timeout;
+                self
+            }
+
+            $(#[$attempts])*
+            pub fn reconnect_attempts(mut self, attempts: usize) -> Self {
+                self.$settings.reconnect_attempts = attempts;
+                self
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_redis_url_is_a_config_error() {
+        let err = url_from(Err(std::env::VarError::NotPresent)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("REDIS_URL"), "{err}");
+    }
+
+    #[test]
+    fn tls_schemes() {
+        for url in ["rediss://h/", "REDISS://h", "valkeys://h:1"] {
+            assert!(wants_tls(url), "{url}");
+        }
+        for url in ["redis://h/", "unix:///tmp/s", "h:6379"] {
+            assert!(!wants_tls(url), "{url}");
+        }
+    }
+}

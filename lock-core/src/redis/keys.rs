@@ -1,0 +1,215 @@
+//! The names a lock uses in Redis: its key, its fencing counter's key, the key of the server's
+//! start time for its hash slot, and the channel its releases are announced on; and the Redis
+//! Cluster hash slot they all share, so that one script (on one node) can touch them together.
+
+use std::sync::OnceLock;
+
+use crate::name::LockName;
+
+/// The key of the lock `name` under `prefix`: `prefix + name`, as `process-lock-node` names it
+/// (with no prefix).
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::LockName;
+/// use lock_core::redis::keys::key;
+///
+/// assert_eq!(key("app:", &LockName::new("jobs")?), "app:jobs");
+/// # Ok::<(), lock_core::Error>(())
+/// ```
+pub fn key(prefix: &str, name: &LockName) -> String {
+    let mut key = String::with_capacity(prefix.len() + name.as_str().len());
+    key.push_str(prefix);
+    key.push_str(name.as_str());
+    key
+}
+
+/// The channel the releases of the lock at `key` are published on (a Pub/Sub channel name, not
+/// a key: it takes no space in the database).
+pub fn release_channel(key: &str) -> String {
+    format!("process-lock:released:{key}")
+}
+
+/// The key of the fencing counter of the lock at `key`: in the same Redis Cluster hash slot,
+/// so that one script can touch both.
+///
+/// - A key with a hash tag (`{...}`, non-empty) keeps it: the counter is `key` + `:fence`.
+/// - A key without `}` is wrapped whole in a tag: `{key}:fence`.
+/// - Any other key (a `}` but no tag, such as `a}b`) gets the tag of a short string found to
+///   have the same slot, and the key after it: `{fence-N}:key:fence`.
+///
+/// Two names can share a counter (`x` and `{x}` both count in `{x}:fence`): each still sees
+/// its fences strictly increase. A lock must not be named like a fence key (ending in
+/// `:fence`), since that key holds a number.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::keys::{fence_key, hash_slot};
+///
+/// assert_eq!(fence_key("jobs"), "{jobs}:fence");
+/// assert_eq!(fence_key("{user1}.jobs"), "{user1}.jobs:fence");
+/// assert_eq!(hash_slot(&fence_key("a}b")), hash_slot("a}b"));
+/// ```
+pub fn fence_key(key: &str) -> String {
+    if hash_tag(key).is_some() {
+        format!("{key}:fence")
+    } else if !key.is_empty() && !key.contains('}') {
+        format!("{{{key}}}:fence")
+    } else {
+        let slot = hash_slot(key);
+        let tag = (0u32..)
+            .map(|n| format!("fence-{n}"))
+            .find(|tag| hash_slot(tag) == slot)
+            .expect("every slot is reached by some short string");
+        format!("{{{tag}}}:{key}:fence")
+    }
+}
+
+/// The key holding the start time of the server (for the delayed restart rule, see the
+/// [scripts](super::scripts)) that the scripts read for the lock at `key`: one per hash slot, in
+/// `key`'s slot, under the same `prefix` as the lock's key (`key` includes it), so that at most
+/// 16384 such keys exist and an ACL pattern on the prefix covers them.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::keys::{boot_key, hash_slot};
+///
+/// let key = "app:jobs";
+/// let boot = boot_key("app:", key);
+/// assert!(boot.starts_with("app:process-lock:boot:{"));
+/// assert_eq!(hash_slot(&boot), hash_slot(key));
+/// ```
+pub fn boot_key(prefix: &str, key: &str) -> String {
+    let slot = hash_slot(key);
+    let table = SLOT_TAGS.get_or_init(slot_tags);
+    let candidate = format!(
+        "{prefix}process-lock:boot:{{pl-{}}}",
+        table[usize::from(slot)]
+    );
+    if hash_slot(&candidate) == slot {
+        return candidate;
+    }
+    // A prefix with braces of its own decides the slot (or spoils the tag): search.
+    (0u32..)
+        .map(|n| format!("{prefix}process-lock:boot:{{pl-{n}}}"))
+        .take(1 << 20)
+        .find(|candidate| hash_slot(candidate) == slot)
+        .unwrap_or_else(|| format!("{prefix}process-lock:boot"))
+}
+
+/// For each hash slot, the smallest `n` such that the tag `pl-n` hashes to it.
+static SLOT_TAGS: OnceLock<Vec<u32>> = OnceLock::new();
+
+fn slot_tags() -> Vec<u32> {
+    let mut table = vec![u32::MAX; 16384];
+    let mut missing = table.len();
+    let mut n = 0u32;
+    while missing > 0 {
+        let slot = usize::from(crc16(format!("pl-{n}").as_bytes()) % 16384);
+        if table[slot] == u32::MAX {
+            table[slot] = n;
+            missing -= 1;
+        }
+        n += 1;
+    }
+    table
+}
+
+/// The part of `key` Redis Cluster hashes: the content of the first `{...}` if non-empty.
+fn hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let rest = &key[open + 1..];
+    let close = rest.find('}')?;
+    (close > 0).then(|| &rest[..close])
+}
+
+/// The Redis Cluster hash slot of `key` (0..16384): CRC16 (XMODEM) of its hash tag, or of the
+/// whole key without one.
+pub fn hash_slot(key: &str) -> u16 {
+    let hashed = hash_tag(key).unwrap_or(key);
+    crc16(hashed.as_bytes()) % 16384
+}
+
+/// CRC-16/XMODEM, the checksum Redis Cluster slots are computed with.
+fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in bytes {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_match_redis() {
+        // From the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(crc16(b"123456789"), 0x31C3);
+        assert_eq!(hash_slot("foo"), 12182);
+        assert_eq!(hash_slot("bar"), 5061);
+        assert_eq!(hash_slot("{user1000}.following"), hash_slot("user1000"));
+        assert_eq!(hash_slot("foo{}{bar}"), hash_slot("foo{}{bar}"));
+        assert_eq!(hash_tag("foo{}{bar}"), None);
+        assert_eq!(hash_tag("foo{{bar}}zap"), Some("{bar"));
+    }
+
+    #[test]
+    fn the_fence_key_shares_the_lock_keys_slot() {
+        for key in [
+            "jobs",
+            "a{b",
+            "{t}x",
+            "x{t}y{u}",
+            "a}b",
+            "}",
+            "a{}b",
+            "{}",
+            "pre:{}}{",
+            "ünïcødé}",
+            "",
+        ] {
+            let fence = fence_key(key);
+            assert_ne!(fence, key);
+            assert_eq!(hash_slot(&fence), hash_slot(key), "{key:?} -> {fence:?}");
+        }
+    }
+
+    #[test]
+    fn the_boot_key_shares_the_lock_keys_slot() {
+        for (prefix, key) in [
+            ("", "jobs"),
+            ("", "a}b"),
+            ("", "{t}x"),
+            ("app:", "app:jobs"),
+            ("{app}:", "{app}:jobs"),
+            ("a{", "a{jobs}"),
+            ("", ""),
+        ] {
+            let boot = boot_key(prefix, key);
+            assert!(boot.starts_with(prefix), "{boot}");
+            assert_ne!(boot, key);
+            assert_eq!(hash_slot(&boot), hash_slot(key), "{key:?} -> {boot:?}");
+        }
+        // One per slot: names in the same slot share it.
+        assert_eq!(boot_key("", "{x}a"), boot_key("", "{x}b"));
+    }
+
+    #[test]
+    fn fence_keys_of_different_locks_differ() {
+        let keys = ["a}b", "a}c", "b}a", "x", "{y}", "{x}:fence"];
+        let fences: std::collections::HashSet<_> = keys.iter().map(|k| fence_key(k)).collect();
+        assert_eq!(fences.len(), keys.len());
+    }
+}

@@ -1,0 +1,74 @@
+//! [`RedisTransport`]: all a Redis client has to do for the protocol, which is written once, in
+//! [`RedisBackend`](super::RedisBackend), on top of it.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::calls::ScriptCall;
+use super::reply::Reply;
+use crate::error::Result;
+use crate::notify::Watch;
+
+/// When one operation must be over: [`at`](Deadline::at), which is
+/// [`within`](Deadline::within) (the response timeout) after it started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// The instant the operation must be over by.
+    pub at: Instant,
+    /// The time the operation was allowed in all, for messages.
+    pub within: Duration,
+}
+
+impl Deadline {
+    /// The deadline of an operation starting now and allowed `within`.
+    pub fn after(within: Duration) -> Self {
+        Deadline {
+            at: Instant::now() + within,
+            within,
+        }
+    }
+}
+
+/// A connection to Redis through some client (`redis`, `fred`; a single server, a cluster): what
+/// the protocol needs of it, and nothing else. Which scripts run, with which keys and arguments,
+/// how their answers are read and when an operation is sent again all live in
+/// [`RedisBackend`](super::RedisBackend), once for every client.
+///
+/// # Cancel safety
+///
+/// Dropping a future of [`eval`](RedisTransport::eval) may or may not have run the script, as
+/// with any network request; it never runs it partially (a script is atomic). Dropping one of
+/// [`watch`](RedisTransport::watch) leaves no subscription behind.
+#[async_trait]
+pub trait RedisTransport: Send + Sync + fmt::Debug + 'static {
+    /// Runs `call` once, by `EVALSHA`; after a `NOSCRIPT` answer (nothing ran) it loads the
+    /// script and runs it again. Returns by `deadline.at`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Connection`](crate::ErrorKind::Connection) when the request was not sent
+    /// or its connection broke (the caller may send it again: every script may safely run
+    /// twice), [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the server did not
+    /// answer in time (but [`Connection`](crate::ErrorKind::Connection) if the request was
+    /// still waiting for a reconnection), and the server's errors as
+    /// [`errors::server_error_kind`](super::errors::server_error_kind) maps them. Messages
+    /// name the operation ([`ScriptCall::op`]) and the server, never its password.
+    async fn eval(&self, call: &ScriptCall, deadline: Deadline) -> Result<Reply>;
+
+    /// Whether [`watch`](RedisTransport::watch) can subscribe: the
+    /// [`notify`](crate::Capabilities::notify) capability of the backend.
+    fn notifies(&self) -> bool;
+
+    /// Subscribes to the Pub/Sub `channel` (a lock's
+    /// [`release_channel`](super::keys::release_channel)), returning once the server confirmed
+    /// it.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) unless
+    /// [`notifies`](RedisTransport::notifies); otherwise when the subscription cannot be made.
+    async fn watch(&self, channel: String) -> Result<Watch>;
+}

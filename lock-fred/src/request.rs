@@ -1,0 +1,91 @@
+//! Sending a request on a `fred` client within a deadline: each command sent once (never
+//! replayed by fred), sent again only while fred has no connection to send it on (so it was
+//! never written), and fred's errors and timeouts mapped to process-lock's.
+
+use std::future::Future;
+use std::time::Duration;
+
+use fred::error::{Error as FredError, ErrorKind as FredKind};
+use fred::prelude::{Client, ClientLike, ClientState, Options};
+use lock_core::Result;
+use tokio::time::Instant;
+
+use crate::error::from_fred;
+
+/// The options of each command of an operation that must end by `deadline`: sent once, and
+/// timed out by fred itself just before the deadline, so that a command still waiting to be
+/// written (during a reconnection) is dropped instead of being sent late.
+pub(crate) fn options(deadline: Instant) -> Options {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(Duration::from_millis(1))
+        // fred reads a zero timeout as "none".
+        .max(Duration::from_millis(1));
+    Options {
+        max_attempts: Some(1),
+        timeout: Some(left),
+        ..Options::default()
+    }
+}
+
+/// Runs one request on `client` that must end by `deadline` (`within` from its start), mapping
+/// errors; `op` and `target` name it in messages.
+pub(crate) async fn bounded<T>(
+    op: &str,
+    target: &str,
+    within: Duration,
+    client: &Client,
+    deadline: Instant,
+    request: impl Future<Output = std::result::Result<T, FredError>>,
+) -> Result<T> {
+    let context = || format!("{op} on {target}");
+    let late = match tokio::time::timeout_at(deadline, request).await {
+        Ok(Ok(reply)) => return Ok(reply),
+        Ok(Err(e)) if *e.kind() != FredKind::Timeout => {
+            return Err(from_fred(e, &context(), within));
+        }
+        Ok(Err(e)) => Some(e),
+        Err(_) => None,
+    };
+    // While it reconnects, fred holds requests back (and drops those that time out before they
+    // are sent): without a connection, say so, as the redis-rs backend does.
+    let connected = client.state() == ClientState::Connected;
+    let err = lock_core::redis::no_reply(&context(), within, connected);
+    Err(match late {
+        Some(e) => err.with_source(e),
+        None => err,
+    })
+}
+
+/// How fred fails a command it found no connection for: such a command was never written.
+const NOT_ROUTED: &str = "Failed to route command.";
+
+/// Sends the request `send` builds, and sends it again, until `deadline`, while fred fails it
+/// for want of a connection (between a disconnection and the reconnection). Such a request was
+/// never written, so sending it again cannot apply it twice; a request that was written is
+/// never sent again (see [`options`]).
+pub(crate) async fn routed<T, F>(
+    client: &Client,
+    deadline: Instant,
+    mut send: impl FnMut() -> F,
+) -> std::result::Result<T, FredError>
+where
+    F: Future<Output = std::result::Result<T, FredError>>,
+{
+    /// How often to look again at the connection while waiting: fred's notice of a
+    /// reconnection made just before `wait_for_connect` subscribes to it is not repeated.
+    const RECHECK: Duration = Duration::from_millis(50);
+    /// Between fred reporting a connection and its router using it.
+    const SETTLE: Duration = Duration::from_millis(5);
+    loop {
+        match send().await {
+            Err(e) if e.details() == NOT_ROUTED && Instant::now() < deadline => {
+                let until = deadline.min(Instant::now() + RECHECK);
+                // A failed attempt to reconnect is no answer yet: fred tries again by its policy.
+                let _ = tokio::time::timeout_at(until, client.wait_for_connect()).await;
+                tokio::time::sleep_until(deadline.min(Instant::now() + SETTLE)).await;
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! [`FredTransport`]: running a script, and subscribing, on the `fred` crate.
+
+use std::fmt;
+use std::sync::Arc;
+
+use fred::error::Error as FredError;
+use fred::prelude::{Client, ClientLike, LuaInterface, Pool, Value};
+use lock_core::notify::Subscriptions;
+use lock_core::redis::{Deadline, RedisTransport, Reply, ScriptCall};
+use lock_core::{Result, Watch, async_trait};
+use tokio::time::Instant;
+
+use crate::connect::ConnectionTask;
+use crate::pubsub::PubSub;
+use crate::request::{bounded, options, routed};
+
+/// The `fred` crate's side of a [`FredBackend`](crate::FredBackend): scripts on a `fred`
+/// [`Client`] (or the clients of a [`Pool`], in turn), and subscriptions on a Pub/Sub connection
+/// of its own. The protocol itself is [`lock_core::redis`]'s.
+#[derive(Clone)]
+pub struct FredTransport {
+    conn: Conn,
+    /// The server, without its password, for messages.
+    target: Arc<str>,
+    /// The waiters of the backend's locks, and the Pub/Sub connection that wakes them.
+    notify: Arc<Subscriptions<PubSub>>,
+    /// The connection task of a client the backend made itself, stopped with the last clone.
+    _owned: Option<Arc<ConnectionTask>>,
+}
+
+/// Where requests go.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Client(Client),
+    Pool(Pool),
+}
+
+impl Conn {
+    /// The client for the next request: the only one, or the pool's next in turn.
+    pub(crate) fn next(&self) -> &Client {
+        match self {
+            Conn::Client(client) => client,
+            Conn::Pool(pool) => pool.next(),
+        }
+    }
+}
+
+impl FredTransport {
+    /// A transport on `conn`, to the server `target` (without its password), whose waiters are
+    /// `notify`; `owned`, the connection task of a client made for it, is stopped with it.
+    pub(crate) fn new(
+        conn: Conn,
+        target: Arc<str>,
+        notify: Arc<Subscriptions<PubSub>>,
+        owned: Option<ConnectionTask>,
+    ) -> Self {
+        FredTransport {
+            conn,
+            target,
+            notify,
+            _owned: owned.map(Arc::new),
+        }
+    }
+
+    /// The client for the next request.
+    pub(crate) fn client(&self) -> &Client {
+        self.conn.next()
+    }
+}
+
+#[async_trait]
+impl RedisTransport for FredTransport {
+    async fn eval(&self, call: &ScriptCall, deadline: Deadline) -> Result<Reply> {
+        let client = self.conn.next();
+        let request = routed(client, deadline.at, || {
+            evalsha_or_load(client, deadline.at, call)
+        });
+        let (op, within) = (call.op, deadline.within);
+        let value = bounded(op, &self.target, within, client, deadline.at, request).await?;
+        Ok(reply(value))
+    }
+
+    fn notifies(&self) -> bool {
+        true
+    }
+
+    async fn watch(&self, channel: String) -> Result<Watch> {
+        self.notify.watch(channel).await
+    }
+}
+
+impl fmt::Debug for FredTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FredTransport")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One `EVALSHA` of the call's script, and after a `NOSCRIPT` (nothing ran) a `SCRIPT LOAD` and
+/// the `EVALSHA` again.
+async fn evalsha_or_load(
+    client: &Client,
+    deadline: Instant,
+    call: &ScriptCall,
+) -> std::result::Result<Value, FredError> {
+    match evalsha(client, deadline, call).await {
+        Err(e) if e.details().starts_with("NOSCRIPT") => {
+            client
+                .with_options(&options(deadline))
+                .script_load_cluster::<(), _>(call.script.lua())
+                .await?;
+            evalsha(client, deadline, call).await
+        }
+        other => other,
+    }
+}
+
+/// One `EVALSHA` of the call's script.
+async fn evalsha(
+    client: &Client,
+    deadline: Instant,
+    call: &ScriptCall,
+) -> std::result::Result<Value, FredError> {
+    let (keys, args) = (call.keys.clone(), call.args.clone());
+    client
+        .with_options(&options(deadline))
+        .evalsha(call.script.sha1(), keys, args)
+        .await
+}
+
+/// A script's answer as the protocol reads it.
+fn reply(value: Value) -> Reply {
+    match value {
+        Value::Integer(n) => Reply::Int(n),
+        Value::Array(items) => Reply::Array(items.into_iter().map(reply).collect()),
+        other => Reply::Other(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lock_core::FencedAcquire;
+    use lock_core::redis::Script;
+    use lock_core::redis::calls::acquire_fenced;
+
+    #[test]
+    fn scripts_carry_their_source_and_sha1() {
+        // fred hashes with a SHA-1 of its own: both must name each script alike, as Redis does.
+        for script in Script::ALL {
+            let fred = fred::types::scripts::Script::from_lua(script.lua());
+            assert_eq!(&fred.sha1()[..], script.sha1(), "{script:?}");
+        }
+        let shas: std::collections::HashSet<_> = Script::ALL.iter().map(|s| s.sha1()).collect();
+        assert_eq!(shas.len(), Script::ALL.len(), "every script is distinct");
+    }
+
+    #[test]
+    fn replies_are_read_strictly() {
+        let ints =
+            |items: &[i64]| Value::Array(items.iter().copied().map(Value::Integer).collect());
+        assert_eq!(reply(ints(&[1])), Reply::Array(vec![Reply::Int(1)]));
+        assert_eq!(reply(Value::Integer(-2)), Reply::Int(-2));
+        assert!(matches!(reply(Value::Null), Reply::Other(_)));
+        assert!(matches!(reply(Value::String("1".into())), Reply::Other(_)));
+        let name = lock_core::LockName::new("x").unwrap();
+        let token = lock_core::Token::generate().unwrap();
+        let ttl = lock_core::Ttl::from_secs(1).unwrap();
+        let call = acquire_fenced("", &name, &token, ttl, None);
+        assert_eq!(
+            call.read(reply(ints(&[1, 7]))).unwrap(),
+            FencedAcquire::Acquired { fence: 7 }
+        );
+        for wrong in [
+            ints(&[1, 0]),
+            Value::Integer(1),
+            Value::Array(vec![Value::Integer(1), Value::Null]),
+        ] {
+            let err = call.read(reply(wrong)).unwrap_err();
+            assert_eq!(err.kind(), lock_core::ErrorKind::UnexpectedReply, "{err}");
+        }
+    }
+}

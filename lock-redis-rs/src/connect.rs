@@ -1,0 +1,109 @@
+//! Connecting on the `redis` crate: the client from a URL, plain text or TLS (with the checks
+//! that a `rediss://` URL is honoured), and the multiplexed connection scripts run on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lock_core::redis::Settings;
+use lock_core::{Error, ErrorKind, Result};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::error::from_redis;
+use crate::pubsub::PubSubLink;
+use crate::transport::RedisRsTransport;
+
+/// Why a TLS connection is refused without the `tls` feature. The `redis` crate may have TLS
+/// all the same (another crate of the build switched it on), but without a crypto provider for
+/// rustls it would panic when connecting.
+const NO_TLS: &str =
+    "TLS (rediss://) needs lock-redis-rs's `tls` feature (process-lock's `redis-rs-tls`)";
+
+/// The client for `url` (`target` is the URL without its password, for messages).
+pub(crate) fn client_for_url(url: &str, target: &str) -> Result<redis::Client> {
+    if lock_core::redis::wants_tls(url) && !cfg!(feature = "tls") {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!("invalid Redis URL {target}: {NO_TLS}"),
+        ));
+    }
+    redis::Client::open(url).map_err(|e| {
+        Error::new(ErrorKind::Config, format!("invalid Redis URL {target}")).with_source(e)
+    })
+}
+
+/// An application's `client`, checked (TLS needs the `tls` feature), and the server it
+/// connects to, for messages.
+pub(crate) fn application_client(client: redis::Client) -> (Result<redis::Client>, String) {
+    let info = client.get_connection_info();
+    let tls = tls_endpoint(&client).is_some();
+    let scheme = if tls { "rediss" } else { "redis" };
+    let target = format!("{scheme}://{}/{}", info.addr(), info.redis_settings().db());
+    let client = if tls && !cfg!(feature = "tls") {
+        Err(Error::new(
+            ErrorKind::Config,
+            format!("connecting to {target}: {NO_TLS}"),
+        ))
+    } else {
+        Ok(client)
+    };
+    (client, target)
+}
+
+/// Connects `client` (to `target`, for messages) as `settings` say, within their connect
+/// timeout; the Pub/Sub connection of its waiters is opened later, on the first watch.
+pub(crate) async fn transport(
+    client: redis::Client,
+    target: String,
+    settings: &Settings,
+) -> Result<RedisRsTransport> {
+    let tls = tls_endpoint(&client);
+    #[cfg(feature = "tls")]
+    if tls.is_some() {
+        use_ring_unless_chosen();
+    }
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(settings.connect_timeout))
+        .set_response_timeout(Some(settings.response_timeout))
+        .set_number_of_retries(settings.reconnect_attempts)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(1));
+    let target: Arc<str> = target.into();
+    let waiters = PubSubLink::waiters(
+        client.clone(),
+        target.clone(),
+        settings.connect_timeout,
+        settings.response_timeout,
+    );
+    let connecting = async {
+        let connecting = ConnectionManager::new_with_config(client, config);
+        match tokio::time::timeout(settings.connect_timeout, connecting).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(from_redis(e, "connecting", &target)),
+            Err(_) => Err(lock_core::redis::no_connection(
+                &format!("connecting to {target}"),
+                settings.connect_timeout,
+            )),
+        }
+    };
+    let conn = lock_core::redis::unless_plain_text(tls, &target, connecting).await?;
+    Ok(RedisRsTransport::new(conn, target, Some(waiters)))
+}
+
+/// Where `client` connects with TLS (host and port); `None` for a plain-text connection.
+fn tls_endpoint(client: &redis::Client) -> Option<(String, u16)> {
+    match client.get_connection_info().addr() {
+        redis::ConnectionAddr::TcpTls { host, port, .. } => Some((host.clone(), *port)),
+        _ => None,
+    }
+}
+
+/// Makes `ring` rustls's process-wide crypto provider, unless the application chose one: the
+/// `redis` crate builds its TLS configuration with that default, and rustls cannot pick one by
+/// itself when other crates of the build switched on none or several of its providers.
+#[cfg(feature = "tls")]
+fn use_ring_unless_chosen() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Fails only if another thread installed one meanwhile, which is then used.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
