@@ -3,7 +3,7 @@
 //! Redis.
 //!
 //! Variants:
-//! - `process-lock`: `ProcessLock::acquire` on one shared redis-rs backend (one process with
+//! - `process-lock`: `Lock::lock` on one shared redis-rs backend (one process with
 //!   eight tasks: its waiters queue in turn, and other processes' are woken by Pub/Sub);
 //! - `process-lock, 8 clients`: each task with its own backend (its own connections and
 //!   subscription), as eight processes would be: waiters compete, woken by Pub/Sub;
@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use conformance::redis_server::{CommandCounter, RedisServer};
 use process_lock::redis_rs::RedisRsBackend;
-use process_lock::{LockBackend, ProcessLock};
+use process_lock::{Lock, LockBackend};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -51,11 +51,11 @@ trait Locker: Send + 'static {
     fn turn(&mut self) -> impl std::future::Future<Output = (Instant, Instant)> + Send;
 }
 
-struct Ours(ProcessLock);
+struct Ours(Lock);
 
 impl Locker for Ours {
     async fn turn(&mut self) -> (Instant, Instant) {
-        let guard = self.0.acquire().await.expect("acquire");
+        let guard = self.0.lock().await.expect("acquire");
         let got = Instant::now();
         tokio::time::sleep(HOLD).await;
         let released = Instant::now();
@@ -174,7 +174,7 @@ async fn backend(url: &str) -> Arc<dyn LockBackend> {
 async fn ours_shared(url: &str, name: &str, tasks: usize) -> Vec<Ours> {
     let backend = backend(url).await;
     (0..tasks)
-        .map(|_| Ours(ProcessLock::new(backend.clone(), name, TTL).unwrap()))
+        .map(|_| Ours(Lock::new(backend.clone(), name, TTL).unwrap()))
         .collect()
 }
 
@@ -182,7 +182,7 @@ async fn ours_separate(url: &str, name: &str, tasks: usize) -> Vec<Ours> {
     let mut lockers = Vec::new();
     for _ in 0..tasks {
         let backend = backend(url).await;
-        lockers.push(Ours(ProcessLock::new(backend, name, TTL).unwrap()));
+        lockers.push(Ours(Lock::new(backend, name, TTL).unwrap()));
     }
     lockers
 }

@@ -25,7 +25,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use conformance::redis_server::{CommandCounter, RedisServer};
-use process_lock::{LockBackend, ProcessLock, async_trait, scripts};
+use process_lock::raw::async_trait;
+use process_lock::raw::redis::keys::{boot_key, release_channel};
+use process_lock::raw::redis::scripts;
+use process_lock::{LockBackend, ProcessLock};
 use tokio::time::Instant;
 
 const TTL_MS: u64 = 30_000;
@@ -93,7 +96,7 @@ mod redis_rs_raw {
             let got: Vec<i64> = self
                 .acquire
                 .key(key)
-                .key(scripts::boot_key("", key))
+                .key(boot_key("", key))
                 .arg(token)
                 .arg(TTL_MS)
                 .arg(1)
@@ -105,7 +108,7 @@ mod redis_rs_raw {
                 .release
                 .key(key)
                 .arg(token)
-                .arg(scripts::release_channel(key))
+                .arg(release_channel(key))
                 .invoke_async(&mut conn)
                 .await
                 .unwrap();
@@ -178,7 +181,7 @@ mod fred_raw {
                 .client
                 .evalsha(
                     &self.acquire,
-                    vec![key.clone(), scripts::boot_key("", key)],
+                    vec![key.clone(), boot_key("", key)],
                     vec![token.clone(), TTL_MS.to_string(), "1".to_owned()],
                 )
                 .await
@@ -189,7 +192,7 @@ mod fred_raw {
                 .evalsha(
                     &self.release,
                     key.as_str(),
-                    vec![token.clone(), scripts::release_channel(key)],
+                    vec![token.clone(), release_channel(key)],
                 )
                 .await
                 .unwrap();

@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use process_lock::{Backend, LockBackend, ProcessLock};
+use process_lock::{Backend, Lock, LockBackend, ProcessLock};
 use tokio::time::{Instant, sleep};
 
 const NAME: &str = "process-lock-guards-demo";
@@ -63,9 +63,9 @@ async fn worker(
     start: Instant,
 ) -> process_lock::Result<()> {
     let at = || start.elapsed().as_secs_f64();
-    let lock = ProcessLock::new(backend.clone(), NAME, TIMEOUT)?;
+    let lock = Lock::new(backend.clone(), NAME, TIMEOUT)?;
     println!("{:>5.2}s  {me}: waiting", at());
-    let guard = lock.acquire().await?;
+    let guard = lock.lock().await?;
     let fence = guard.fence().unwrap_or(0);
     println!("{:>5.2}s  {me}: acquired, fencing token {fence}", at());
     if victim {

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusBuilder;
-use process_lock::layer::LockBackendExt;
+use process_lock::LockBackendExt;
 use process_lock::layers::{MetricsLayer, TracingLayer};
-use process_lock::{LockBackend, MemoryBackend, ProcessLock};
+use process_lock::{Lock, LockBackend, MemoryBackend, ProcessLock};
 use tokio::time::sleep;
 
 #[tokio::main]
@@ -36,15 +36,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // turn when the lock is busy.
     let mut workers = Vec::new();
     for worker in 0..4 {
-        let lock = ProcessLock::new(backend.clone(), "jobs", Duration::from_secs(5))?;
+        let lock = Lock::new(backend.clone(), "jobs", Duration::from_secs(5))?;
         workers.push(tokio::spawn(async move {
             let mut waited = 0;
             for _ in 0..3 {
-                let guard = match lock.try_acquire().await? {
+                let guard = match lock.try_lock().await? {
                     Some(guard) => guard,
                     None => {
                         waited += 1;
-                        lock.acquire().await?
+                        lock.lock().await?
                     }
                 };
                 sleep(Duration::from_millis(10)).await;
@@ -59,8 +59,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // A holder whose lock is cleared by force: its next renewal finds the lock gone.
-    let report = ProcessLock::new(backend.clone(), "report", Duration::from_millis(300))?;
-    let guard = report.acquire().await?;
+    let report = Lock::new(backend.clone(), "report", Duration::from_millis(300))?;
+    let guard = report.lock().await?;
     let admin = ProcessLock::new(backend.clone(), "report", Duration::from_millis(300))?;
     let _ = admin.clear(true).await?;
     let lost = guard.lost().await;

@@ -3,10 +3,33 @@
 #![warn(unreachable_pub, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod connect;
 mod select;
 
-pub use lock_core::*;
-pub use select::{BACKEND_ENV, Backend, REDIS_URL_ENV, backend_from_env};
+pub use connect::BackendBuilder;
+pub use lock_core::layer::{Layer, LockBackendExt};
+pub use lock_core::redis::REDIS_URL_ENV;
+pub use lock_core::{
+    Cleared, Error, ErrorKind, Lock, LockBackend, LockGuard, LockName, LockState, Lost, LostReason,
+    ParseLockStateError, ProcessLock, Release, Renewal, Result, Token, Ttl, layers, redact_url,
+};
+
+/// For backend authors: what implementing [`LockBackend`] takes, apart from what users call.
+///
+/// Users of the locks need nothing from here. A backend author implements [`LockBackend`] with
+/// the outcome types below, declares [`Capabilities`](raw::Capabilities), proves the backend
+/// with the `conformance` crate's suite, and may reuse the Redis protocol
+/// ([`redis`](raw::redis): scripts, keys, replies, a transport trait) or the bookkeeping of release notifications
+/// ([`notify`](raw::notify)). A layer author implements [`layer::LayeredBackend`](raw::layer).
+///
+/// This split follows opendal's `raw` module: the crate's root stays the user's API.
+pub mod raw {
+    pub use lock_core::{
+        Acquire, Capabilities, FencedAcquire, ForceRelease, Status, Watch, async_trait, layer,
+        notify, redis,
+    };
+}
+pub use select::{BACKEND_ENV, Backend, backend_from_env};
 
 /// The in-memory backend: locks that live in this process, with exactly Redis's semantics, for
 /// unit tests and single-process use.

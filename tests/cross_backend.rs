@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conformance::redis_server::RedisServer;
-use process_lock::{Cleared, FredBackend, LockBackend, LockState, ProcessLock, RedisRsBackend};
+use process_lock::{
+    Cleared, FredBackend, Lock, LockBackend, LockState, ProcessLock, RedisRsBackend,
+};
 
 async fn backends(server: &RedisServer) -> [Arc<dyn LockBackend>; 2] {
     let rs = RedisRsBackend::builder(server.url())
@@ -24,6 +26,10 @@ async fn backends(server: &RedisServer) -> [Arc<dyn LockBackend>; 2] {
 
 fn handle(backend: &Arc<dyn LockBackend>, name: &str) -> ProcessLock {
     ProcessLock::new(backend.clone(), name, Duration::from_secs(30)).unwrap()
+}
+
+fn guarded(backend: &Arc<dyn LockBackend>, name: &str) -> Lock {
+    Lock::new(backend.clone(), name, Duration::from_secs(30)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -97,7 +103,7 @@ async fn fences_grow_and_releases_wake_across_backends() {
     let mut last = 0;
     for round in 0..6 {
         let backend = if round % 2 == 0 { &rs } else { &fred };
-        let guard = handle(backend, name).acquire().await.unwrap();
+        let guard = guarded(backend, name).lock().await.unwrap();
         let fence = guard.fence().expect("both Redis backends give fences");
         assert!(fence > last, "round {round}: fence {fence} after {last}");
         last = fence;
@@ -113,8 +119,8 @@ async fn fences_grow_and_releases_wake_across_backends() {
     ] {
         let holding = handle(holder, name);
         assert!(holding.lock().await.unwrap(), "{label}");
-        let waiting = handle(waiter, name);
-        let waiting = tokio::spawn(async move { waiting.acquire().await });
+        let waiting = guarded(waiter, name);
+        let waiting = tokio::spawn(async move { waiting.lock().await });
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!waiting.is_finished(), "{label}: the lock is held for 30 s");
         assert_eq!(holding.clear(false).await.unwrap(), Cleared::Cleared);

@@ -1,7 +1,7 @@
 //! The [`LockBackend`] trait: the primitives a store must perform atomically.
 //!
-//! Everything else (the [`ProcessLock`](crate::ProcessLock) handle, and later waiting and
-//! auto-renewal) is written once on top of these primitives. Each primitive is one atomic step,
+//! Everything else (the [`ProcessLock`](crate::ProcessLock) and [`Lock`](crate::Lock) handles,
+//! waiting, renewal) is written once on top of these primitives. Each primitive is one atomic step,
 //! and on a networked store one round trip.
 
 use std::fmt;
@@ -112,7 +112,7 @@ pub enum Release {
     /// The caller held the lock, and it is now free, but the waiters in other processes could
     /// not be told (for Redis: the user may not `PUBLISH` on the lock's channel). They notice
     /// within their fallback interval (see
-    /// [`ProcessLock::with_recheck`](crate::ProcessLock::with_recheck)), or at the lock's expiry.
+    /// [`Lock::with_recheck`](crate::Lock::with_recheck)), or at the lock's expiry.
     ReleasedWithoutNotice,
     /// Another token holds the lock; it was left alone.
     NotOwner,
@@ -280,6 +280,14 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
     /// As [`try_acquire`](LockBackend::try_acquire).
     async fn status(&self, name: &LockName) -> Result<Status>;
 
+    /// Whether `token` holds `name` now, changing nothing: no expiry is reset, nothing is
+    /// written. The answer is a snapshot; a lock held now may expire the next moment.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](LockBackend::try_acquire).
+    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool>;
+
     /// As [`try_acquire`](LockBackend::try_acquire), in the same single atomic step, and on
     /// success also yields a fencing token: a number strictly greater than the one of every
     /// earlier successful `try_acquire_fenced` of `name` on this store, from any process. A
@@ -289,7 +297,7 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
     ///
     /// Tokens never go back, not even after the store lost its counter (a restart without
     /// persistence): on Redis a token is the larger of the last one plus 1 and the server's
-    /// clock in microseconds (see [`scripts`](crate::scripts)), so the counter itself may
+    /// clock in microseconds (see [`redis::scripts`](crate::redis::scripts)), so the counter itself may
     /// expire once the lock is long gone.
     ///
     /// # Errors
@@ -354,6 +362,10 @@ impl<B: LockBackend + ?Sized> LockBackend for Arc<B> {
 
     async fn status(&self, name: &LockName) -> Result<Status> {
         (**self).status(name).await
+    }
+
+    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
+        (**self).is_held_by(name, token).await
     }
 
     async fn try_acquire_fenced(

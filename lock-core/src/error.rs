@@ -40,6 +40,10 @@ pub enum ErrorKind {
     Unsupported,
     /// Any other error reported by the store or its client.
     Backend,
+    /// The lock was lost while work ran under it ([`Lock::with_lock`](crate::Lock::with_lock)):
+    /// its validity ran out with no renewal confirmed, or another owner took it. The
+    /// [`Lost`](crate::Lost) is the [`source`](StdError::source).
+    LockLost,
 }
 
 impl ErrorKind {
@@ -54,6 +58,7 @@ impl ErrorKind {
             ErrorKind::UnexpectedReply => "unexpected reply",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Backend => "backend error",
+            ErrorKind::LockLost => "lock lost",
         }
     }
 }

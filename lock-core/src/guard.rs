@@ -11,7 +11,6 @@ use tokio::time::Instant;
 
 use crate::backend::{LockBackend, Release};
 use crate::error::{Error, ErrorKind, Result};
-use crate::lock::ProcessLock;
 use crate::name::LockName;
 use crate::notify::{Turn, Watch};
 use crate::token::Token;
@@ -95,6 +94,13 @@ impl std::error::Error for Lost {
     }
 }
 
+/// A loss as an error of kind [`ErrorKind::LockLost`], the loss as its source.
+impl From<Lost> for Error {
+    fn from(lost: Lost) -> Error {
+        Error::new(ErrorKind::LockLost, "the work under it was stopped").with_source(lost)
+    }
+}
+
 /// How a [`LockGuard`] keeps its lock: when it renews and how much it trusts its clock.
 ///
 /// # Examples
@@ -171,6 +177,8 @@ struct Shared {
     token: Token,
     ttl: Ttl,
     state: watch::Sender<State>,
+    /// When the acquiring request was sent: the hold's start, for the hold-duration metric.
+    acquired: Instant,
     /// The last error a renewal met since the last confirmed one: the cause of an expiry,
     /// whoever notices it (the renewal task, or a holder checking the clock).
     last_error: std::sync::Mutex<Option<Arc<Error>>>,
@@ -214,9 +222,15 @@ impl Shared {
             }
         });
         if changed {
-            drop(self.take_turn());
+            self.ended();
         }
         changed
+    }
+
+    /// The hold is over (given up or lost): records it, and lets the next waiter go.
+    fn ended(&self) {
+        crate::layers::held(self.acquired.elapsed());
+        drop(self.take_turn());
     }
 
     fn take_turn(&self) -> Option<Turn> {
@@ -243,7 +257,7 @@ impl Shared {
         });
         if expired {
             crate::layers::lock_lost(LostReason::Expired);
-            drop(self.take_turn());
+            self.ended();
         }
         match &*self.state.borrow() {
             State::Lost(lost) => Some(lost.clone()),
@@ -278,6 +292,7 @@ impl Shared {
         });
         if expired {
             crate::layers::lock_lost(LostReason::Expired);
+            self.ended();
         }
         let held = matches!(*self.state.borrow(), State::Held { .. });
         if !held {
@@ -310,7 +325,7 @@ impl Shared {
 
 /// A held lock, renewed in the background until it is released or lost.
 ///
-/// Returned by [`ProcessLock::acquire`](crate::ProcessLock::acquire) and its variants. Each
+/// Returned by [`Lock::lock`](crate::Lock::lock) and its variants. Each
 /// guard is its own owner, with its own [token](LockGuard::token) and
 /// [fencing token](LockGuard::fence).
 ///
@@ -339,17 +354,33 @@ pub struct LockGuard {
     released: bool,
 }
 
+/// A lock just acquired: what its guard starts from.
+pub(crate) struct Held {
+    /// The owner token it was acquired for.
+    pub(crate) token: Token,
+    /// When the acquiring request was sent: validity counts from there.
+    pub(crate) sent: Instant,
+    /// Its fencing token, when the backend gives them.
+    pub(crate) fence: Option<u64>,
+    /// The process's queue of waiters for this lock, and this guard's turn in it.
+    pub(crate) queue: Option<(Watch, Turn)>,
+}
+
 impl LockGuard {
-    /// Starts keeping the lock of `lock`, acquired for `token` by a request sent at `sent`.
+    /// Starts keeping the lock `name` on `backend`, renewing it for `ttl` as `renewal` says.
     pub(crate) fn start(
-        lock: &ProcessLock,
-        token: Token,
-        sent: Instant,
-        fence: Option<u64>,
-        queue: Option<(Watch, Turn)>,
+        backend: Arc<dyn LockBackend>,
+        name: LockName,
+        ttl: Ttl,
+        renewal: Renewal,
+        held: Held,
     ) -> LockGuard {
-        let (backend, name, ttl) = (lock.backend().clone(), lock.name().clone(), lock.ttl());
-        let renewal = lock.renewal();
+        let Held {
+            token,
+            sent,
+            fence,
+            queue,
+        } = held;
         let valid_until = sent + ttl.as_duration().saturating_sub(Renewal::drift(ttl));
         let (watch, turn) = queue.unzip();
         let shared = Arc::new(Shared {
@@ -358,6 +389,7 @@ impl LockGuard {
             token,
             ttl,
             state: watch::Sender::new(State::Held { valid_until }),
+            acquired: sent,
             last_error: std::sync::Mutex::new(None),
             turn: std::sync::Mutex::new(turn),
         });
@@ -442,10 +474,10 @@ impl LockGuard {
     ///
     /// ```
     /// # use std::{sync::Arc, time::Duration};
-    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # use lock_core::{Lock, LockBackend};
     /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
-    /// let lock = ProcessLock::new(backend, "nightly-report", Duration::from_secs(30))?;
-    /// let guard = lock.acquire().await?;
+    /// let lock = Lock::new(backend, "nightly-report", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
     /// match guard.run(async { /* the work only one process may do */ 42 }).await {
     ///     Ok(answer) => println!("done: {answer}"),
     ///     Err(lost) => eprintln!("stopped: {lost}"),

@@ -20,6 +20,7 @@
 //! #   async fn release(&self, _: &LockName, _: &Token) -> Result<Release> { Ok(Release::Released) }
 //! #   async fn force_release(&self, _: &LockName) -> Result<ForceRelease> { Ok(ForceRelease::Missing) }
 //! #   async fn status(&self, _: &LockName) -> Result<Status> { Ok(Status::open()) }
+//! #   async fn is_held_by(&self, _: &LockName, _: &Token) -> Result<bool> { Ok(false) }
 //! # }
 //!
 //! let backend = MyStore.layer(TracingLayer::new());
@@ -83,6 +84,7 @@
 //! #   async fn release(&self, _: &LockName, _: &Token) -> Result<lock_core::Release> { Ok(lock_core::Release::Released) }
 //! #   async fn force_release(&self, _: &LockName) -> Result<lock_core::ForceRelease> { Ok(lock_core::ForceRelease::Missing) }
 //! #   async fn status(&self, _: &LockName) -> Result<lock_core::Status> { Ok(lock_core::Status::open()) }
+//! #   async fn is_held_by(&self, _: &LockName, _: &Token) -> Result<bool> { Ok(false) }
 //! # }
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
@@ -242,6 +244,15 @@ pub trait LayeredBackend: Send + Sync + std::fmt::Debug + 'static {
         self.inner().status(name).await
     }
 
+    /// As [`LockBackend::is_held_by`]; by default the inner backend's.
+    ///
+    /// # Errors
+    ///
+    /// As [`LockBackend::is_held_by`].
+    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
+        self.inner().is_held_by(name, token).await
+    }
+
     /// As [`LockBackend::try_acquire_fenced`]; by default the inner backend's.
     ///
     /// # Errors
@@ -292,6 +303,10 @@ impl<L: LayeredBackend> LockBackend for L {
 
     async fn status(&self, name: &LockName) -> Result<Status> {
         LayeredBackend::status(self, name).await
+    }
+
+    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
+        LayeredBackend::is_held_by(self, name, token).await
     }
 
     async fn try_acquire_fenced(

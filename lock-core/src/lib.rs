@@ -1,10 +1,11 @@
-//! The contract of process-lock: the [`LockBackend`] trait every store implements, the
-//! [`ProcessLock`] handle users hold, the [`Error`] every operation returns, and the validated
-//! inputs ([`LockName`], [`Ttl`], [`Token`]) they exchange.
+//! The contract of process-lock: the [`LockBackend`] trait every store implements, the two
+//! handles users hold ([`Lock`], used as tokio's `Mutex`, and [`ProcessLock`], the API of
+//! `process-lock-node`), the [`Error`] every operation returns, and the validated inputs
+//! ([`LockName`], [`Ttl`], [`Token`]) they exchange.
 //!
-//! Users normally depend on the `process-lock` crate, which re-exports this one together with the
-//! backends its features enable. Backend authors implement [`LockBackend`] and prove it with the
-//! `conformance` crate's suite.
+//! Users normally depend on the `process-lock` crate, which re-exports the user API at its root,
+//! what backend authors need under `process_lock::raw`, and the backends its features enable.
+//! Backend authors implement [`LockBackend`] and prove it with the `conformance` crate's suite.
 //!
 //! [`layer`] wraps any backend in cross-cutting behaviour; [`layers`] has two ready-made ones,
 //! tracing and (with the `metrics` feature) metrics.
@@ -20,8 +21,8 @@ pub mod layers;
 mod lock;
 mod name;
 pub mod notify;
+mod process_lock;
 pub mod redis;
-pub mod scripts;
 mod token;
 mod ttl;
 
@@ -32,8 +33,9 @@ pub use backend::{
 };
 pub use error::{Error, ErrorKind, Result, redact_url};
 pub use guard::{LockGuard, Lost, LostReason, Renewal};
-pub use lock::{Cleared, ProcessLock};
+pub use lock::Lock;
 pub use name::LockName;
 pub use notify::Watch;
+pub use process_lock::{Cleared, ProcessLock};
 pub use token::Token;
 pub use ttl::Ttl;

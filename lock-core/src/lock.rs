@@ -1,262 +1,146 @@
-//! [`ProcessLock`]: the API of `process-lock-node`, in Rust.
+//! [`Lock`]: a distributed lock used like tokio's `Mutex`, whose guards renew themselves.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tracing::Instrument;
 
-use crate::backend::{Acquire, FencedAcquire, ForceRelease, LockBackend, LockState, Release};
+use crate::backend::{Acquire, FencedAcquire, LockBackend, LockState};
 use crate::error::{Error, ErrorKind, Result};
-use crate::guard::{LockGuard, Renewal};
+use crate::guard::{Held, LockGuard, Renewal};
 use crate::name::LockName;
 use crate::notify::Watch;
 use crate::token::Token;
 use crate::ttl::Ttl;
 
-/// The outcome of [`ProcessLock::clear`], one variant per value `process-lock-node` documents.
+/// A named lock shared by every process that uses the same name on the same store, used as
+/// tokio's [`Mutex`](tokio::sync::Mutex) is: [`lock`](Lock::lock) waits and returns a
+/// [`LockGuard`], [`try_lock`](Lock::try_lock) does not wait, [`lock_timeout`](Lock::lock_timeout)
+/// and [`lock_until`](Lock::lock_until) give up at a deadline, and
+/// [`with_lock`](Lock::with_lock) runs a closure under the lock and releases it on every path.
+///
+/// **Owners.** A `Lock` owns nothing: it is a name, a timeout and a backend, cheap to clone and
+/// to share. Each [`LockGuard`] is one owner, with a token of its own, from the moment it is
+/// returned until it is released, dropped or lost; the guard renews the lock in the
+/// background and reports its loss. So the only thing that can keep a `lock()` waiting is
+/// another guard (in this process or another): as with tokio's `Mutex`, a task that calls
+/// `lock()` while it still holds a guard of the same name waits for itself, so drop or
+/// [`release`](LockGuard::release) the guard first. The seed-style [`ProcessLock`](crate::ProcessLock)
+/// is the other model, one owner per handle with `process-lock-node`'s calls; a `ProcessLock`
+/// and a `Lock` of the same name exclude each other as two processes would.
+///
+/// **Waiting.** Waiters of one process queue first come, first served; across processes a
+/// waiter sleeps until a release is announced ([`Capabilities::notify`]), the holder's expiry,
+/// or the [recheck](Lock::with_recheck) interval, and goes on through outages of the store,
+/// with a `tracing` warning and a backoff from 50 ms to 1 s.
+///
+/// [`Capabilities::notify`]: crate::Capabilities::notify
 ///
 /// # Examples
 ///
 /// ```
-/// use lock_core::Cleared;
+/// # use std::{sync::Arc, time::Duration};
+/// # use lock_core::{Lock, LockBackend};
+/// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+/// let lock = Lock::new(backend, "billing-export", Duration::from_secs(30))?;
 ///
-/// let as_node: Option<bool> = Cleared::Missing.into();
-/// assert_eq!(as_node, None);
-/// assert_eq!(Cleared::Cleared.as_option(), Some(true));
-/// assert_eq!(Cleared::NotOwner.as_option(), Some(false));
-/// ```
-#[non_exhaustive]
-#[must_use = "the lock may not have been cleared"]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Cleared {
-    /// The lock was held (by this handle, or by anyone with `force`) and is now free: `true`.
-    Cleared,
-    /// Another owner holds the lock and `force` was not given; it was left alone: `false`.
-    NotOwner,
-    /// No one held the lock: `null`.
-    Missing,
-}
-
-impl Cleared {
-    /// The value `process-lock-node`'s `clear` documents: `Some(true)` cleared, `Some(false)`
-    /// not the owner, `None` did not exist.
-    pub fn as_option(self) -> Option<bool> {
-        match self {
-            Cleared::Cleared => Some(true),
-            Cleared::NotOwner => Some(false),
-            Cleared::Missing => None,
-        }
-    }
-}
-
-impl From<Cleared> for Option<bool> {
-    fn from(cleared: Cleared) -> Option<bool> {
-        cleared.as_option()
-    }
-}
-
-impl From<Release> for Cleared {
-    fn from(release: Release) -> Cleared {
-        match release {
-            Release::Released | Release::ReleasedWithoutNotice => Cleared::Cleared,
-            Release::NotOwner => Cleared::NotOwner,
-            Release::Missing => Cleared::Missing,
-        }
-    }
-}
-
-impl From<ForceRelease> for Cleared {
-    fn from(release: ForceRelease) -> Cleared {
-        match release {
-            ForceRelease::Released | ForceRelease::ReleasedWithoutNotice => Cleared::Cleared,
-            ForceRelease::Missing => Cleared::Missing,
-        }
-    }
-}
-
-/// A handle on one named lock. One handle is one owner: it has its own random [`Token`], and
-/// only it can renew or clear the lock it took (unless `clear(true)` forces it).
+/// // Wait for the lock, like tokio's Mutex::lock.
+/// let guard = lock.lock().await?;
+/// println!("fencing token {:?}", guard.fence());
+/// guard.release().await?;
 ///
-/// This is `process-lock-node`'s `ProcessLock`, with the same calls and values, and two fixes:
-/// every call is one atomic step on the store (the original's `update` and `clear` read then
-/// write, and can touch a lock that changed hands in between), and [`lock`](ProcessLock::lock)
-/// asks the store every time instead of trusting a cached flag.
-///
-/// # Examples
-///
-/// The original's flow: try to lock, refresh while working, clear on exit.
-///
-/// ```
-/// # use std::sync::Arc;
-/// # use std::time::Duration;
-/// # use async_trait::async_trait;
-/// # use lock_core::*;
-/// # #[derive(Debug)] struct Free;
-/// # #[async_trait] impl LockBackend for Free {
-/// #   fn capabilities(&self) -> Capabilities { Capabilities::default() }
-/// #   async fn try_acquire(&self, _: &LockName, _: &Token, _: Ttl) -> Result<Acquire> { Ok(Acquire::Acquired) }
-/// #   async fn renew(&self, _: &LockName, _: &Token, _: Ttl) -> Result<bool> { Ok(true) }
-/// #   async fn release(&self, _: &LockName, _: &Token) -> Result<Release> { Ok(Release::Released) }
-/// #   async fn force_release(&self, _: &LockName) -> Result<ForceRelease> { Ok(ForceRelease::Released) }
-/// #   async fn status(&self, _: &LockName) -> Result<Status> { Ok(Status::open()) }
-/// # }
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<()> {
-/// # let backend = Arc::new(Free);
-/// let lock = ProcessLock::new(backend, "nightly-report", Duration::from_secs(30))?;
-/// if lock.lock().await? {
-///     // ... work, calling lock.update().await? at least every 15 seconds ...
-///     assert!(lock.update().await?);
-///     assert_eq!(lock.clear(false).await?, Cleared::Cleared);
-/// } else {
-///     // someone else is running it: try again later
-/// }
+/// // Or run a closure under it: released on every path, cancelled if the lock is lost.
+/// let rows = lock.with_lock(async |_guard| 42).await?;
+/// assert_eq!(rows, 42);
 /// # Ok(()) }
 /// ```
-pub struct ProcessLock {
+#[derive(Clone)]
+pub struct Lock {
     backend: Arc<dyn LockBackend>,
     name: LockName,
-    token: Token,
     ttl: Ttl,
     renewal: Renewal,
     recheck: Duration,
 }
 
-impl ProcessLock {
-    /// A handle on the lock `name` with a fresh owner token; a lock it takes lasts `timeout`
-    /// unless renewed. Nothing is sent to the store.
+impl Lock {
+    /// How often, by default, a waiter that is told of releases looks at the lock anyway:
+    /// 2 s. See [`with_recheck`](Lock::with_recheck).
+    pub const DEFAULT_RECHECK: Duration = Duration::from_secs(2);
+
+    /// The shortest timeout a `Lock` accepts: 100 ms. A guard renews every third of the
+    /// timeout and must hear back within its validity; below this a network round trip or a
+    /// scheduling hiccup loses the lock. ([`ProcessLock`](crate::ProcessLock), which does not
+    /// renew by itself, accepts any timeout.)
+    pub const MIN_TTL: Duration = Duration::from_millis(100);
+
+    /// The lock `name` on `backend`; a guard keeps it for `timeout` at a time, renewing it
+    /// every third of that. Nothing is sent to the store.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an empty name, a name
-    /// over [`LockName::MAX_LEN`] bytes, a zero timeout or one over [`Ttl::MAX_MILLIS`]
+    /// [`ErrorKind::InvalidInput`] for an empty name, a name over [`LockName::MAX_LEN`]
+    /// bytes, a timeout below [`MIN_TTL`](Lock::MIN_TTL) or over [`Ttl::MAX_MILLIS`]
     /// milliseconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{ErrorKind, Lock, LockBackend};
+    /// # fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend.clone(), "jobs", Duration::from_secs(30))?;
+    /// let too_short = Lock::new(backend, "jobs", Duration::from_millis(10));
+    /// assert_eq!(too_short.unwrap_err().kind(), ErrorKind::InvalidInput);
+    /// # Ok(()) }
+    /// ```
     pub fn new(
         backend: Arc<dyn LockBackend>,
         name: impl AsRef<str>,
         timeout: Duration,
     ) -> Result<Self> {
-        let name = LockName::new(name)?;
-        let ttl = Ttl::new(timeout)?;
-        Ok(Self::from_parts(backend, name, Token::generate()?, ttl))
+        Self::from_parts(backend, LockName::new(name)?, Ttl::new(timeout)?)
     }
 
-    /// As [`new`](ProcessLock::new), with the timeout in whole seconds as the original takes it.
+    /// As [`new`](Lock::new), from already validated parts.
     ///
     /// # Errors
     ///
-    /// As [`new`](ProcessLock::new).
-    pub fn with_secs(
-        backend: Arc<dyn LockBackend>,
-        name: impl AsRef<str>,
-        timeout_secs: u64,
-    ) -> Result<Self> {
-        let name = LockName::new(name)?;
-        let ttl = Ttl::from_secs(timeout_secs)?;
-        Ok(Self::from_parts(backend, name, Token::generate()?, ttl))
-    }
-
-    /// A handle from already validated parts, for example to act as an owner whose token is
-    /// known.
-    pub fn from_parts(
-        backend: Arc<dyn LockBackend>,
-        name: LockName,
-        token: Token,
-        ttl: Ttl,
-    ) -> Self {
-        ProcessLock {
+    /// [`ErrorKind::InvalidInput`] for a timeout below [`MIN_TTL`](Lock::MIN_TTL).
+    pub fn from_parts(backend: Arc<dyn LockBackend>, name: LockName, ttl: Ttl) -> Result<Self> {
+        if ttl.as_duration() < Self::MIN_TTL {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "a timeout of {}ms is too short for a guard to renew the lock in time: \
+                     use at least {}ms",
+                    ttl.as_millis(),
+                    Self::MIN_TTL.as_millis()
+                ),
+            ));
+        }
+        Ok(Lock {
             backend,
             name,
-            token,
             ttl,
             renewal: Renewal::default(),
             recheck: Self::DEFAULT_RECHECK,
-        }
+        })
     }
 
-    /// How often, by default, a waiter that is told of releases looks at the lock anyway:
-    /// 2 s. See [`with_recheck`](ProcessLock::with_recheck).
-    pub const DEFAULT_RECHECK: Duration = Duration::from_secs(2);
-
-    /// The shortest timeout a [`LockGuard`] accepts: 100 ms. A guard renews every third of
-    /// the timeout and must hear back within its validity; below this a network round trip or
-    /// a scheduling hiccup loses the lock. The seed-style calls ([`lock`](ProcessLock::lock),
-    /// [`update`](ProcessLock::update)) accept any timeout.
-    pub const MIN_GUARD_TTL: Duration = Duration::from_millis(100);
-
-    /// Tries to take the lock, without waiting: `true` if this handle holds it after the call,
-    /// `false` if someone else does. If this handle already held it, its expiry is reset to the
-    /// full timeout.
-    ///
-    /// # Errors
-    ///
-    /// When the store cannot be reached, answers late or answers something unexpected.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future may leave the lock taken; it then expires after the timeout, or
-    /// [`clear`](ProcessLock::clear) frees it.
-    pub async fn lock(&self) -> Result<bool> {
-        let outcome = self
-            .backend
-            .try_acquire(&self.name, &self.token, self.ttl)
-            .await?;
-        Ok(outcome.is_acquired())
-    }
-
-    /// Renews the lock for the full timeout: `true` if this handle held it and still does,
-    /// `false` if it did not (never taken, cleared, or expired and perhaps taken by another).
-    ///
-    /// # Errors
-    ///
-    /// As [`lock`](ProcessLock::lock).
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future may or may not have renewed the lock.
-    pub async fn update(&self) -> Result<bool> {
-        self.backend.renew(&self.name, &self.token, self.ttl).await
-    }
-
-    /// Frees the lock. Without `force`, only if this handle holds it; with `force`, whoever does.
-    /// The three outcomes are the original's `true`, `false` and `null`.
-    ///
-    /// # Errors
-    ///
-    /// As [`lock`](ProcessLock::lock).
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future may or may not have freed the lock.
-    pub async fn clear(&self, force: bool) -> Result<Cleared> {
-        if force {
-            Ok(self.backend.force_release(&self.name).await?.into())
-        } else {
-            Ok(self.backend.release(&self.name, &self.token).await?.into())
-        }
-    }
-
-    /// Whether anyone holds the lock: [`LockState::Open`] or [`LockState::Locked`].
-    ///
-    /// # Errors
-    ///
-    /// As [`lock`](ProcessLock::lock).
-    ///
-    /// # Cancel safety
-    ///
-    /// Safe: it changes nothing.
-    pub async fn status(&self) -> Result<LockState> {
-        Ok(self.backend.status(&self.name).await?.state)
-    }
-
-    /// How the guards of this handle renew their lock (default: every third of the timeout).
+    /// How the guards of this lock renew it (default: every third of the timeout).
+    #[must_use]
     pub fn with_renewal(mut self, renewal: Renewal) -> Self {
         self.renewal = renewal;
         self
     }
 
-    /// How the guards of this handle renew their lock.
+    /// How the guards of this lock renew it.
     pub fn renewal(&self) -> Renewal {
         self.renewal
     }
@@ -266,18 +150,19 @@ impl ProcessLock {
     /// notification (`process-lock-node`, a `DEL` by hand), by a user the store forbids to
     /// announce ([`Release::ReleasedWithoutNotice`]), or while a notification connection died
     /// unnoticed. It bounds how long such a release goes unseen. Default
-    /// [`DEFAULT_RECHECK`](ProcessLock::DEFAULT_RECHECK); each look is one request per waiting
+    /// [`DEFAULT_RECHECK`](Lock::DEFAULT_RECHECK); each look is one request per waiting
     /// process.
     ///
     /// [`Capabilities::notify`]: crate::Capabilities::notify
+    /// [`Release::ReleasedWithoutNotice`]: crate::Release::ReleasedWithoutNotice
     ///
     /// # Examples
     ///
     /// ```
     /// # use std::{sync::Arc, time::Duration};
-    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # use lock_core::{Lock, LockBackend};
     /// # fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
-    /// let lock = ProcessLock::new(backend, "jobs", Duration::from_secs(30))?
+    /// let lock = Lock::new(backend, "jobs", Duration::from_secs(30))?
     ///     .with_recheck(Duration::from_millis(500));
     /// # Ok(()) }
     /// ```
@@ -288,42 +173,14 @@ impl ProcessLock {
     }
 
     /// How often a notified waiter looks at the lock anyway (see
-    /// [`with_recheck`](ProcessLock::with_recheck)).
+    /// [`with_recheck`](Lock::with_recheck)).
     pub fn recheck(&self) -> Duration {
         self.recheck
     }
 
-    /// Fails for a timeout too short for a guard to renew (see
-    /// [`MIN_GUARD_TTL`](ProcessLock::MIN_GUARD_TTL)).
-    fn check_guard_ttl(&self) -> Result<()> {
-        if self.ttl.as_duration() < Self::MIN_GUARD_TTL {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "a timeout of {}ms is too short for a guard to renew the lock in time: \
-                     use at least {}ms",
-                    self.ttl.as_millis(),
-                    Self::MIN_GUARD_TTL.as_millis()
-                ),
-            ));
-        }
-        Ok(())
-    }
-
     /// Acquires the lock, waiting as long as it takes, and returns a [`LockGuard`] that keeps
-    /// it renewed and reports its loss.
-    ///
-    /// Each guard is a new owner with a new token (not this handle's), and gets a fencing token
-    /// when the backend offers them. While the lock is held by someone else, the waiter sleeps
-    /// until a release is announced ([`LockBackend::watch`]), the holder's expiry comes, its
-    /// turn among this process's waiters of the same lock comes (first come, first served), or
-    /// the [recheck](ProcessLock::with_recheck) interval passes. On a backend without
-    /// notification it looks again every 50 ms at most.
-    ///
-    /// Waiting goes on through outages: a connection error or a timeout of the store is
-    /// reported as a `tracing` warning (target `lock_core`) and the waiter tries again, with a
-    /// backoff from 50 ms to 1 s, until it gets the lock (or its deadline passes, for
-    /// [`acquire_timeout`](ProcessLock::acquire_timeout)).
+    /// it renewed and reports its loss. The guard has a fencing token
+    /// ([`fence`](LockGuard::fence)) when the backend offers them.
     ///
     /// # Cancel safety
     ///
@@ -333,54 +190,51 @@ impl ProcessLock {
     /// # Errors
     ///
     /// When the store fails in a way trying again cannot fix (see [`Error::is_retryable`]): a
-    /// key of another type, a permission the store refuses, a reply that makes no sense;
-    /// [`ErrorKind::InvalidInput`] for a timeout below
-    /// [`MIN_GUARD_TTL`](ProcessLock::MIN_GUARD_TTL). Must run inside a tokio runtime, which
-    /// the renewal task is spawned on.
+    /// key of another type, a permission the store refuses, a reply that makes no sense.
+    /// Must run inside a tokio runtime, which the renewal task is spawned on.
     ///
     /// # Examples
     ///
     /// ```
     /// # use std::{sync::Arc, time::Duration};
-    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # use lock_core::{Lock, LockBackend};
     /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
-    /// let lock = ProcessLock::new(backend, "billing-export", Duration::from_secs(30))?;
-    /// let guard = lock.acquire().await?;
-    /// println!("fencing token {:?}", guard.fence());
+    /// let lock = Lock::new(backend, "billing-export", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
+    /// // ... the work only one process may do ...
     /// guard.release().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn acquire(&self) -> Result<LockGuard> {
+    pub async fn lock(&self) -> Result<LockGuard> {
         let guard = self.acquire_until(None).await?;
         Ok(guard.expect("waiting without a deadline ends only with the lock"))
     }
 
-    /// As [`acquire`](ProcessLock::acquire), giving up after `timeout`: `Ok(None)` if the lock
-    /// was held by others all that time, or the last error if the store was failing when the
-    /// time ran out. Timing out is this `Ok(None)`; cancelling is dropping the future.
+    /// Tries once, without waiting: a [`LockGuard`] if the lock was free, `Ok(None)` if
+    /// someone else holds it.
     ///
     /// # Cancel safety
     ///
-    /// As [`acquire`](ProcessLock::acquire).
+    /// As [`lock`](Lock::lock).
     ///
     /// # Errors
     ///
-    /// As [`acquire`](ProcessLock::acquire).
-    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Option<LockGuard>> {
-        self.acquire_until(Some(Instant::now() + timeout)).await
-    }
-
-    /// Tries once: a [`LockGuard`] if the lock was free, `Ok(None)` if someone else holds it.
+    /// As [`lock`](Lock::lock), and any error of the store: a single try does not retry.
     ///
-    /// # Cancel safety
+    /// # Examples
     ///
-    /// As [`acquire`](ProcessLock::acquire).
-    ///
-    /// # Errors
-    ///
-    /// As [`acquire`](ProcessLock::acquire).
-    pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
-        self.check_guard_ttl()?;
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "cron:cleanup", Duration::from_secs(30))?;
+    /// match lock.try_lock().await? {
+    ///     Some(guard) => guard.release().await.map(drop)?,
+    ///     None => println!("another process is cleaning up"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn try_lock(&self) -> Result<Option<LockGuard>> {
         let token = Token::generate()?;
         let sent = Instant::now();
         match self.attempt(&token).await? {
@@ -389,11 +243,151 @@ impl ProcessLock {
         }
     }
 
+    /// As [`lock`](Lock::lock), giving up after `timeout`: `Ok(None)` if the lock was held by
+    /// others all that time, or the last error if the store was failing when the time ran out.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`lock`](Lock::lock).
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](Lock::lock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "deploy", Duration::from_secs(30))?;
+    /// let Some(guard) = lock.lock_timeout(Duration::from_secs(5)).await? else {
+    ///     return Ok(()); // someone else has been deploying for 5 s
+    /// };
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn lock_timeout(&self, timeout: Duration) -> Result<Option<LockGuard>> {
+        self.acquire_until(Some(Instant::now() + timeout)).await
+    }
+
+    /// As [`lock`](Lock::lock), giving up at `deadline`: `Ok(None)` if the lock was held by
+    /// others until then, or the last error if the store was failing when the time ran out.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`lock`](Lock::lock).
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](Lock::lock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "deploy", Duration::from_secs(30))?;
+    /// let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    /// if let Some(guard) = lock.lock_until(deadline).await? {
+    ///     guard.release().await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn lock_until(&self, deadline: Instant) -> Result<Option<LockGuard>> {
+        self.acquire_until(Some(deadline)).await
+    }
+
+    /// Waits for the lock, runs `work` with the guard, and releases the lock: on success, on
+    /// an error or panic inside `work` (the guard's drop releases it), and when the lock is
+    /// lost, in which case `work` is cancelled (dropped at its next `.await`) and the result is
+    /// an [`ErrorKind::LockLost`] error whose source is the [`Lost`](crate::Lost).
+    ///
+    /// If releasing fails after `work` completed (the store is unreachable), `work`'s output
+    /// is returned all the same: the release goes on in the background (see
+    /// [`LockGuard::release`]) and the lock expires by itself at the latest.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops `work` and releases the lock in the background.
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](Lock::lock), and [`ErrorKind::LockLost`] when the lock was lost during
+    /// `work`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "nightly-report", Duration::from_secs(30))?;
+    /// let fence = lock
+    ///     .with_lock(async |guard| {
+    ///         // ... write to storage, passing the fencing token along ...
+    ///         guard.fence()
+    ///     })
+    ///     .await?;
+    /// # let _ = fence;
+    /// # Ok(()) }
+    /// ```
+    pub async fn with_lock<T>(&self, work: impl AsyncFnOnce(&LockGuard) -> T) -> Result<T> {
+        let guard = self.lock().await?;
+        let output = guard.run(work(&guard)).await.map_err(Error::from)?;
+        if let Err(e) = guard.release().await {
+            tracing::warn!(
+                lock = %self.name.as_str().escape_debug(),
+                "the work is done but its lock could not be released now: {e}"
+            );
+        }
+        Ok(output)
+    }
+
+    /// Whether anyone holds the lock: [`LockState::Open`] or [`LockState::Locked`].
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be reached, answers late or answers something unexpected.
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe: it changes nothing.
+    pub async fn status(&self) -> Result<LockState> {
+        Ok(self.backend.status(&self.name).await?.state)
+    }
+
+    /// Waits for the lock until `deadline`, in a `lock.wait` span, measured (see
+    /// [`layers::names`](crate::layers)).
     async fn acquire_until(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
+        let span = tracing::debug_span!(
+            "lock.wait",
+            lock = %self.name.as_str().escape_debug(),
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        let _waiting = crate::layers::Waiting::start();
+        let started = Instant::now();
+        let result = self.wait(deadline).instrument(span.clone()).await;
+        let outcome = match &result {
+            Ok(Some(_)) => "acquired",
+            Ok(None) => "timeout",
+            Err(_) => "error",
+        };
+        let took = started.elapsed();
+        span.record("outcome", outcome);
+        span.record("duration_ms", took.as_secs_f64() * 1e3);
+        crate::layers::waited(outcome, took);
+        result
+    }
+
+    async fn wait(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
         /// How often a waiter on a backend without notification looks again, at most.
         const POLL: Duration = Duration::from_millis(50);
-        self.check_guard_ttl()?;
         let token = Token::generate()?;
+        // When this waiter last woke up after waiting: hand-over latency counts from there.
+        let mut woke = None;
         let mut outage = Outage::default();
         let mut watch = if self.backend.capabilities().notify {
             loop {
@@ -409,10 +403,21 @@ impl ProcessLock {
             None
         };
         let turn = match &watch {
-            Some(watch) => match until(deadline, watch.turn()).await {
-                Some(turn) => Some(turn),
-                None => return Ok(None),
-            },
+            Some(watch) => {
+                let mut turn = std::pin::pin!(watch.turn());
+                let now = std::future::poll_fn(|cx| Poll::Ready(turn.as_mut().poll(cx))).await;
+                match now {
+                    Poll::Ready(turn) => Some(turn),
+                    // Queued behind this process's other waiters of the lock.
+                    Poll::Pending => match until(deadline, turn).await {
+                        Some(turn) => {
+                            woke = Some(Instant::now());
+                            Some(turn)
+                        }
+                        None => return Ok(None),
+                    },
+                }
+            }
             None => None,
         };
         loop {
@@ -420,6 +425,9 @@ impl ProcessLock {
             let remaining = match self.attempt(&token).await {
                 Ok(FencedAcquire::Acquired { fence }) => {
                     outage.over(&self.name);
+                    if let Some(woke) = woke {
+                        crate::layers::handed_over(woke.elapsed());
+                    }
                     let queue = watch.zip(turn);
                     return Ok(Some(self.guard(token, sent, fence, queue)));
                 }
@@ -452,6 +460,7 @@ impl ProcessLock {
                 }
                 None => sleep.await,
             }
+            woke = Some(Instant::now());
         }
     }
 
@@ -510,37 +519,43 @@ impl ProcessLock {
         queue: Option<(Watch, crate::notify::Turn)>,
     ) -> LockGuard {
         let fence = self.backend.capabilities().fencing.then_some(fence);
-        LockGuard::start(self, token, sent, fence, queue)
+        let held = Held {
+            token,
+            sent,
+            fence,
+            queue,
+        };
+        LockGuard::start(
+            self.backend.clone(),
+            self.name.clone(),
+            self.ttl,
+            self.renewal,
+            held,
+        )
     }
-
     /// The lock's name.
     pub fn name(&self) -> &LockName {
         &self.name
     }
 
-    /// This handle's owner token: the value stored under the name while this handle holds it.
-    pub fn token(&self) -> &Token {
-        &self.token
-    }
-
-    /// The timeout a lock taken or renewed by this handle lasts.
+    /// The timeout a guard keeps the lock for at a time.
     pub fn ttl(&self) -> Ttl {
         self.ttl
     }
 
-    /// The backend this handle uses.
+    /// The backend this lock lives on.
     pub fn backend(&self) -> &Arc<dyn LockBackend> {
         &self.backend
     }
 }
 
-impl fmt::Debug for ProcessLock {
+impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProcessLock")
+        f.debug_struct("Lock")
             .field("name", &self.name)
-            .field("token", &self.token)
             .field("ttl", &self.ttl)
             .field("renewal", &self.renewal)
+            .field("recheck", &self.recheck)
             .field("backend", &self.backend)
             .finish()
     }
@@ -630,7 +645,7 @@ impl Outage {
 }
 
 /// `future`'s output, or `None` once `deadline` (if any) has passed.
-async fn until<F: std::future::Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
+async fn until<F: Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
     match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
         None => Some(future.await),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{Fake, name, ttl};
 use lock_core::layer::{Layer, LayeredBackend, LockBackendExt};
 use lock_core::{
-    Acquire, FencedAcquire, ForceRelease, LockBackend, LockState, ProcessLock, Release, Token,
+    Acquire, FencedAcquire, ForceRelease, Lock, LockBackend, LockState, Release, Token,
 };
 
 #[derive(Debug)]
@@ -36,7 +36,7 @@ impl<B: LockBackend> LayeredBackend for Passed<B> {
 
 #[tokio::test]
 async fn every_operation_passes_through() {
-    // Two layers deep, behind `Arc<dyn LockBackend>` as `ProcessLock` holds it.
+    // Two layers deep, behind `Arc<dyn LockBackend>` as `Lock` holds it.
     let backend: Arc<dyn LockBackend> = Arc::new(Fake::new().layer(Nothing).layer(Nothing));
     assert_eq!(backend.capabilities(), Fake::new().capabilities());
 
@@ -77,10 +77,10 @@ async fn every_operation_passes_through() {
 }
 
 #[tokio::test]
-async fn a_layered_backend_drives_a_process_lock() {
+async fn a_layered_backend_drives_a_lock() {
     let backend = Arc::new(Fake::new().layer(Nothing));
-    let lock = ProcessLock::with_secs(backend.clone(), "jobs", 30).unwrap();
-    let guard = lock.acquire().await.unwrap();
+    let lock = Lock::new(backend.clone(), "jobs", std::time::Duration::from_secs(30)).unwrap();
+    let guard = lock.lock().await.unwrap();
     assert_eq!(guard.fence(), Some(1));
     assert_eq!(lock.status().await.unwrap(), LockState::Locked);
     drop(guard);

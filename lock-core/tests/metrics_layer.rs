@@ -23,6 +23,24 @@ use metrics::{
 struct TestRecorder {
     counters: Mutex<BTreeMap<String, Arc<Count>>>,
     histograms: Mutex<BTreeMap<String, Arc<Samples>>>,
+    gauges: Mutex<BTreeMap<String, Arc<Level>>>,
+}
+
+#[derive(Default)]
+struct Level(Mutex<f64>);
+
+impl metrics::GaugeFn for Level {
+    fn increment(&self, value: f64) {
+        *self.0.lock().unwrap() += value;
+    }
+
+    fn decrement(&self, value: f64) {
+        *self.0.lock().unwrap() -= value;
+    }
+
+    fn set(&self, value: f64) {
+        *self.0.lock().unwrap() = value;
+    }
 }
 
 #[derive(Default)]
@@ -72,8 +90,15 @@ impl Recorder for TestRecorder {
         Counter::from_arc(count)
     }
 
-    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::noop()
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        let level = self
+            .gauges
+            .lock()
+            .unwrap()
+            .entry(series(key))
+            .or_default()
+            .clone();
+        Gauge::from_arc(level)
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
@@ -96,6 +121,14 @@ impl TestRecorder {
             .iter()
             .map(|(k, v)| (k.clone(), v.0.load(Ordering::Relaxed)))
             .collect()
+    }
+
+    fn gauge(&self, series: &str) -> f64 {
+        self.gauges
+            .lock()
+            .unwrap()
+            .get(series)
+            .map_or(0.0, |level| *level.0.lock().unwrap())
     }
 
     fn histogram_counts(&self) -> BTreeMap<String, usize> {
@@ -211,12 +244,11 @@ async fn a_guard_counts_the_lock_it_lost() {
     let recorder = TestRecorder::default();
     let _local = metrics::set_default_local_recorder(&recorder);
     let backend = Arc::new(Fake::new().layer(MetricsLayer::new()));
-    let lock =
-        lock_core::ProcessLock::new(backend.clone(), "jobs", Duration::from_millis(300)).unwrap();
+    let lock = lock_core::Lock::new(backend.clone(), "jobs", Duration::from_millis(300)).unwrap();
     // Released and dropped guards gave their locks up: not losses.
-    let _ = lock.acquire().await.unwrap().release().await.unwrap();
-    drop(lock.acquire().await.unwrap());
-    let guard = lock.acquire().await.unwrap();
+    let _ = lock.lock().await.unwrap().release().await.unwrap();
+    drop(lock.lock().await.unwrap());
+    let guard = lock.lock().await.unwrap();
     let _ = backend.force_release(&name("jobs")).await.unwrap();
     let lost = guard.lost().await;
     assert_eq!(lost.reason(), lock_core::LostReason::NotOwner);
@@ -230,4 +262,75 @@ async fn a_guard_counts_the_lock_it_lost() {
         counters["process_lock_renewal_failures_total{reason=not_held}"],
         1
     );
+}
+
+/// What no backend call can see is recorded by the lock and its guards, without a layer: how
+/// long each wait took and how it ended, the waiters now waiting, hold durations and the
+/// hand-over latency of a wait that was woken by a release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_records_waits_waiters_holds_and_handovers() {
+    let recorder = Arc::new(TestRecorder::default());
+    // A multi-threaded runtime: the recorder must be global to see the spawned tasks' records.
+    // This test binary installs no other global recorder.
+    metrics::set_global_recorder(RecorderRef(recorder.clone())).unwrap();
+    let backend: Arc<dyn LockBackend> = Arc::new(Fake::new());
+    let lock = lock_core::Lock::new(backend, "jobs", Duration::from_secs(30)).unwrap();
+
+    let held = lock.lock().await.unwrap();
+    let waiter = lock.clone();
+    let waiting = tokio::spawn(async move { waiter.lock().await });
+    let timing_out = lock.lock_timeout(Duration::from_millis(100));
+    assert!(timing_out.await.unwrap().is_none());
+    // The spawned waiter is still waiting: the gauge counts it.
+    while recorder.gauge("process_lock_waiters{}") < 1.0 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(recorder.gauge("process_lock_waiters{}"), 1.0);
+    let _ = held.release().await.unwrap();
+    let second = waiting.await.unwrap().unwrap();
+    drop(second);
+
+    let histograms = recorder.histogram_counts();
+    assert_eq!(
+        histograms.get("process_lock_wait_duration_seconds{outcome=acquired}"),
+        Some(&2)
+    );
+    assert_eq!(
+        histograms.get("process_lock_wait_duration_seconds{outcome=timeout}"),
+        Some(&1)
+    );
+    assert_eq!(
+        histograms.get("process_lock_handover_seconds{}"),
+        Some(&1),
+        "{histograms:?}"
+    );
+    // The released guard's hold is recorded at once; the dropped one's as it is dropped.
+    assert!(histograms.get("process_lock_hold_duration_seconds{}") >= Some(&1));
+    assert_eq!(
+        recorder.gauge("process_lock_waiters{}"),
+        0.0,
+        "every waiter is done"
+    );
+    assert_eq!(names::WAITERS, "process_lock_waiters");
+}
+
+/// A recorder shared with the test that reads it.
+struct RecorderRef(Arc<TestRecorder>);
+
+impl Recorder for RecorderRef {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        self.0.register_counter(key, metadata)
+    }
+
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        self.0.register_gauge(key, metadata)
+    }
+
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        self.0.register_histogram(key, metadata)
+    }
 }

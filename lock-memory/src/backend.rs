@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use lock_core::notify::{InProcess, Subscriptions};
-use lock_core::scripts::FENCE_RETENTION;
+use lock_core::redis::scripts::FENCE_RETENTION;
 use lock_core::{
     Acquire, Capabilities, FencedAcquire, ForceRelease, LockBackend, LockName, Release, Result,
     Status, Token, Ttl, Watch, async_trait,
@@ -282,5 +282,13 @@ impl LockBackend for MemoryBackend {
             None => Status::open(),
             Some(entry) => Status::locked(Some(entry.expires_at - now)),
         })
+    }
+
+    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
+        let now = self.shared.clock.now();
+        let mut state = self.state();
+        Ok(state
+            .live(name.as_str(), now)
+            .is_some_and(|entry| entry.token == *token))
     }
 }

@@ -4,7 +4,9 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
-use metrics::{Label, counter, describe_counter, describe_histogram, histogram};
+use metrics::{
+    Label, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 
 use super::outcome;
 use crate::backend::{Acquire, FencedAcquire, ForceRelease, LockBackend, Release};
@@ -45,6 +47,20 @@ pub mod names {
     /// without a [`MetricsLayer`](super::MetricsLayer), and never with a `lock` label (a guard
     /// does not know the layer's settings).
     pub const LOCKS_LOST: &str = "process_lock_locks_lost_total";
+    /// Histogram, seconds: how long a [`Lock::lock`](crate::Lock::lock) (or its deadline
+    /// variants) waited, from the call to its answer. Label `outcome`: `acquired`, `timeout`
+    /// or `error`. Recorded by the lock itself, like the four below.
+    pub const WAIT_DURATION: &str = "process_lock_wait_duration_seconds";
+    /// Gauge: waiters of this process now inside [`Lock::lock`](crate::Lock::lock) or its
+    /// deadline variants.
+    pub const WAITERS: &str = "process_lock_waiters";
+    /// Histogram, seconds: how long a guard held its lock, from the acquiring request to its
+    /// release, drop or loss.
+    pub const HOLD_DURATION: &str = "process_lock_hold_duration_seconds";
+    /// Histogram, seconds: hand-over latency, for an acquisition that had to wait: from the
+    /// waiter's last wake-up (a release notice, its turn among its process's waiters, the
+    /// holder's expiry) to holding the lock.
+    pub const HANDOVER_DURATION: &str = "process_lock_handover_seconds";
 }
 
 /// Wraps a backend so that each operation is measured, on the `metrics` crate's facade (the
@@ -57,6 +73,10 @@ pub mod names {
 /// | [`process_lock_renewal_failures_total`](names::RENEWAL_FAILURES) | counter | `reason` = `not_held` / `error` |
 /// | [`process_lock_releases_total`](names::RELEASES) | counter | `outcome`, `forced` |
 /// | [`process_lock_locks_lost_total`](names::LOCKS_LOST) | counter | `reason` = `not_owner` / `expired` |
+/// | [`process_lock_wait_duration_seconds`](names::WAIT_DURATION) | histogram | `outcome` = `acquired` / `timeout` / `error` |
+/// | [`process_lock_waiters`](names::WAITERS) | gauge | |
+/// | [`process_lock_hold_duration_seconds`](names::HOLD_DURATION) | histogram | |
+/// | [`process_lock_handover_seconds`](names::HANDOVER_DURATION) | histogram | |
 ///
 /// Nothing is recorded until a recorder is installed (for example
 /// `metrics-exporter-prometheus`'s); the layer registers the metrics' descriptions with the
@@ -67,15 +87,13 @@ pub mod names {
 /// `lock` label with the lock's name to every metric: one series per name, for a bounded set of
 /// names only.
 ///
-/// **What a backend cannot see, and so is not here.** A backend answers one request at a time;
-/// it does not know who waits (a waiter sleeps between attempts and in
+/// **What a backend cannot see is recorded by the locks.** A backend answers one request at a
+/// time; it does not know who waits (a waiter sleeps between attempts and in
 /// [`Watch::released`](crate::Watch::released), outside any backend call), how long a lock was
-/// held (it may expire, or be released by another process), nor when a lock changes hands
-/// between processes. A waiters gauge, hold durations and hand-over latency measured here would
-/// be guesses, so this layer does not record them; they belong to the waiting and guard code.
-/// Likewise a guard's lock can be lost by expiry, after renewals failed with errors, without any
-/// backend call saying so: so [`LOCKS_LOST`](names::LOCKS_LOST) is counted by the guards
-/// themselves, whenever the `metrics` feature is on.
+/// held, nor when a lock changes hands; and a guard's lock can be lost by expiry without any
+/// backend call saying so. So the last five metrics of the table are recorded by
+/// [`Lock`](crate::Lock) and its guards themselves, whenever the `metrics` feature is on,
+/// without a `lock` label (a lock does not know the layer's settings); they need no layer.
 ///
 /// # Examples
 ///
@@ -155,6 +173,54 @@ fn describe() {
         names::LOCKS_LOST,
         "Locks a guard lost while held, by reason."
     );
+    describe_histogram!(
+        names::WAIT_DURATION,
+        metrics::Unit::Seconds,
+        "How long a waiter waited for a lock, by outcome."
+    );
+    describe_gauge!(names::WAITERS, "Waiters now waiting for a lock.");
+    describe_histogram!(
+        names::HOLD_DURATION,
+        metrics::Unit::Seconds,
+        "How long a guard held its lock."
+    );
+    describe_histogram!(
+        names::HANDOVER_DURATION,
+        metrics::Unit::Seconds,
+        "From a waiter's last wake-up to holding the lock, for acquisitions that waited."
+    );
+}
+
+/// Records a wait for a lock that ended with `outcome`: see [`names::WAIT_DURATION`].
+pub(crate) fn waited(outcome: &'static str, took: std::time::Duration) {
+    histogram!(names::WAIT_DURATION, "outcome" => outcome).record(took.as_secs_f64());
+}
+
+/// Records a hand-over: see [`names::HANDOVER_DURATION`].
+pub(crate) fn handed_over(took: std::time::Duration) {
+    histogram!(names::HANDOVER_DURATION).record(took.as_secs_f64());
+}
+
+/// Records how long a guard held its lock: see [`names::HOLD_DURATION`].
+pub(crate) fn held(took: std::time::Duration) {
+    histogram!(names::HOLD_DURATION).record(took.as_secs_f64());
+}
+
+/// One waiter in [`names::WAITERS`], for as long as it lives (cancellation included).
+#[derive(Debug)]
+pub(crate) struct Waiting(());
+
+impl Waiting {
+    pub(crate) fn start() -> Waiting {
+        gauge!(names::WAITERS).increment(1.0);
+        Waiting(())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        gauge!(names::WAITERS).decrement(1.0);
+    }
 }
 
 /// Counts a lock a guard lost: see [`names::LOCKS_LOST`].

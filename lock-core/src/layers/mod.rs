@@ -29,9 +29,29 @@ pub use self::metrics::{MetricsBackend, MetricsLayer, names};
 pub use self::tracing::{TracingBackend, TracingLayer};
 
 #[cfg(feature = "metrics")]
-pub(crate) use self::metrics::lock_lost;
+pub(crate) use self::metrics::{Waiting, handed_over, held, lock_lost, waited};
 
-/// Counts a lock a guard lost ([`names::LOCKS_LOST`] with the `metrics` feature); nothing
-/// without it. Called by the guard, the only place that sees every loss.
+// Without the `metrics` feature, what the locks and guards record (see `names`) is nothing.
+
 #[cfg(not(feature = "metrics"))]
 pub(crate) fn lock_lost(_: crate::LostReason) {}
+
+#[cfg(not(feature = "metrics"))]
+pub(crate) fn waited(_: &'static str, _: std::time::Duration) {}
+
+#[cfg(not(feature = "metrics"))]
+pub(crate) fn handed_over(_: std::time::Duration) {}
+
+#[cfg(not(feature = "metrics"))]
+pub(crate) fn held(_: std::time::Duration) {}
+
+#[cfg(not(feature = "metrics"))]
+#[derive(Debug)]
+pub(crate) struct Waiting;
+
+#[cfg(not(feature = "metrics"))]
+impl Waiting {
+    pub(crate) fn start() -> Waiting {
+        Waiting
+    }
+}

@@ -56,6 +56,14 @@ pub(crate) fn status(outcome: &Result<Status>) -> &'static str {
     }
 }
 
+pub(crate) fn is_held_by(outcome: &Result<bool>) -> &'static str {
+    match outcome {
+        Ok(true) => "held",
+        Ok(false) => "not_held",
+        Err(_) => ERROR,
+    }
+}
+
 pub(crate) fn watch<T>(outcome: &Result<T>) -> &'static str {
     match outcome {
         Ok(_) => "watching",

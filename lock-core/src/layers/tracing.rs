@@ -253,6 +253,23 @@ impl<B: LockBackend> LayeredBackend for TracingBackend<B> {
         result
     }
 
+    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
+        let op = Op::new(debug_span!(
+            "lock.is_held_by",
+            lock = %escaped(name),
+            outcome = Empty,
+            duration_ms = Empty,
+            error = Empty,
+        ));
+        let result = self
+            .inner
+            .is_held_by(name, token)
+            .instrument(op.span.clone())
+            .await;
+        op.finish(outcome::is_held_by(&result), &result);
+        result
+    }
+
     async fn try_acquire_fenced(
         &self,
         name: &LockName,

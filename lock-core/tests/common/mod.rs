@@ -91,6 +91,12 @@ impl LockBackend for Fake {
         })
     }
 
+    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
+        check(name)?;
+        let held = self.held.lock().unwrap();
+        Ok(held.get(name.as_str()).map(String::as_str) == Some(token.as_str()))
+    }
+
     async fn status(&self, name: &LockName) -> Result<Status> {
         check(name)?;
         if name.as_str() == "slow" {
