@@ -97,6 +97,11 @@ impl LockBackend for Cuttable {
         self.inner.status(name).await
     }
 
+    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
+        self.pass().await?;
+        self.inner.is_held_by(name, token).await
+    }
+
     async fn try_acquire_fenced(
         &self,
         name: &LockName,

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lock_core::{LockBackend, ProcessLock, Token};
+use lock_core::{Lock, LockBackend, ProcessLock, Token};
 
 type Advance = Arc<dyn Fn(Duration) + Send + Sync>;
 
@@ -30,7 +30,7 @@ type Advance = Arc<dyn Fn(Duration) + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct Fixture {
-    backend: Arc<dyn LockBackend>,
+    backend: Option<Arc<dyn LockBackend>>,
     advance: Option<Advance>,
     tick: Duration,
     model_cases: u32,
@@ -49,7 +49,17 @@ impl Fixture {
     /// A fixture on real time: the cases sleep to let locks expire.
     pub fn new(backend: Arc<dyn LockBackend>) -> Self {
         Fixture {
-            backend,
+            backend: Some(backend),
+            ..Self::without_backend()
+        }
+    }
+
+    /// A fixture without a backend, on real time, for cases that connect their own: those that
+    /// need a Redis server find theirs among the resources it keeps alive
+    /// ([`resource`](Fixture::resource)).
+    pub fn without_backend() -> Self {
+        Fixture {
+            backend: None,
             advance: None,
             tick: Self::REAL_TICK,
             model_cases: Self::REAL_MODEL_CASES,
@@ -89,8 +99,22 @@ impl Fixture {
     }
 
     /// The backend under test.
+    ///
+    /// # Panics
+    ///
+    /// If the fixture has none ([`without_backend`](Fixture::without_backend)).
     pub fn backend(&self) -> &Arc<dyn LockBackend> {
-        &self.backend
+        self.backend
+            .as_ref()
+            .expect("this fixture has no backend: its case connects its own")
+    }
+
+    /// The first resource of type `T` the fixture keeps alive
+    /// ([`keep_alive`](Fixture::keep_alive)), if any.
+    pub fn resource<T: Any>(&self) -> Option<&T> {
+        self.keep_alive
+            .iter()
+            .find_map(|resource| (**resource).downcast_ref::<T>())
     }
 
     /// The unit of time.
@@ -135,7 +159,17 @@ impl Fixture {
     ///
     /// If `name` or `timeout` is invalid: the cases only pass valid ones.
     pub fn handle(&self, name: &str, timeout: Duration) -> ProcessLock {
-        ProcessLock::new(self.backend.clone(), name, timeout)
+        ProcessLock::new(self.backend().clone(), name, timeout)
+            .unwrap_or_else(|e| panic!("a valid name and timeout were rejected: {e}"))
+    }
+
+    /// A [`Lock`] on `name` over this fixture's backend, whose guards keep it for `timeout`.
+    ///
+    /// # Panics
+    ///
+    /// If `name` or `timeout` is invalid (see [`Lock::new`]): cases pass valid ones.
+    pub fn guarded(&self, name: &str, timeout: Duration) -> Lock {
+        Lock::new(self.backend().clone(), name, timeout)
             .unwrap_or_else(|e| panic!("a valid name and timeout were rejected: {e}"))
     }
 }

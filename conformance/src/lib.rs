@@ -5,6 +5,7 @@
 pub mod cases;
 pub mod faults;
 mod fixture;
+mod macros;
 mod model;
 #[cfg(feature = "redis-server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis-server")))]

@@ -1,5 +1,5 @@
-//! The list of cases and the machinery that turns it into tests: the [`suite!`](crate::suite)
-//! macro for a backend's test file, and [`cases`] / [`run_case`] for running cases by hand.
+//! The one list of cases, and what runs it: [`cases`] and [`run_case`], which the
+//! [`suite!`](crate::suite) macro's tests call, and [`Capability`], which gates a case.
 
 use std::fmt;
 use std::future::Future;
@@ -9,7 +9,8 @@ use lock_core::Capabilities;
 
 use crate::Fixture;
 
-/// An optional feature a case needs from the backend (see [`lock_core::Capabilities`]).
+/// Something a case needs that not every fixture offers: an optional feature of the backend
+/// (see [`lock_core::Capabilities`]), or a Redis server of the case's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Capability {
@@ -19,24 +20,43 @@ pub enum Capability {
     Notify,
     /// [`Capabilities::fencing`].
     Fencing,
+    /// A real Redis server of the case's own, which it may flush, pause, kill clients of or
+    /// reconfigure, and the backend's connect function: what `redis::server_fixture` gives
+    /// (with the `redis-server` feature), and `suite!(redis = connect)` uses.
+    RedisServer,
 }
 
 impl Capability {
-    /// The name used in `suite!(..., without = [...])`.
+    /// Its name: the one `suite!(..., without = [...])` takes for a backend's capability.
     pub fn name(self) -> &'static str {
         match self {
             Capability::RemainingTtl => "remaining_ttl",
             Capability::Notify => "notify",
             Capability::Fencing => "fencing",
+            Capability::RedisServer => "redis_server",
         }
     }
 
-    /// Whether `capabilities` include this one.
+    /// Whether `capabilities` include this one (never [`Capability::RedisServer`], which is
+    /// not the backend's).
     pub fn is_in(self, capabilities: &Capabilities) -> bool {
         match self {
             Capability::RemainingTtl => capabilities.remaining_ttl,
             Capability::Notify => capabilities.notify,
             Capability::Fencing => capabilities.fencing,
+            Capability::RedisServer => false,
+        }
+    }
+
+    /// Whether `fixture` offers this capability: its backend declares it, or, for
+    /// [`Capability::RedisServer`], it has a Redis server of its own.
+    pub fn is_met_by(self, fixture: &Fixture) -> bool {
+        match self {
+            #[cfg(feature = "redis-server")]
+            Capability::RedisServer => crate::redis::RedisFixture::of(fixture).is_some(),
+            #[cfg(not(feature = "redis-server"))]
+            Capability::RedisServer => false,
+            _ => self.is_in(&fixture.backend().capabilities()),
         }
     }
 }
@@ -47,7 +67,8 @@ impl fmt::Display for Capability {
     }
 }
 
-/// The names that `suite!(..., without = [...])` accepts, one per [`Capability`].
+/// The names that `suite!(..., without = [...])` accepts, one per capability a backend may
+/// lack.
 #[allow(non_upper_case_globals)]
 pub mod capability {
     use super::Capability;
@@ -66,7 +87,8 @@ pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 /// One case of the suite.
 #[derive(Clone, Copy)]
 pub struct Case {
-    /// The case's name, as in [`mod@crate::cases`].
+    /// The case's name, as in [`mod@crate::cases`] or, for one that needs a Redis server,
+    /// `conformance::redis`.
     pub name: &'static str,
     /// The capability the case needs, if any.
     pub needs: Option<Capability>,
@@ -84,7 +106,8 @@ impl fmt::Debug for Case {
 }
 
 /// The one list of cases. Every backend's tests, and [`cases`], expand from it, so a case added
-/// here runs everywhere. Each entry is `[name, always]` or `[name, capability]`.
+/// here runs everywhere. Each entry is `[name, always]` or `[name, capability]`; a
+/// `redis_server` case is in `conformance::redis`, the others in [`mod@crate::cases`].
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __with_cases {
@@ -102,6 +125,8 @@ macro_rules! __with_cases {
             [relock_resets_expiry, always]
             [expired_owner_is_powerless, always]
             [abandoned_locks_expire_by_themselves, always]
+            [holds_answers_for_its_owner_only, always]
+            [holds_extends_nothing, always]
             [isolation, always]
             [contention_one_winner, always]
             [contention_counter, always]
@@ -123,124 +148,97 @@ macro_rules! __with_cases {
             [guard_dropped_releases, always]
             [guard_keeps_its_lock_through_failed_renewals, always]
             [guard_validity_counts_from_the_request_not_the_reply, always]
+            [with_lock_releases_after_the_work, always]
+            [with_lock_cancelled_releases, always]
+            [with_lock_stops_the_work_when_the_lock_is_lost, always]
             [fences_increase, fencing]
+            // redis::wire_format
+            [a_node_lock_excludes_rust_and_rust_cannot_touch_it, redis_server]
+            [a_rust_lock_excludes_node_with_the_plain_token_as_value, redis_server]
+            [fencing_tokens_grow_on_the_wire_under_the_prefix, redis_server]
+            [a_key_without_expiry_is_a_lock_held_by_another, redis_server]
+            [a_key_of_another_type_is_a_wrong_type_error, redis_server]
+            // redis::scripts
+            [every_operation_survives_script_flush, redis_server]
+            [a_flushed_script_costs_evalsha_script_load_evalsha_once, redis_server]
+            [every_operation_is_one_round_trip, redis_server]
+            // redis::connecting
+            [connection_refused_is_a_connection_error_without_the_password, redis_server]
+            [an_unanswering_server_times_out_within_the_connect_timeout, redis_server]
+            [malformed_urls_are_config_errors_without_the_password, redis_server]
+            [debug_output_hides_the_password, redis_server]
+            [rediss_to_a_plain_text_server_is_a_config_error_at_once, redis_server]
+            // redis::reconnect
+            [a_stalled_server_gives_a_timeout_then_answers_stay_in_order, redis_server]
+            [reconnects_after_the_connection_is_killed, redis_server]
+            [an_outage_gives_connection_errors_then_the_backend_recovers, redis_server]
+            [a_request_whose_reply_is_lost_is_sent_again_safely, redis_server]
+            [a_waiter_waits_through_a_stall_and_a_dropped_connection, redis_server]
+            // redis::notify
+            [a_waiter_sends_nothing_while_it_waits, redis_server]
+            [a_release_wakes_a_waiter_at_once, redis_server]
+            [a_waiter_survives_its_pubsub_connection_being_killed, redis_server]
+            [a_broken_pubsub_connection_fails_watches_promptly_then_recovers, redis_server]
+            // redis::acl
+            [a_refused_subscribe_is_an_error_every_time, redis_server]
+            [a_user_without_evalsha_gets_permission_denied_and_nothing_changes, redis_server]
+            [a_wrong_password_is_a_config_error, redis_server]
+            [a_release_that_cannot_publish_says_so_and_waiters_still_see_it, redis_server]
+            // redis::guard_validity
+            [a_paused_server_makes_a_guard_report_its_loss_before_the_lock_expires, redis_server]
+            [a_guard_behind_a_slow_link_trusts_its_lock_no_longer_than_the_server_keeps_it, redis_server]
+            // redis::restart
+            [a_new_server_grants_a_free_lock_only_after_the_restart_delay, redis_server]
         }
     };
 }
 
 macro_rules! case_list {
     ($( [$name:ident, $needs:ident] )*) => {
-        /// Every case of the suite, in order.
+        /// Every case of the suite, in order, those that need a Redis server included (they
+        /// run only on `conformance::redis::server_fixture`).
         pub fn cases() -> Vec<Case> {
             vec![$(
                 Case {
                     name: stringify!($name),
                     needs: case_list!(@needs $needs),
-                    run: |fx| Box::pin($crate::cases::$name(fx)),
+                    run: case_list!(@run $name $needs),
                 },
             )*]
         }
     };
     (@needs always) => { None };
+    (@needs redis_server) => { Some(Capability::RedisServer) };
     (@needs $cap:ident) => { Some($crate::capability::$cap) };
+    (@run $name:ident redis_server) => { redis_case!($name) };
+    (@run $name:ident $needs:ident) => { |fx| Box::pin($crate::cases::$name(fx)) };
+}
+
+#[cfg(feature = "redis-server")]
+macro_rules! redis_case {
+    ($name:ident) => {
+        |fx| {
+            let redis = crate::redis::RedisFixture::of(fx)
+                .expect("a case that needs a Redis server runs on redis::server_fixture");
+            Box::pin(crate::redis::$name(redis))
+        }
+    };
+}
+
+#[cfg(not(feature = "redis-server"))]
+macro_rules! redis_case {
+    ($name:ident) => {
+        |_| Box::pin(async { without_redis_server(stringify!($name)) })
+    };
+}
+
+/// What a case that needs a Redis server does when conformance is built without one.
+#[cfg(not(feature = "redis-server"))]
+fn without_redis_server(name: &str) {
+    panic!("{name} needs conformance's redis-server feature");
 }
 
 __with_cases!(case_list {});
-
-/// Generates one test per conformance case for a backend: the whole suite in one call.
-///
-/// The first argument is a function (or closure) returning a future of the [`Fixture`] to run
-/// each case on; it is called once per test, inside that test's own multi-thread tokio
-/// runtime, so the backend's connections belong to that runtime. Each test is named after its
-/// case, so `cargo test` lists them and `cargo test expiry` runs one.
-///
-/// A case that needs a capability the backend lacks is named in `without = [...]`; its test is
-/// then `#[ignore]`d with the reason, reported as ignored by name and never counted as passed.
-/// Running ignored tests checks that the backend really lacks it, and a case the backend claims
-/// to support fails if its capabilities say otherwise.
-///
-/// # Examples
-///
-/// In a backend crate's `tests/conformance.rs`:
-///
-/// ```
-/// use std::sync::Arc;
-/// use conformance::Fixture;
-/// use lock_memory::{ManualClock, MemoryBackend};
-///
-/// async fn fixture() -> Fixture {
-///     let clock = ManualClock::new();
-///     let backend = Arc::new(MemoryBackend::with_clock(clock.clone()));
-///     Fixture::new(backend).with_manual_time(move |by| clock.advance(by))
-/// }
-///
-/// conformance::suite!(fixture);
-/// # fn main() {}
-/// ```
-///
-/// A backend that cannot report remaining time:
-///
-/// ```ignore
-/// conformance::suite!(fixture, without = [remaining_ttl]);
-/// ```
-#[macro_export]
-macro_rules! suite {
-    ($fixture:expr $(,)?) => {
-        $crate::suite!($fixture, without = []);
-    };
-    ($fixture:expr, without = [$($without:ident),* $(,)?] $(,)?) => {
-        // A misspelled capability is a compile error, not a silently ignored word.
-        $( const _: $crate::Capability = $crate::capability::$without; )*
-        $crate::__with_cases!($crate::__suite_tests { ($fixture) [$($without),*] });
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __suite_tests {
-    ($fixture:tt $without:tt $( [$name:ident, $needs:ident] )*) => {
-        $( $crate::__suite_test!($fixture $without $name $needs); )*
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __suite_test {
-    ($fixture:tt $without:tt $name:ident always) => {
-        #[test]
-        fn $name() {
-            $crate::run_case($fixture, stringify!($name));
-        }
-    };
-    ($fixture:tt $without:tt $name:ident $needs:ident) => {
-        $crate::__if_listed!($needs $without {
-            #[test]
-            #[ignore = concat!("the backend lacks the ", stringify!($needs), " capability")]
-            fn $name() {
-                $crate::check_lacks($fixture, $crate::capability::$needs);
-            }
-        } {
-            #[test]
-            fn $name() {
-                $crate::run_case($fixture, stringify!($name));
-            }
-        });
-    };
-}
-
-/// Expands to the first block if the capability is in the list, else to the second. One arm per
-/// capability, because `macro_rules` compares identifiers only against literal ones.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __if_listed {
-    ($cap:ident [] { $($yes:tt)* } { $($no:tt)* }) => { $($no)* };
-    (remaining_ttl [remaining_ttl $(, $rest:ident)*] { $($yes:tt)* } $no:tt) => { $($yes)* };
-    (notify [notify $(, $rest:ident)*] { $($yes:tt)* } $no:tt) => { $($yes)* };
-    (fencing [fencing $(, $rest:ident)*] { $($yes:tt)* } $no:tt) => { $($yes)* };
-    ($cap:ident [$head:ident $(, $rest:ident)*] $yes:tt $no:tt) => {
-        $crate::__if_listed!($cap [$($rest),*] $yes $no);
-    };
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -257,7 +255,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// # Panics
 ///
 /// When the case fails, when `name` is not a case, and when the case needs a capability the
-/// backend does not declare.
+/// fixture does not offer.
 pub fn run_case<F, Fut>(fixture: F, name: &str)
 where
     F: FnOnce() -> Fut,
@@ -269,24 +267,30 @@ where
         .unwrap_or_else(|| panic!("no conformance case is named {name:?}"));
     runtime().block_on(async {
         let fx = fixture().await;
-        if let Some(cap) = case.needs {
-            assert!(
-                cap.is_in(&fx.backend().capabilities()),
+        match case.needs {
+            Some(Capability::RedisServer) => assert!(
+                Capability::RedisServer.is_met_by(&fx),
+                "case {name} needs a Redis server of its own, which {fx:?} does not have: \
+                 only `conformance::suite!(redis = connect)` runs it"
+            ),
+            Some(cap) => assert!(
+                cap.is_met_by(&fx),
                 "case {name} needs the {cap} capability, which {:?} does not declare: \
                  add `without = [{cap}]` to its conformance::suite! call",
                 fx.backend()
-            );
+            ),
+            None => {}
         }
         (case.run)(&fx).await;
     });
 }
 
-/// The body of a skipped case's test: checks that the backend really lacks `capability`, so a
+/// The body of a skipped case's test: checks that the fixture really lacks `capability`, so a
 /// `without = [...]` list cannot hide a case the backend should pass.
 ///
 /// # Panics
 ///
-/// If the backend declares `capability`.
+/// If the fixture offers `capability`.
 pub fn check_lacks<F, Fut>(fixture: F, capability: Capability)
 where
     F: FnOnce() -> Fut,
@@ -294,10 +298,16 @@ where
 {
     runtime().block_on(async {
         let fx = fixture().await;
-        assert!(
-            !capability.is_in(&fx.backend().capabilities()),
-            "{:?} declares the {capability} capability: remove it from `without`",
-            fx.backend()
-        );
+        match capability {
+            Capability::RedisServer => assert!(
+                !capability.is_met_by(&fx),
+                "{fx:?} has a Redis server of its own: run its cases"
+            ),
+            _ => assert!(
+                !capability.is_met_by(&fx),
+                "{:?} declares the {capability} capability: remove it from `without`",
+                fx.backend()
+            ),
+        }
     });
 }

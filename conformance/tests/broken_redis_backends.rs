@@ -1,18 +1,20 @@
-//! The shared Redis suite tests itself: a Redis backend that reads a key without expiry as an
+//! The Redis cases test themselves: a Redis backend that reads a key without expiry as an
 //! open lock must fail the case that checks it, and the same backend without the flaw must pass
 //! it.
 //!
-//! The backend here is the smallest one that speaks the wire protocol: `lock_core::scripts`
+//! The backend here is the smallest one that speaks the wire protocol: `lock_core::redis::scripts`
 //! run with `EVAL` over the suite's own [`RawRedis`] connection (no notification, no fencing),
 //! so that a flaw can be put in a script. It needs a Redis server (`REDIS_URL`,
-//! testcontainers or `redis-server` from `PATH`), as the shared Redis suite does.
+//! testcontainers or `redis-server` from `PATH`), as the Redis cases do.
 #![cfg(feature = "redis-server")]
 
 use std::sync::Arc;
 
-use conformance::redis::{RedisOptions, run_redis_case};
+use conformance::redis::{RedisOptions, server_fixture};
 use conformance::redis_server::{RawRedis, Resp};
-use lock_core::scripts::{self, boot_key, release_channel};
+use conformance::run_case;
+use lock_core::redis::keys::{boot_key, release_channel};
+use lock_core::redis::{reply, scripts};
 use lock_core::{
     Acquire, Capabilities, Error, ErrorKind, ForceRelease, LockBackend, LockName, Release, Result,
     Status, Token, Ttl, async_trait,
@@ -34,7 +36,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return {1}
 ";
 
-/// `lock_core::scripts` over one raw connection; with `flawed`, a key without expiry is read
+/// `lock_core::redis::scripts` over one raw connection; with `flawed`, a key without expiry is read
 /// as open by `status` and taken by `try_acquire`.
 #[derive(Debug)]
 struct ScriptBackend {
@@ -93,7 +95,7 @@ impl LockBackend for ScriptBackend {
         };
         numbers
             .as_deref()
-            .and_then(scripts::acquire_reply)
+            .and_then(reply::acquire_reply)
             .ok_or_else(|| unexpected(&reply))
     }
 
@@ -102,7 +104,7 @@ impl LockBackend for ScriptBackend {
         let reply = self
             .int(scripts::RENEW, &[name.as_str()], &[token.as_str(), &ttl])
             .await?;
-        scripts::renew_reply(reply).ok_or_else(|| unexpected(&Resp::Int(reply)))
+        reply::renew_reply(reply).ok_or_else(|| unexpected(&Resp::Int(reply)))
     }
 
     async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
@@ -114,7 +116,7 @@ impl LockBackend for ScriptBackend {
                 &[token.as_str(), &channel],
             )
             .await?;
-        scripts::release_reply(reply).ok_or_else(|| unexpected(&Resp::Int(reply)))
+        reply::release_reply(reply).ok_or_else(|| unexpected(&Resp::Int(reply)))
     }
 
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
@@ -122,14 +124,21 @@ impl LockBackend for ScriptBackend {
         let reply = self
             .int(scripts::FORCE_RELEASE, &[name.as_str()], &[&channel])
             .await?;
-        scripts::force_release_reply(reply).ok_or_else(|| unexpected(&Resp::Int(reply)))
+        reply::force_release_reply(reply).ok_or_else(|| unexpected(&Resp::Int(reply)))
+    }
+
+    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
+        let reply = self
+            .int(scripts::IS_HELD_BY, &[name.as_str()], &[token.as_str()])
+            .await?;
+        reply::is_held_by_reply(reply).ok_or_else(|| unexpected(&Resp::Int(reply)))
     }
 
     async fn status(&self, name: &LockName) -> Result<Status> {
         let pttl = self.int(scripts::STATUS, &[name.as_str()], &[]).await?;
         // The flaw: only a key with time left counts as held.
         let pttl = if self.flawed && pttl == -1 { -2 } else { pttl };
-        scripts::status_reply(pttl).ok_or_else(|| unexpected(&Resp::Int(pttl)))
+        reply::status_reply(pttl).ok_or_else(|| unexpected(&Resp::Int(pttl)))
     }
 }
 
@@ -155,12 +164,12 @@ const CASE: &str = "a_key_without_expiry_is_a_lock_held_by_another";
 
 #[test]
 fn the_script_backend_passes_the_case() {
-    run_redis_case(correct, CASE);
+    run_case(|| server_fixture(correct), CASE);
 }
 
 #[test]
 fn a_key_without_expiry_read_as_open_is_rejected() {
-    let outcome = std::panic::catch_unwind(|| run_redis_case(flawed, CASE));
+    let outcome = std::panic::catch_unwind(|| run_case(|| server_fixture(flawed), CASE));
     let panic = outcome.expect_err("a backend reading a key without expiry as open passed");
     let message = panic
         .downcast_ref::<String>()

@@ -41,6 +41,10 @@ impl LockBackend for NoRemainingTtl {
         self.0.force_release(name).await
     }
 
+    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
+        self.0.is_held_by(name, token).await
+    }
+
     async fn status(&self, name: &LockName) -> Result<Status> {
         let status = self.0.status(name).await?;
         Ok(match status.state {
@@ -72,8 +76,8 @@ fn guards_of_a_backend_without_fencing_have_no_fence() {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let fx = fixture().await;
         let guard = fx
-            .handle("no-fence", std::time::Duration::from_secs(5))
-            .acquire()
+            .guarded("no-fence", std::time::Duration::from_secs(5))
+            .lock()
             .await
             .unwrap();
         assert_eq!(guard.fence(), None);

@@ -1,21 +1,26 @@
-//! The conformance suite against a real Redis: each case on a server of its own (the one at
-//! `REDIS_URL` if set, else a testcontainers container, else `redis-server` from `PATH`).
+//! The whole conformance suite against a real Redis, in one call: the backend-agnostic cases on
+//! a server (the one at `REDIS_URL` if set, else a testcontainers container, else
+//! `redis-server` from `PATH`), and the cases that need a server of their own on one each.
 
 use std::sync::Arc;
 
-use conformance::Fixture;
-use conformance::redis_server::RedisServer;
+use conformance::redis::RedisOptions;
+use lock_core::LockBackend;
 use lock_fred::FredBackend;
 
-async fn fixture() -> Fixture {
-    let server = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
-    // A new server: the delayed restart rule (checked by the Redis suite) is turned off.
-    let backend = FredBackend::builder(server.url())
-        .restart_delay(std::time::Duration::ZERO)
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {}: {e}", server.origin()));
-    Fixture::new(Arc::new(backend)).keep_alive(server)
+/// The backend on `url`, with the suite's options.
+async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+    let builder = FredBackend::builder(&url)
+        .connect_timeout(options.connect_timeout)
+        .response_timeout(options.response_timeout)
+        .reconnect_attempts(options.reconnect_attempts)
+        .prefix(options.prefix);
+    let builder = match options.restart_delay {
+        Some(delay) => builder.restart_delay(delay),
+        None => builder,
+    };
+    let backend = builder.connect().await?;
+    Ok(Arc::new(backend))
 }
 
-conformance::suite!(fixture);
+conformance::suite!(redis = connect);

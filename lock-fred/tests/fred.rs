@@ -1,35 +1,15 @@
-//! Behaviour specific to Redis: the shared Redis suite (`conformance::redis_suite!`: the wire
-//! format shared with `process-lock-node`, scripts that survive `SCRIPT FLUSH`, typed errors,
-//! timeouts, reconnection, no replays, one round trip per operation, waiting by Pub/Sub,
-//! fencing), then what only this backend offers or has to take care of with fred (its Pub/Sub
-//! connection's lifetime, configuration and confirmations). Every test runs against a real
-//! server of its own.
+//! What only this backend offers or has to take care of with fred (its Pub/Sub connection's
+//! lifetime, configuration and confirmations); what every Redis backend must do is in
+//! `tests/conformance.rs` (`conformance::suite!(redis = connect)`). Every test runs against a
+//! real server of its own.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conformance::redis::RedisOptions;
 use conformance::redis_server::{RawRedis, RedisServer};
-use lock_core::{Cleared, FencedAcquire, LockBackend, LockName, ProcessLock, Token, Ttl};
+use lock_core::{Cleared, FencedAcquire, Lock, LockBackend, LockName, ProcessLock, Token, Ttl};
 use lock_fred::FredBackend;
 use lock_fred::fred::prelude::{Builder, Client, ClientLike, Config};
-
-/// The backend on `url`, with the suite's options.
-async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
-    let builder = FredBackend::builder(&url)
-        .connect_timeout(options.connect_timeout)
-        .response_timeout(options.response_timeout)
-        .reconnect_attempts(options.reconnect_attempts)
-        .prefix(options.prefix);
-    let builder = match options.restart_delay {
-        Some(delay) => builder.restart_delay(delay),
-        None => builder,
-    };
-    let backend = builder.connect().await?;
-    Ok(Arc::new(backend))
-}
-
-conformance::redis_suite!(connect);
 
 async fn server() -> RedisServer {
     RedisServer::start_own()
@@ -84,9 +64,9 @@ async fn a_release_wakes_the_waiter(
     waiter: &Arc<FredBackend>,
     name: &str,
 ) {
-    let held = handle(holder, name).acquire().await.unwrap();
-    let waiting = handle(waiter, name);
-    let waiting = tokio::spawn(async move { waiting.acquire().await });
+    let held = guarded(holder, name).lock().await.unwrap();
+    let waiting = guarded(waiter, name);
+    let waiting = tokio::spawn(async move { waiting.lock().await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!waiting.is_finished(), "the waiter did not wait");
     let released = Instant::now();
@@ -106,6 +86,10 @@ async fn a_release_wakes_the_waiter(
 
 fn handle(backend: &Arc<FredBackend>, name: &str) -> ProcessLock {
     ProcessLock::new(backend.clone(), name, Duration::from_secs(30)).unwrap()
+}
+
+fn guarded(backend: &Arc<FredBackend>, name: &str) -> Lock {
+    Lock::new(backend.clone(), name, Duration::from_secs(30)).unwrap()
 }
 
 #[test]
@@ -469,7 +453,7 @@ async fn a_watch_returns_once_the_server_confirmed_the_subscription() {
         .run(&[
             "PUBSUB",
             "NUMSUB",
-            &lock_core::scripts::release_channel("second"),
+            &lock_core::redis::keys::release_channel("second"),
         ])
         .await
         .unwrap();
@@ -488,10 +472,10 @@ async fn waiters_are_woken_after_the_pubsub_connection_is_killed() {
             .await
             .unwrap(),
     );
-    let holder = handle(&backend, "killed");
-    let held = holder.acquire().await.unwrap();
-    let waiting = handle(&backend, "killed");
-    let waiting = tokio::spawn(async move { waiting.acquire().await });
+    let holder = guarded(&backend, "killed");
+    let held = holder.lock().await.unwrap();
+    let waiting = guarded(&backend, "killed");
+    let waiting = tokio::spawn(async move { waiting.lock().await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let killed = admin
         .int(&["CLIENT", "KILL", "TYPE", "pubsub"])
@@ -500,7 +484,7 @@ async fn waiters_are_woken_after_the_pubsub_connection_is_killed() {
     assert_eq!(killed, 1);
     // Subscribed again on the new connection.
     eventually(&mut admin, subscribers, 1, "no new Pub/Sub connection").await;
-    let channel = lock_core::scripts::release_channel("killed");
+    let channel = lock_core::redis::keys::release_channel("killed");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let numsub = admin.run(&["PUBSUB", "NUMSUB", &channel]).await.unwrap();

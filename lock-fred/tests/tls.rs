@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conformance::redis_server::TlsRedisServer;
-use lock_core::{Cleared, ErrorKind, ProcessLock};
+use lock_core::{Cleared, ErrorKind, Lock, ProcessLock};
 use lock_fred::FredBackend;
 use lock_fred::fred::prelude::{Builder, Config, TlsConnector};
 use lock_fred::fred::rustls::{
@@ -46,9 +46,10 @@ async fn locks_over_tls_with_a_private_ca() {
     assert_eq!(lock.clear(false).await.unwrap(), Cleared::Cleared);
 
     // The Pub/Sub connection is made from the client's configuration: TLS with its CA.
-    let held = lock.acquire().await.unwrap();
-    let waiter = ProcessLock::new(backend, "over-tls", Duration::from_secs(30)).unwrap();
-    let waiting = tokio::spawn(async move { waiter.acquire().await });
+    let holder = Lock::new(backend.clone(), "over-tls", Duration::from_secs(5)).unwrap();
+    let held = holder.lock().await.unwrap();
+    let waiter = Lock::new(backend, "over-tls", Duration::from_secs(30)).unwrap();
+    let waiting = tokio::spawn(async move { waiter.lock().await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!waiting.is_finished(), "the waiter did not wait");
     assert_eq!(held.release().await.unwrap(), lock_core::Release::Released);

@@ -1,33 +1,13 @@
-//! Behaviour specific to Redis: the shared Redis suite (`conformance::redis_suite!`: the wire
-//! format shared with `process-lock-node`, scripts that survive `SCRIPT FLUSH`, typed errors,
-//! timeouts, reconnection, no replays, one round trip per operation), then what only this
-//! backend offers. Every test runs against a real server of its own.
+//! What only this backend offers (what every Redis backend must do is in `tests/conformance.rs`,
+//! `conformance::suite!(redis = connect)`). Every test runs against a real server of its own.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use conformance::redis::RedisOptions;
 use conformance::redis_server::{FaultyProxy, RawRedis, RedisServer, Resp};
-use lock_core::{Cleared, ErrorKind, LockBackend, LockName, ProcessLock};
+use lock_core::{Cleared, ErrorKind, Lock, LockBackend, LockName, ProcessLock};
 use lock_redis_rs::RedisRsBackend;
 use lock_redis_rs::redis;
-
-/// The backend on `url`, with the suite's options.
-async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
-    let builder = RedisRsBackend::builder(&url)
-        .connect_timeout(options.connect_timeout)
-        .response_timeout(options.response_timeout)
-        .reconnect_attempts(options.reconnect_attempts)
-        .prefix(options.prefix);
-    let builder = match options.restart_delay {
-        Some(delay) => builder.restart_delay(delay),
-        None => builder,
-    };
-    let backend = builder.connect().await?;
-    Ok(Arc::new(backend))
-}
-
-conformance::redis_suite!(connect);
 
 fn handle(backend: &Arc<RedisRsBackend>, name: &str) -> ProcessLock {
     ProcessLock::new(backend.clone(), name, Duration::from_secs(30)).unwrap()
@@ -77,7 +57,8 @@ async fn built_from_an_existing_client_or_connection_manager_with_a_prefix() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
-    let waiting = tokio::spawn(async move { b.acquire().await });
+    let b = Lock::new(b.backend().clone(), "job", Duration::from_secs(30)).unwrap();
+    let waiting = tokio::spawn(async move { b.lock().await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!waiting.is_finished(), "a holds it");
     assert_eq!(a.clear(false).await.unwrap(), Cleared::Cleared);

@@ -14,8 +14,8 @@ pub async fn fences_increase(fx: &Fixture) {
     let mut last = 0;
     for round in 0..5 {
         let guard = fx
-            .handle(&name, Duration::from_secs(30))
-            .acquire()
+            .guarded(&name, Duration::from_secs(30))
+            .lock()
             .await
             .unwrap();
         let fence = guard
@@ -24,8 +24,8 @@ pub async fn fences_increase(fx: &Fixture) {
         assert!(fence > last, "round {round}: fence {fence} after {last}");
         last = fence;
         assert!(
-            fx.handle(&name, Duration::from_secs(30))
-                .try_acquire()
+            fx.guarded(&name, Duration::from_secs(30))
+                .try_lock()
                 .await
                 .unwrap()
                 .is_none()

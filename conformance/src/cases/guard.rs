@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use lock_core::{Cleared, LockState, LostReason, ProcessLock, Release};
+use lock_core::{Cleared, Lock, LockState, LostReason, Release};
 use tokio::time::Instant;
 
 use crate::Fixture;
@@ -26,9 +26,9 @@ async fn pass(fx: &Fixture, by: Duration) {
 pub async fn guard_renews_in_the_background(fx: &Fixture) {
     let name = fx.unique_name("renews");
     let ttl = fx.ticks(6);
-    let lock = fx.handle(&name, ttl);
+    let lock = fx.guarded(&name, ttl);
     let other = fx.handle(&name, ttl);
-    let guard = lock.acquire().await.unwrap();
+    let guard = lock.lock().await.unwrap();
     for _ in 0..18 {
         pass(fx, fx.tick()).await;
         assert!(!other.lock().await.unwrap(), "the guard's lock was taken");
@@ -45,8 +45,8 @@ pub async fn guard_renews_in_the_background(fx: &Fixture) {
 pub async fn guard_lost_when_cleared(fx: &Fixture) {
     let name = fx.unique_name("lost-cleared");
     let ttl = fx.ticks(6);
-    let lock = fx.handle(&name, ttl);
-    let guard = lock.acquire().await.unwrap();
+    let lock = fx.guarded(&name, ttl);
+    let guard = lock.lock().await.unwrap();
     let cleared = Instant::now();
     assert_eq!(
         fx.handle(&name, ttl).clear(true).await.unwrap(),
@@ -72,7 +72,7 @@ pub async fn guard_lost_when_cleared(fx: &Fixture) {
 pub async fn guard_lost_when_taken_over(fx: &Fixture) {
     let name = fx.unique_name("lost-taken");
     let ttl = fx.ticks(6);
-    let guard = fx.handle(&name, ttl).acquire().await.unwrap();
+    let guard = fx.guarded(&name, ttl).lock().await.unwrap();
     let thief = fx.handle(&name, ttl * 10);
     assert_eq!(thief.clear(true).await.unwrap(), Cleared::Cleared);
     assert!(thief.lock().await.unwrap());
@@ -97,7 +97,7 @@ pub async fn guard_lost_when_store_unreachable(fx: &Fixture) {
         let name = fx.unique_name("lost-unreachable");
         let ttl = fx.ticks(6);
         let link = Cuttable::new(fx.backend().clone());
-        let lock = ProcessLock::new(link.clone(), &name, ttl).unwrap();
+        let lock = Lock::new(link.clone(), &name, ttl).unwrap();
         // Watch the name first, so that the acquire below makes no connection of its own (a
         // Redis backend opens its Pub/Sub connection on the first watch): from `sent`, the
         // acquire's request goes out at once.
@@ -107,7 +107,7 @@ pub async fn guard_lost_when_store_unreachable(fx: &Fixture) {
             None
         };
         let sent = Instant::now();
-        let guard = lock.acquire().await.unwrap();
+        let guard = lock.lock().await.unwrap();
         link.cut(how);
         let lost = tokio::time::timeout(ttl + SLACK, guard.lost())
             .await
@@ -149,12 +149,12 @@ pub async fn guard_lost_when_store_unreachable(fx: &Fixture) {
 /// gets it at once, not after the timeout.
 pub async fn guard_dropped_releases(fx: &Fixture) {
     let name = fx.unique_name("dropped");
-    let lock = fx.handle(&name, Duration::from_secs(30));
-    let guard = lock.acquire().await.unwrap();
+    let lock = fx.guarded(&name, Duration::from_secs(30));
+    let guard = lock.lock().await.unwrap();
     assert!(guard.is_held());
     drop(guard);
     let next = lock
-        .acquire_timeout(SLACK)
+        .lock_timeout(SLACK)
         .await
         .unwrap()
         .expect("the dropped guard's lock was released");
@@ -166,9 +166,9 @@ pub async fn guard_dropped_releases(fx: &Fixture) {
 pub async fn guard_lost_hands_over_to_the_next_waiter(fx: &Fixture) {
     let name = fx.unique_name("lost-hand-over");
     let ttl = fx.ticks(6);
-    let guard = fx.handle(&name, ttl).acquire().await.unwrap();
-    let waiter = fx.handle(&name, ttl);
-    let mut waiting = tokio::spawn(async move { waiter.acquire().await });
+    let guard = fx.guarded(&name, ttl).lock().await.unwrap();
+    let waiter = fx.guarded(&name, ttl);
+    let mut waiting = tokio::spawn(async move { waiter.lock().await });
     let early = tokio::time::timeout(fx.ticks(2), &mut waiting).await;
     assert!(early.is_err(), "a waiter got a held lock");
 

@@ -126,4 +126,9 @@ impl LockBackend for Counting {
         self.count();
         self.inner.status(name).await
     }
+
+    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
+        self.count();
+        self.inner.is_held_by(name, token).await
+    }
 }

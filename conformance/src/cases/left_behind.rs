@@ -5,7 +5,7 @@
 //! Every other case releases what it takes, so an acquire that forgets the expiry (a `SET NX`
 //! without `PX`) would pass them all; this one never releases.
 
-use lock_core::{Cleared, LockState, ProcessLock};
+use lock_core::{Cleared, Lock, LockState};
 
 use crate::Fixture;
 use crate::faults::{Cut, Cuttable};
@@ -28,9 +28,9 @@ pub async fn abandoned_locks_expire_by_themselves(fx: &Fixture) {
     // The guard's process "dies" right after acquiring: its link is cut, so that neither its
     // renewals nor its release (nor the drop's) ever reach the store again.
     let link = Cuttable::new(fx.backend().clone());
-    let guard = ProcessLock::new(link.clone(), &guarded, ttl)
+    let guard = Lock::new(link.clone(), &guarded, ttl)
         .unwrap()
-        .acquire()
+        .lock()
         .await
         .unwrap();
     link.cut(Cut::Hang);

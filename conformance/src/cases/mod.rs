@@ -13,6 +13,7 @@ mod input;
 mod isolation;
 mod left_behind;
 mod original_pauses;
+mod ownership;
 mod remaining;
 mod renewal_faults;
 mod scenario;
@@ -32,6 +33,10 @@ pub use input::bad_input;
 pub use isolation::isolation;
 pub use left_behind::abandoned_locks_expire_by_themselves;
 pub use original_pauses::original_scenario_with_original_pauses;
+pub use ownership::{
+    holds_answers_for_its_owner_only, holds_extends_nothing, with_lock_cancelled_releases,
+    with_lock_releases_after_the_work, with_lock_stops_the_work_when_the_lock_is_lost,
+};
 pub use remaining::remaining_ttl;
 pub use renewal_faults::{
     guard_keeps_its_lock_through_failed_renewals,

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use lock_core::{
-    Acquire, Capabilities, Cleared, Error, ErrorKind, FencedAcquire, ForceRelease, LockBackend,
-    LockName, ProcessLock, Release, Renewal, Result, Status, Token, Ttl, Watch, async_trait,
+    Acquire, Capabilities, Cleared, Error, ErrorKind, FencedAcquire, ForceRelease, Lock,
+    LockBackend, LockName, Release, Renewal, Result, Status, Token, Ttl, Watch, async_trait,
 };
 use tokio::time::Instant;
 
@@ -112,6 +112,10 @@ impl LockBackend for Faulty {
         self.inner.status(name).await
     }
 
+    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
+        self.inner.is_held_by(name, token).await
+    }
+
     async fn try_acquire_fenced(
         &self,
         name: &LockName,
@@ -135,9 +139,9 @@ pub async fn guard_keeps_its_lock_through_failed_renewals(fx: &Fixture) {
     let name = fx.unique_name("failed-renewals");
     let ttl = fx.ticks(6);
     let link = Faulty::new(fx.backend().clone());
-    let guard = ProcessLock::new(link.clone(), &name, ttl)
+    let guard = Lock::new(link.clone(), &name, ttl)
         .unwrap()
-        .acquire()
+        .lock()
         .await
         .unwrap();
     link.fail_renewals(2);
@@ -177,9 +181,9 @@ pub async fn guard_validity_counts_from_the_request_not_the_reply(fx: &Fixture) 
     let delay = fx.ticks(2);
     let trusted = ttl - Renewal::drift(Ttl::new(ttl).unwrap());
     let link = Faulty::new(fx.backend().clone());
-    let lock = ProcessLock::new(link.clone(), &name, ttl).unwrap();
+    let lock = Lock::new(link.clone(), &name, ttl).unwrap();
     link.delay(delay);
-    let guard = lock.acquire().await.unwrap();
+    let guard = lock.lock().await.unwrap();
     let replied = link.replied().expect("the acquire's reply was delayed");
     let valid_until = guard.valid_until().expect("held");
     // Counted from the request: sent at least `delay` before the reply came.

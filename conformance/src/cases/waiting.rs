@@ -25,8 +25,8 @@ pub async fn wait_wakes_on_release(fx: &Fixture) {
         let holder = fx.handle(&name, LONG);
         assert!(holder.lock().await.unwrap());
         // Only a notification can wake it within WAKE: no recheck meanwhile.
-        let waiter = fx.handle(&name, LONG).with_recheck(LONG);
-        let mut waiting = tokio::spawn(async move { waiter.acquire().await });
+        let waiter = fx.guarded(&name, LONG).with_recheck(LONG);
+        let mut waiting = tokio::spawn(async move { waiter.lock().await });
         let early = tokio::time::timeout(fx.ticks(2), &mut waiting).await;
         assert!(early.is_err(), "acquire returned while the lock was held");
 
@@ -52,9 +52,9 @@ pub async fn wait_wakes_at_expiry(fx: &Fixture) {
     let ttl = fx.ticks(4);
     let holder = fx.handle(&name, ttl);
     assert!(holder.lock().await.unwrap());
-    let waiter = fx.handle(&name, LONG);
+    let waiter = fx.guarded(&name, LONG);
     let started = Instant::now();
-    let waiting = tokio::spawn(async move { waiter.acquire_timeout(LONG).await });
+    let waiting = tokio::spawn(async move { waiter.lock_timeout(LONG).await });
     // On manual time the store's clock jumps at once and the waiter wakes after `ttl` of real
     // time (the remaining time it was told); on real time this sleeps `ttl`.
     let mut clock = fx.clock();
@@ -80,11 +80,11 @@ pub async fn wait_deadline(fx: &Fixture) {
     let name = fx.unique_name("deadline");
     let holder = fx.handle(&name, LONG);
     assert!(holder.lock().await.unwrap());
-    let waiter = fx.handle(&name, LONG);
+    let waiter = fx.guarded(&name, LONG);
 
     let timeout = fx.ticks(3);
     let started = Instant::now();
-    let outcome = waiter.acquire_timeout(timeout).await.unwrap();
+    let outcome = waiter.lock_timeout(timeout).await.unwrap();
     let waited = started.elapsed();
     assert!(outcome.is_none(), "acquired a held lock");
     assert!(
@@ -93,17 +93,11 @@ pub async fn wait_deadline(fx: &Fixture) {
     );
     assert!(waited < timeout + WAKE, "gave up after {waited:?}");
 
-    assert!(waiter.try_acquire().await.unwrap().is_none());
-    assert!(
-        waiter
-            .acquire_timeout(Duration::ZERO)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(waiter.try_lock().await.unwrap().is_none());
+    assert!(waiter.lock_timeout(Duration::ZERO).await.unwrap().is_none());
     assert!(holder.update().await.unwrap(), "the holder still holds it");
     assert_eq!(holder.clear(false).await.unwrap(), Cleared::Cleared);
-    let guard = waiter.acquire_timeout(timeout).await.unwrap();
+    let guard = waiter.lock_timeout(timeout).await.unwrap();
     assert!(
         guard.is_some(),
         "a free lock is acquired before the deadline"
@@ -118,8 +112,8 @@ pub async fn wait_cancelled_leaves_nothing(fx: &Fixture) {
     let name = fx.unique_name("cancel-waiting");
     let holder = fx.handle(&name, LONG);
     assert!(holder.lock().await.unwrap());
-    let waiter = fx.handle(&name, LONG);
-    let cancelled = tokio::time::timeout(fx.tick(), waiter.acquire()).await;
+    let waiter = fx.guarded(&name, LONG);
+    let cancelled = tokio::time::timeout(fx.tick(), waiter.lock()).await;
     assert!(cancelled.is_err());
     assert_eq!(holder.clear(false).await.unwrap(), Cleared::Cleared);
     tokio::time::sleep(fx.ticks(2)).await;
@@ -131,12 +125,12 @@ pub async fn wait_cancelled_leaves_nothing(fx: &Fixture) {
 
     // Cancelled at every point of an acquire of a free lock.
     let name = fx.unique_name("cancel-anywhere");
-    let lock = fx.handle(&name, LONG);
+    let lock = fx.guarded(&name, LONG);
     let probe = fx.handle(&name, LONG);
     for step in 0..40u64 {
         let limit = Duration::from_micros(step * step * 25);
         // Either cancelled (anywhere inside), or done: then the guard is dropped at once.
-        drop(tokio::time::timeout(limit, lock.acquire()).await);
+        drop(tokio::time::timeout(limit, lock.lock()).await);
         let open = until_open(&probe, WAKE).await;
         assert!(
             open,
@@ -157,11 +151,11 @@ pub async fn wait_many_waiters_one_winner(fx: &Fixture) {
     let mut tasks = JoinSet::new();
     for _ in 0..WAITERS {
         // Woken by notifications alone: no recheck within the case.
-        let lock = fx.handle(&name, LONG).with_recheck(LONG);
+        let lock = fx.guarded(&name, LONG).with_recheck(LONG);
         let (inside, most) = (inside.clone(), most.clone());
         let hold = fx.tick() / 5;
         tasks.spawn(async move {
-            let guard = lock.acquire().await.unwrap();
+            let guard = lock.lock().await.unwrap();
             let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
             most.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(hold).await;

@@ -1,18 +1,20 @@
-//! Shared Redis cases for users the server's ACL restricts: a refused `SUBSCRIBE` or `EVALSHA`
-//! is `ErrorKind::PermissionDenied` every time and changes nothing, a refused password is a
-//! configuration error. Each repeats what it checks [`TRIES`] times: a race that shows in 1 run
-//! of 5 must show here.
+//! Users the server's ACL restricts: a refused `SUBSCRIBE` or `EVALSHA` is
+//! `ErrorKind::PermissionDenied` every time and changes nothing, a refused password is a
+//! configuration error, and a release refused its `PUBLISH` says so while waiters still see it.
+//! The first two repeat what they check [`TRIES`] times: a race that shows in 1 run of 5 must
+//! show here.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use lock_core::scripts::release_channel;
-use lock_core::{ErrorKind, LockName, Token, Ttl};
+use lock_core::redis::keys::release_channel;
+use lock_core::{ErrorKind, Lock, LockName, Release, Token, Ttl};
 
-use super::{RedisFixture, RedisOptions};
+use super::fixture::{RedisFixture, name};
+use super::options::RedisOptions;
 use crate::redis_server::{RawRedis, Resp};
 
 /// How many times each ACL case repeats what it checks.
-pub const TRIES: usize = 12;
+pub(crate) const TRIES: usize = 12;
 
 /// Adds the ACL user `u` (password `pw`) with `rules`, and returns the server's URL for it.
 async fn acl_user(fx: &RedisFixture, admin: &mut RawRedis, rules: &[&str]) -> String {
@@ -160,4 +162,52 @@ pub async fn a_wrong_password_is_a_config_error(fx: &RedisFixture) {
     let err = fx.connect(&wrong, options).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err:?}");
     assert!(!format!("{err} {err:?}").contains("wrong-pw"), "{err:?}");
+}
+
+/// A user the ACL forbids to `PUBLISH` on the lock's channel still releases (owned or forced),
+/// is told that waiters were not notified, and a waiter in another process sees the release
+/// within its recheck interval, long before the holder's timeout.
+pub async fn a_release_that_cannot_publish_says_so_and_waiters_still_see_it(fx: &RedisFixture) {
+    let mut admin = fx.raw().await;
+    admin
+        .run(&[
+            "ACL", "SETUSER", "nopub", "on", ">pw", "~*", "&*", "+@all", "-publish",
+        ])
+        .await
+        .unwrap();
+    let url = fx.url().replacen("redis://", "redis://nopub:pw@", 1);
+    let quiet = fx
+        .connect(&url, RedisOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("connecting as nopub: {e:?}"));
+    let waiter_backend = fx.backend().await;
+    let holder = Lock::new(quiet.clone(), "quiet", Duration::from_secs(30)).unwrap();
+    let guard = holder.lock().await.unwrap();
+    let waiter = Lock::new(waiter_backend, "quiet", Duration::from_secs(30))
+        .unwrap()
+        .with_recheck(Duration::from_millis(300));
+    let waiting = tokio::spawn(async move {
+        let guard = waiter.lock_timeout(Duration::from_secs(10)).await;
+        (guard, Instant::now())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let released = Instant::now();
+    assert_eq!(
+        guard.release().await.unwrap(),
+        Release::ReleasedWithoutNotice
+    );
+    let (guard, at) = waiting.await.unwrap();
+    let guard = guard.unwrap().expect("the waiter took the lock");
+    let seen = at - released;
+    assert!(
+        seen < Duration::from_millis(1500),
+        "seen {seen:?} after the release"
+    );
+    // A forced clear, likewise.
+    assert_eq!(
+        quiet.force_release(&name("quiet")).await.unwrap(),
+        lock_core::ForceRelease::ReleasedWithoutNotice
+    );
+    // The waiter's guard lost its lock to the forced clear.
+    drop(guard);
 }

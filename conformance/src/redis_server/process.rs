@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::redis_server::{RawRedis, Resp};
+use super::resp::{RawRedis, Resp};
 
 /// When a started server counts as ready.
 #[derive(Debug, Clone, Copy)]

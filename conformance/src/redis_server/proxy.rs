@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::redis_server::address_of;
+use super::resp::address_of;
 
 /// A TCP proxy in front of a Redis server, to break the network between a backend and the
 /// server on demand, for real:

@@ -1,0 +1,89 @@
+//! [`RedisOptions`]: the settings every Redis backend has, which the cases connect it with.
+
+use std::time::Duration;
+
+/// How a [`RedisFixture`](super::RedisFixture) asks the backend under test to connect: the
+/// settings every Redis backend has, under whatever names its builder gives them.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conformance::redis::RedisOptions;
+///
+/// let options = RedisOptions::default().with_response_timeout(Duration::from_millis(300));
+/// assert_eq!(options.connect_timeout, Duration::from_secs(2));
+/// assert_eq!(options.prefix, "");
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// How long to wait for a connection, all attempts together.
+    pub connect_timeout: Duration,
+    /// How long one operation may take, waiting for a reconnection included.
+    pub response_timeout: Duration,
+    /// How many more times to try connecting after a failed attempt.
+    pub reconnect_attempts: usize,
+    /// The prefix of every lock's key (and fencing counter's): `""`, none, by default.
+    pub prefix: String,
+    /// The delayed restart rule's delay (the backends' `restart_delay`), or `None` for the
+    /// backend's default (the lock's timeout). The suite's servers are new, so the suite turns
+    /// the rule off (zero) except in the cases that check it.
+    pub restart_delay: Option<Duration>,
+}
+
+impl RedisOptions {
+    /// The default connect timeout: 2 s, as both Redis backends'.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// The default response timeout: 2 s, as both Redis backends'.
+    pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+    /// The default number of reconnection attempts: 3, as both Redis backends'.
+    pub const DEFAULT_RECONNECT_ATTEMPTS: usize = 3;
+
+    /// With `timeout` as the connect timeout.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// With `timeout` as the response timeout.
+    #[must_use]
+    pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// With `attempts` reconnection attempts.
+    #[must_use]
+    pub fn with_reconnect_attempts(mut self, attempts: usize) -> Self {
+        self.reconnect_attempts = attempts;
+        self
+    }
+
+    /// With every key under `prefix`.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// With the delayed restart rule's delay `delay` (`None`: the backend's default).
+    #[must_use]
+    pub fn with_restart_delay(mut self, delay: Option<Duration>) -> Self {
+        self.restart_delay = delay;
+        self
+    }
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: Self::DEFAULT_RESPONSE_TIMEOUT,
+            reconnect_attempts: Self::DEFAULT_RECONNECT_ATTEMPTS,
+            prefix: String::new(),
+            restart_delay: Some(Duration::ZERO),
+        }
+    }
+}
