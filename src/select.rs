@@ -5,14 +5,27 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use lock_core::redis::REDIS_URL_ENV;
 use lock_core::{Error, ErrorKind, LockBackend, Result};
 
 /// Names the backend to use when several could apply: `memory`, `redis-rs` or `fred`.
 pub const BACKEND_ENV: &str = "PROCESS_LOCK_BACKEND";
-/// The Redis server's URL, as `process-lock-node` reads it.
-pub const REDIS_URL_ENV: &str = "REDIS_URL";
 
-/// A backend this crate can be built with.
+/// A backend this crate can be built with, named as in [`BACKEND_ENV`], in features and on the
+/// command line; parsed with [`FromStr`] and shown with [`Display`](fmt::Display).
+///
+/// # Examples
+///
+/// ```
+/// use process_lock::Backend;
+///
+/// let backend: Backend = "fred".parse()?;
+/// assert_eq!(backend, Backend::Fred);
+/// assert_eq!(backend.to_string(), "fred");
+/// assert!(backend.is_redis());
+/// assert!("etcd".parse::<Backend>().is_err());
+/// # Ok::<(), process_lock::Error>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
@@ -28,12 +41,58 @@ impl Backend {
     /// Every backend, whether compiled in or not.
     pub const ALL: [Backend; 3] = [Backend::Memory, Backend::RedisRs, Backend::Fred];
 
-    /// The name used by [`BACKEND_ENV`] and in features.
+    /// The Redis backend to use when none is named: `redis-rs` when compiled in, otherwise
+    /// `fred` (and `redis-rs` when neither is, which connecting then reports as not compiled
+    /// in). The `process-lock` command's `--backend` default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use process_lock::Backend;
+    ///
+    /// assert!(Backend::DEFAULT_REDIS.is_redis());
+    /// if Backend::RedisRs.is_enabled() {
+    ///     assert_eq!(Backend::DEFAULT_REDIS, Backend::RedisRs);
+    /// }
+    /// ```
+    pub const DEFAULT_REDIS: Backend = if cfg!(feature = "redis-rs") || !cfg!(feature = "fred") {
+        Backend::RedisRs
+    } else {
+        Backend::Fred
+    };
+
+    /// The name used by [`BACKEND_ENV`], in features and by [`FromStr`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use process_lock::Backend;
+    ///
+    /// let names: Vec<&str> = Backend::ALL.iter().map(|b| b.name()).collect();
+    /// assert_eq!(names, ["memory", "redis-rs", "fred"]);
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Backend::Memory => "memory",
             Backend::RedisRs => "redis-rs",
             Backend::Fred => "fred",
+        }
+    }
+
+    /// What the backend is built on, in a few words for a help text: "The `redis` crate".
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use process_lock::Backend;
+    ///
+    /// assert_eq!(Backend::Fred.description(), "The `fred` crate");
+    /// ```
+    pub fn description(self) -> &'static str {
+        match self {
+            Backend::Memory => "This process's memory",
+            Backend::RedisRs => "The `redis` crate",
+            Backend::Fred => "The `fred` crate",
         }
     }
 
@@ -77,25 +136,6 @@ impl Backend {
             &Backend::enabled(),
         )
     }
-
-    /// Connects this backend, reading `REDIS_URL` for the Redis ones.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Config`] when the backend is not compiled in or `REDIS_URL` is missing or
-    /// malformed; otherwise the backend's connection errors.
-    pub async fn connect(self) -> Result<Arc<dyn LockBackend>> {
-        match self {
-            #[cfg(feature = "memory")]
-            Backend::Memory => Ok(Arc::new(lock_memory::MemoryBackend::new())),
-            #[cfg(feature = "redis-rs")]
-            Backend::RedisRs => Ok(Arc::new(lock_redis_rs::RedisRsBackend::from_env().await?)),
-            #[cfg(feature = "fred")]
-            Backend::Fred => Ok(Arc::new(lock_fred::FredBackend::from_env().await?)),
-            #[allow(unreachable_patterns)]
-            other => Err(not_compiled(other)),
-        }
-    }
 }
 
 /// Connects the backend [`Backend::from_env`] picks.
@@ -103,6 +143,10 @@ impl Backend {
 /// # Errors
 ///
 /// As [`Backend::from_env`] and [`Backend::connect`].
+///
+/// # Cancel safety
+///
+/// Safe: dropping the future drops the connection being made.
 ///
 /// # Examples
 ///
@@ -142,7 +186,7 @@ impl FromStr for Backend {
     }
 }
 
-fn not_compiled(backend: Backend) -> Error {
+pub(crate) fn not_compiled(backend: Backend) -> Error {
     Error::new(
         ErrorKind::Config,
         format!(

@@ -2,7 +2,9 @@
 
 use std::ffi::OsString;
 
-use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
+use process_lock::Backend;
 
 use crate::exit;
 
@@ -26,14 +28,19 @@ pub(crate) struct Cli {
 #[command(next_help_heading = "Global options")]
 pub(crate) struct Global {
     /// The Redis client library to talk to the server with.
-    #[arg(long, global = true, value_enum, default_value_t = BackendChoice::DEFAULT)]
-    pub(crate) backend: BackendChoice,
+    #[arg(
+        long,
+        global = true,
+        value_parser = redis_backends(),
+        default_value_t = Backend::DEFAULT_REDIS
+    )]
+    pub(crate) backend: Backend,
     /// The Redis server: redis://[user:password@]host[:port][/db] (rediss:// for TLS when built
     /// with TLS support).
     #[arg(
         long,
         global = true,
-        env = "REDIS_URL",
+        env = process_lock::REDIS_URL_ENV,
         hide_env_values = true,
         value_name = "URL"
     )]
@@ -61,32 +68,16 @@ pub(crate) struct Global {
     pub(crate) verbose: u8,
 }
 
-/// The Redis client library a backend is built on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum BackendChoice {
-    /// The `redis` crate.
-    RedisRs,
-    /// The `fred` crate.
-    Fred,
-}
-
-impl BackendChoice {
-    /// The backend compiled in; `redis-rs` when both are.
-    pub(crate) const DEFAULT: BackendChoice =
-        if cfg!(feature = "redis-rs") || !cfg!(feature = "fred") {
-            BackendChoice::RedisRs
-        } else {
-            BackendChoice::Fred
-        };
-}
-
-impl std::fmt::Display for BackendChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            BackendChoice::RedisRs => "redis-rs",
-            BackendChoice::Fred => "fred",
-        })
-    }
+/// `--backend`: the Redis backends, compiled in or not (connecting says which is missing);
+/// never `memory`, whose locks no other process would see.
+fn redis_backends() -> impl TypedValueParser<Value = Backend> {
+    let backends = Backend::ALL
+        .into_iter()
+        .filter(|backend| backend.is_redis());
+    PossibleValuesParser::new(
+        backends.map(|backend| PossibleValue::new(backend.name()).help(backend.description())),
+    )
+    .try_map(|name| name.parse::<Backend>())
 }
 
 /// The commands.

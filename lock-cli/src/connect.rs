@@ -1,24 +1,22 @@
 //! Connecting the chosen backend to the server the options name.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use process_lock::LockBackend;
-use process_lock::layer::LockBackendExt;
+use process_lock::LockBackendExt;
 use process_lock::layers::TracingLayer;
+use process_lock::{BackendBuilder, LockBackend};
 
-use crate::cli::{BackendChoice, Global};
+use crate::cli::Global;
 use crate::duration;
 use crate::exit::{self, Failure};
 
 /// What connecting needs, validated before anything is sent.
 #[derive(Debug)]
 pub(crate) struct Target {
-    backend: BackendChoice,
-    url: String,
-    connect_timeout: Duration,
-    /// `None`: the backend's default, the lock's timeout.
-    restart_delay: Option<Duration>,
+    /// The backend, URL and settings.
+    builder: BackendBuilder,
+    /// The URL without its password, for the log.
+    shown: String,
 }
 
 impl Target {
@@ -50,52 +48,41 @@ impl Target {
             .map(duration::parse)
             .transpose()
             .map_err(|e| Failure::new(exit::BAD_INPUT, format!("--restart-delay: {e}")))?;
+        let mut builder = global
+            .backend
+            .builder()
+            .url(url)
+            .connect_timeout(connect_timeout);
+        // Unset: the backend's default, the lock's timeout.
+        if let Some(delay) = restart_delay {
+            builder = builder.restart_delay(delay);
+        }
         Ok(Target {
-            backend: global.backend,
-            url: url.to_owned(),
-            connect_timeout,
-            restart_delay,
+            builder,
+            shown: process_lock::redact_url(url),
         })
     }
 
     /// Connects, within the connect timeout.
     pub(crate) async fn connect(&self) -> Result<Arc<dyn LockBackend>, Failure> {
-        let shown = process_lock::redact_url(&self.url);
-        tracing::info!(backend = %self.backend, url = %shown, "connecting");
-        // The two builders have the same methods, not a common trait.
-        #[allow(unused_macros)]
-        macro_rules! connect {
-            ($builder:expr) => {{
-                let builder = $builder.connect_timeout(self.connect_timeout);
-                let builder = match self.restart_delay {
-                    Some(delay) => builder.restart_delay(delay),
-                    None => builder,
-                };
-                builder
-                    .connect()
-                    .await
-                    .map(|backend| Arc::new(backend) as Arc<dyn LockBackend>)
-            }};
+        let backend = self.builder.backend();
+        tracing::info!(%backend, url = %self.shown, "connecting");
+        // Said here rather than by the library, whose advice names its own features.
+        if !backend.is_enabled() {
+            return Err(Failure::new(
+                exit::CONFIG,
+                format!(
+                    "the {backend} backend is not compiled in: install with \
+                     `--features {backend}`"
+                ),
+            ));
         }
-        let connected: process_lock::Result<Arc<dyn LockBackend>> = match self.backend {
-            #[cfg(feature = "redis-rs")]
-            BackendChoice::RedisRs => {
-                connect!(process_lock::redis_rs::RedisRsBackend::builder(&self.url))
-            }
-            #[cfg(feature = "fred")]
-            BackendChoice::Fred => connect!(process_lock::fred::FredBackend::builder(&self.url)),
-            #[allow(unreachable_patterns)]
-            other => {
-                return Err(Failure::new(
-                    exit::CONFIG,
-                    format!(
-                        "the {other} backend is not compiled in: install with \
-                         `--features {other}`"
-                    ),
-                ));
-            }
-        };
-        let backend = connected.map_err(|e| Failure::from_error("connecting to Redis", &e))?;
+        let backend = self
+            .builder
+            .clone()
+            .connect()
+            .await
+            .map_err(|e| Failure::from_error("connecting to Redis", &e))?;
         // A span per operation, shown with -v.
         let backend: Arc<dyn LockBackend> = Arc::new(backend.layer(TracingLayer::new()));
         tracing::debug!(?backend, "connected");

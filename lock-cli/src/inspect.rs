@@ -1,6 +1,7 @@
 //! `process-lock status` and `process-lock clear`.
 
-use process_lock::{ForceRelease, LockName, LockState, ProcessLock, Release, Token};
+use process_lock::raw::ForceRelease;
+use process_lock::{Lock, LockName, LockState, Release, Token};
 
 use crate::cli::{ClearArgs, Global, StatusArgs};
 use crate::connect::Target;
@@ -81,7 +82,7 @@ pub(crate) async fn clear(global: &Global, args: ClearArgs) -> Result<u8, Failur
              notified (the Redis user may not PUBLISH on its channel); they find it free when \
              they next check (every {} for process-lock)",
             name.as_str(),
-            Human(ProcessLock::DEFAULT_RECHECK)
+            Human(Lock::DEFAULT_RECHECK)
         );
     }
     let (code, outcome, text) = match outcome {

@@ -8,9 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use process_lock::{
-    Error, ErrorKind, LockGuard, LockName, LockState, Lost, ProcessLock, Release, Ttl,
-};
+use process_lock::{Error, ErrorKind, Lock, LockGuard, LockName, LockState, Lost, Release, Ttl};
 use tokio::signal::unix::SignalKind;
 use tokio::time::Instant;
 
@@ -49,13 +47,13 @@ impl Plan {
         let name = LockName::new(&args.name).map_err(|e| bad("--name", e.to_string()))?;
         let ttl = duration::parse(&args.ttl).map_err(|e| bad("--ttl", e))?;
         let ttl = Ttl::new(ttl).map_err(|e| bad("--ttl", e.to_string()))?;
-        if ttl.as_duration() < ProcessLock::MIN_GUARD_TTL {
+        if ttl.as_duration() < Lock::MIN_TTL {
             return Err(bad(
                 "--ttl",
                 format!(
                     "a TTL of {} is too short to renew; use at least {}",
                     Human(ttl.as_duration()),
-                    Human(ProcessLock::MIN_GUARD_TTL)
+                    Human(Lock::MIN_TTL)
                 ),
             ));
         }
@@ -89,13 +87,8 @@ pub(crate) async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
         connected = target.connect() => connected?,
         signal = signals.recv() => return Err(interrupted(signal, &plan.name, "connecting")),
     };
-    let lock = ProcessLock::from_parts(
-        backend,
-        plan.name.clone(),
-        process_lock::Token::generate()
-            .map_err(|e| Failure::from_error("making an owner token", &e))?,
-        plan.ttl,
-    );
+    let lock = Lock::from_parts(backend, plan.name.clone(), plan.ttl)
+        .map_err(|e| Failure::from_error("preparing the lock", &e))?;
     let show_progress = !global.quiet && std::io::stderr().is_terminal();
     let acquired = tokio::select! {
         acquired = acquire(&lock, plan.wait, show_progress) => acquired,
@@ -134,7 +127,7 @@ pub(crate) async fn run(global: &Global, args: RunArgs) -> Result<u8, Failure> {
 /// granted yet because the server restarted less than the restart delay ago (the delayed
 /// restart rule: a lock taken before the restart may still be in use by a holder that has not
 /// noticed).
-async fn held(plan: &Plan, global: &Global, lock: &ProcessLock) -> String {
+async fn held(plan: &Plan, global: &Global, lock: &Lock) -> String {
     let name = plan.name.as_str();
     if let Some(Some(timeout)) = plan.wait {
         return format!(
@@ -170,18 +163,18 @@ async fn held(plan: &Plan, global: &Global, lock: &ProcessLock) -> String {
 /// Takes the lock: at once (`wait` is `None`), waiting as long as it takes (`Some(None)`), or
 /// waiting at most the timeout; `None` if it stayed held.
 async fn acquire(
-    lock: &ProcessLock,
+    lock: &Lock,
     wait: Option<Option<Duration>>,
     show_progress: bool,
 ) -> process_lock::Result<Option<LockGuard>> {
     let timeout = match wait {
-        None => return lock.try_acquire().await,
+        None => return lock.try_lock().await,
         Some(timeout) => timeout,
     };
     let acquiring = async {
         match timeout {
-            Some(timeout) => lock.acquire_timeout(timeout).await,
-            None => lock.acquire().await.map(Some),
+            Some(timeout) => lock.lock_timeout(timeout).await,
+            None => lock.lock().await.map(Some),
         }
     };
     if !show_progress {
@@ -247,7 +240,7 @@ const AFTER_KILL: Duration = Duration::from_secs(2);
 /// Everything `supervise` needs besides the job and the guard.
 struct Supervisor<'a> {
     plan: &'a Plan,
-    lock: &'a ProcessLock,
+    lock: &'a Lock,
     signals: Signals,
     job_signals: JobSignals,
     quiet: bool,
@@ -396,12 +389,7 @@ enum Released {
 /// Releases the lock, warning on stderr (unless `quiet`) when waiters elsewhere could not be
 /// told. After a failure that may pass, tries again until the lock's validity ends, as the
 /// library would in the background (which ends with this process); a signal stops trying.
-async fn release(
-    guard: LockGuard,
-    lock: &ProcessLock,
-    signals: &mut Signals,
-    quiet: bool,
-) -> Released {
+async fn release(guard: LockGuard, lock: &Lock, signals: &mut Signals, quiet: bool) -> Released {
     /// The longest one try may take.
     const TRY: Duration = Duration::from_secs(5);
     let (name, token, ttl) = (guard.name().clone(), guard.token().clone(), guard.ttl());
@@ -418,7 +406,7 @@ async fn release(
                 "released lock {shown:?}, but waiters in other processes were not notified (the \
                  Redis user may not PUBLISH on its channel); they find it free when they next \
                  check (every {} for process-lock)",
-                Human(ProcessLock::DEFAULT_RECHECK)
+                Human(Lock::DEFAULT_RECHECK)
             ));
         } else {
             tracing::info!(?outcome, "released the lock");

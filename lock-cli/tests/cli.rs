@@ -91,9 +91,9 @@ impl Setup {
 /// Makes the server look as if it started at `start_ms` (milliseconds since the epoch) to the
 /// lock `name`: the delayed restart rule refuses a free lock on a server that started less
 /// than a TTL ago, which every server the tests start did. The scripts keep the server's start
-/// in `process_lock::scripts::boot_key`, one per hash slot.
+/// in `process_lock::raw::redis::keys::boot_key`, one per hash slot.
 async fn set_server_start(raw: &mut RawRedis, name: &str, start_ms: u128) {
-    let boot = process_lock::scripts::boot_key("", name);
+    let boot = process_lock::raw::redis::keys::boot_key("", name);
     raw.run(&["SET", &boot, &start_ms.to_string()])
         .await
         .expect("setting the server's start");
@@ -206,7 +206,7 @@ async fn wait_for_file(path: &Path) -> String {
 
 /// Waits until `count` processes wait for the lock `name` (are subscribed to its releases).
 async fn wait_for_waiters(setup: &Setup, name: &str, count: i64) {
-    let channel = process_lock::scripts::release_channel(name);
+    let channel = process_lock::raw::redis::keys::release_channel(name);
     let mut raw = setup.raw().await;
     let waiting = async {
         loop {

@@ -167,10 +167,10 @@ impl Server {
     /// Makes the server look as if it had been up for a day to the lock `name` (the restart
     /// delay rule refuses a free lock on a server that started less than a TTL ago, which
     /// every server the suite starts did): writes a start time a day ago into the key the
-    /// scripts keep the server's start in (`process_lock::scripts::boot_key`). A restart loses
+    /// scripts keep the server's start in (`process_lock::raw::redis::keys::boot_key`). A restart loses
     /// that key with the rest, and the rule applies again, as in production.
     pub(crate) async fn pretend_up_for_a_day(&self, name: &str) {
-        let boot = process_lock::scripts::boot_key("", name);
+        let boot = process_lock::raw::redis::keys::boot_key("", name);
         let day_ago_ms = (now_ns() / MS - 86_400_000).to_string();
         self.admin(&["SET", &boot, &day_ago_ms]).await;
     }
@@ -295,7 +295,7 @@ async fn spawn_server(port: u16, dir: &Path) -> Result<Child, String> {
 /// Waits until `count` clients are subscribed to the release channel of lock `name` (waiters
 /// that have found the lock held and wait for its release).
 pub(crate) async fn wait_for_waiters(server: &Server, name: &str, count: i64) {
-    let channel = process_lock::scripts::release_channel(name);
+    let channel = process_lock::raw::redis::keys::release_channel(name);
     let mut raw = server.raw().await;
     let deadline = Instant::now() + PATIENCE;
     loop {
