@@ -470,6 +470,11 @@ impl LockGuard {
     /// Runs `work` while the lock is held: its output, or [`Lost`] if the lock is lost first,
     /// in which case `work` is dropped (cancelled) at once.
     ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops `work` where it stands; the guard, and so the lock, is
+    /// unaffected.
+    ///
     /// # Examples
     ///
     /// ```

@@ -103,6 +103,11 @@ impl<S: Subscribe> Subscriptions<S> {
     /// # Errors
     ///
     /// When the subscription fails; nothing is left registered then.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future undoes the registration; a subscription the server already made
+    /// stays, and is dropped with the channel's last waiter as usual.
     pub async fn watch(self: &Arc<Self>, channel: String) -> Result<Watch> {
         let (seen, queue) = {
             let mut slots = self.lock_slots();
@@ -158,6 +163,10 @@ impl<S: Subscribe> Subscriptions<S> {
     }
 
     /// The channels the connection is subscribed to.
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe: it only reads.
     pub async fn channels(&self) -> Vec<String> {
         self.server.lock().await.iter().cloned().collect()
     }
@@ -169,6 +178,11 @@ impl<S: Subscribe> Subscriptions<S> {
     ///
     /// When a subscription fails: the connection is down again, and the caller will call this
     /// once more after reconnecting. Waiters are woken all the same.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave some channels not yet subscribed again, and the waiters
+    /// not woken; call it again (as after any failure) to finish.
     pub async fn resubscribe(&self) -> Result<()> {
         let outcome = async {
             let server = self.server.lock().await;
