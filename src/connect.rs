@@ -35,8 +35,9 @@ impl Backend {
         BackendBuilder::new(self)
     }
 
-    /// Connects this backend with the default settings, reading [`REDIS_URL_ENV`] for the
-    /// Redis ones; [`builder`](Backend::builder) to set them.
+    /// Connects this backend with the default settings, reading
+    /// [`REDIS_URL_ENV`](crate::REDIS_URL_ENV) for the Redis ones; [`builder`](Backend::builder)
+    /// to set them.
     ///
     /// # Errors
     ///

@@ -40,7 +40,7 @@ lock_core::redis::backend_api! {
     ///
     /// **Waiting.** Every release (owned or forced) is published on the lock's
     /// [`release_channel`](lock_core::redis::keys::release_channel), and
-    /// [`watch`](LockBackend::watch) subscribes to it, so [`ProcessLock::acquire`] sleeps until a
+    /// [`watch`](LockBackend::watch) subscribes to it, so [`Lock::lock`] sleeps until a
     /// release instead of polling. All the waiters of a backend and its clones share one more
     /// connection, for Pub/Sub: opened on the first watch (within the [connect
     /// timeout](RedisRsBuilder::connect_timeout)), sending nothing but `SUBSCRIBE` and
@@ -51,7 +51,7 @@ lock_core::redis::backend_api! {
     /// backend made by [`from_connection_manager`](RedisRsBackend::from_connection_manager) has no
     /// client to open it with, and does not offer notification: its waiters poll.
     ///
-    /// [`ProcessLock::acquire`]: lock_core::ProcessLock::acquire
+    /// [`Lock::lock`]: lock_core::Lock::lock
     ///
     /// # Examples
     ///
@@ -79,7 +79,7 @@ impl RedisRsBackend {
     ///
     /// Such a backend cannot open a Pub/Sub connection, having no client: it does not offer
     /// notification ([`Capabilities::notify`] is false, [`watch`](LockBackend::watch) fails with
-    /// [`ErrorKind::Unsupported`]), so [`ProcessLock::acquire`](lock_core::ProcessLock::acquire)
+    /// [`ErrorKind::Unsupported`]), so [`Lock::lock`](lock_core::Lock::lock)
     /// polls the lock while waiting. To wait by notification with a client of your own, use
     /// [`with_client`](RedisRsBackend::with_client).
     pub fn from_connection_manager(
