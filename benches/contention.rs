@@ -59,8 +59,14 @@ impl Locker for Ours {
         let got = Instant::now();
         tokio::time::sleep(HOLD).await;
         let released = Instant::now();
+        let lost = guard.try_lost();
+        let fence = guard.fence();
         let outcome = guard.release().await.expect("release");
-        assert_eq!(outcome, process_lock::Release::Released);
+        assert_eq!(
+            outcome,
+            process_lock::Release::Released,
+            "lost before the release: {lost:?}, fence {fence:?}"
+        );
         (got, released)
     }
 }

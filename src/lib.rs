@@ -26,7 +26,7 @@ pub use lock_core::{
 pub mod raw {
     pub use lock_core::{
         Acquire, Capabilities, FencedAcquire, ForceRelease, Status, Watch, async_trait, layer,
-        notify, redis,
+        notify, queue, redis,
     };
 }
 pub use select::{BACKEND_ENV, Backend, backend_from_env};

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use lock_core::queue::{Leave, QueueStep, Waiter};
 use lock_core::{
     Acquire, Capabilities, Error, ErrorKind, FencedAcquire, ForceRelease, LockBackend, LockName,
     Release, Result, Status, Token, Ttl, Watch, async_trait,
@@ -115,5 +116,20 @@ impl LockBackend for Cuttable {
     async fn watch(&self, name: &LockName) -> Result<Watch> {
         self.pass().await?;
         self.inner.watch(name).await
+    }
+
+    async fn queue_step(&self, name: &LockName, waiter: &Waiter) -> Result<QueueStep> {
+        self.pass().await?;
+        self.inner.queue_step(name, waiter).await
+    }
+
+    async fn leave_queue(&self, name: &LockName, waiter: &Waiter, keep: bool) -> Result<Leave> {
+        self.pass().await?;
+        self.inner.leave_queue(name, waiter, keep).await
+    }
+
+    async fn queue_watch(&self, name: &LockName) -> Result<Watch> {
+        self.pass().await?;
+        self.inner.queue_watch(name).await
     }
 }

@@ -20,6 +20,8 @@ pub enum Capability {
     Notify,
     /// [`Capabilities::fencing`].
     Fencing,
+    /// [`Capabilities::queue`].
+    Queue,
     /// A real Redis server of the case's own, which it may flush, pause, kill clients of or
     /// reconfigure, and the backend's connect function: what `redis::server_fixture` gives
     /// (with the `redis-server` feature), and `suite!(redis = connect)` uses.
@@ -33,6 +35,7 @@ impl Capability {
             Capability::RemainingTtl => "remaining_ttl",
             Capability::Notify => "notify",
             Capability::Fencing => "fencing",
+            Capability::Queue => "queue",
             Capability::RedisServer => "redis_server",
         }
     }
@@ -44,6 +47,7 @@ impl Capability {
             Capability::RemainingTtl => capabilities.remaining_ttl,
             Capability::Notify => capabilities.notify,
             Capability::Fencing => capabilities.fencing,
+            Capability::Queue => capabilities.queue,
             Capability::RedisServer => false,
         }
     }
@@ -79,6 +83,8 @@ pub mod capability {
     pub const notify: Capability = Capability::Notify;
     /// [`Capability::Fencing`].
     pub const fencing: Capability = Capability::Fencing;
+    /// [`Capability::Queue`].
+    pub const queue: Capability = Capability::Queue;
 }
 
 /// A case's future.
@@ -152,6 +158,11 @@ macro_rules! __with_cases {
             [with_lock_cancelled_releases, always]
             [with_lock_stops_the_work_when_the_lock_is_lost, always]
             [fences_increase, fencing]
+            [queue_serves_waiters_in_arrival_order, queue]
+            [queue_skips_waiters_that_left, queue]
+            [queue_try_once_does_not_barge, queue]
+            [queue_dead_waiter_delays_the_next_by_its_claim, queue]
+            [queue_leaving_after_a_hand_off_passes_it_on, queue]
             // redis::wire_format
             [a_node_lock_excludes_rust_and_rust_cannot_touch_it, redis_server]
             [a_rust_lock_excludes_node_with_the_plain_token_as_value, redis_server]
@@ -175,10 +186,14 @@ macro_rules! __with_cases {
             [a_request_whose_reply_is_lost_is_sent_again_safely, redis_server]
             [a_waiter_waits_through_a_stall_and_a_dropped_connection, redis_server]
             // redis::notify
-            [a_waiter_sends_nothing_while_it_waits, redis_server]
+            [a_waiter_sends_only_its_heartbeat_while_it_waits, redis_server]
             [a_release_wakes_a_waiter_at_once, redis_server]
             [a_waiter_survives_its_pubsub_connection_being_killed, redis_server]
             [a_broken_pubsub_connection_fails_watches_promptly_then_recovers, redis_server]
+            // redis::queue
+            [waiters_of_separate_backends_take_turns_in_arrival_order, redis_server]
+            [a_foreign_del_reaches_the_first_waiter_within_its_heartbeat, redis_server]
+            [the_queue_leaves_no_keys_behind, redis_server]
             // redis::acl
             [a_refused_subscribe_is_an_error_every_time, redis_server]
             [a_user_without_evalsha_gets_permission_denied_and_nothing_changes, redis_server]

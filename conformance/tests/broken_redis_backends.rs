@@ -2,19 +2,20 @@
 //! open lock must fail the case that checks it, and the same backend without the flaw must pass
 //! it.
 //!
-//! The backend here is the smallest one that speaks the wire protocol: `lock_core::redis::scripts`
+//! The backend here is the smallest one that speaks the wire protocol: `lock_core::redis::calls`
 //! run with `EVAL` over the suite's own [`RawRedis`] connection (no notification, no fencing),
 //! so that a flaw can be put in a script. It needs a Redis server (`REDIS_URL`,
 //! testcontainers or `redis-server` from `PATH`), as the Redis cases do.
 #![cfg(feature = "redis-server")]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use conformance::redis::{RedisOptions, server_fixture};
 use conformance::redis_server::{RawRedis, Resp};
 use conformance::run_case;
-use lock_core::redis::keys::{boot_key, release_channel};
-use lock_core::redis::{reply, scripts};
+use lock_core::redis::calls::{self, Call};
+use lock_core::redis::reply::Reply;
 use lock_core::{
     Acquire, Capabilities, Error, ErrorKind, ForceRelease, LockBackend, LockName, Release, Result,
     Status, Token, Ttl, async_trait,
@@ -36,7 +37,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return {1}
 ";
 
-/// `lock_core::redis::scripts` over one raw connection; with `flawed`, a key without expiry is read
+/// `lock_core::redis::calls` over one raw connection; with `flawed`, a key without expiry is read
 /// as open by `status` and taken by `try_acquire`.
 #[derive(Debug)]
 struct ScriptBackend {
@@ -45,27 +46,30 @@ struct ScriptBackend {
 }
 
 impl ScriptBackend {
-    async fn eval(&self, script: &str, keys: &[&str], args: &[&str]) -> Result<Resp> {
-        let count = keys.len().to_string();
-        let mut command = vec!["EVAL", script, &count];
-        command.extend_from_slice(keys);
-        command.extend_from_slice(args);
-        self.redis
+    /// Runs `call` by `EVAL` of its script's text, or of `lua` instead.
+    async fn run<T>(&self, call: Call<T>, lua: Option<&str>) -> Result<T> {
+        let script = call.script();
+        let count = script.keys.len().to_string();
+        let mut command = vec!["EVAL", lua.unwrap_or(script.script.lua()), &count];
+        command.extend(script.keys.iter().map(String::as_str));
+        command.extend(script.args.iter().map(String::as_str));
+        let resp = self
+            .redis
             .lock()
             .await
             .run(&command)
             .await
-            .map_err(|e| Error::new(ErrorKind::Backend, e))
-    }
-
-    async fn int(&self, script: &str, keys: &[&str], args: &[&str]) -> Result<i64> {
-        let reply = self.eval(script, keys, args).await?;
-        reply.as_int().ok_or_else(|| unexpected(&reply))
+            .map_err(|e| Error::new(ErrorKind::Backend, e))?;
+        call.read(reply(&resp))
     }
 }
 
-fn unexpected(reply: &Resp) -> Error {
-    Error::new(ErrorKind::Backend, format!("unexpected reply {reply:?}"))
+fn reply(resp: &Resp) -> Reply {
+    match resp {
+        Resp::Int(n) => Reply::Int(*n),
+        Resp::Array(Some(items)) => Reply::Array(items.iter().map(reply).collect()),
+        other => Reply::Other(format!("{other:?}")),
+    }
 }
 
 #[async_trait]
@@ -78,67 +82,34 @@ impl LockBackend for ScriptBackend {
     }
 
     async fn try_acquire(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<Acquire> {
-        let key = name.as_str();
-        let script = if self.flawed {
-            ACQUIRE_READING_NO_EXPIRY_AS_OPEN
-        } else {
-            scripts::ACQUIRE
-        };
-        let boot = boot_key("", key);
-        let ttl = ttl.as_millis().to_string();
-        let reply = self
-            .eval(script, &[key, &boot], &[token.as_str(), &ttl, "0"])
-            .await?;
-        let numbers: Option<Vec<i64>> = match &reply {
-            Resp::Array(Some(items)) => items.iter().map(Resp::as_int).collect(),
-            _ => None,
-        };
-        numbers
-            .as_deref()
-            .and_then(reply::acquire_reply)
-            .ok_or_else(|| unexpected(&reply))
+        let call = calls::acquire("", name, token, ttl, Some(Duration::ZERO));
+        let flaw = self.flawed.then_some(ACQUIRE_READING_NO_EXPIRY_AS_OPEN);
+        self.run(call, flaw).await
     }
 
     async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool> {
-        let ttl = ttl.as_millis().to_string();
-        let reply = self
-            .int(scripts::RENEW, &[name.as_str()], &[token.as_str(), &ttl])
-            .await?;
-        reply::renew_reply(reply).ok_or_else(|| unexpected(&Resp::Int(reply)))
+        self.run(calls::renew("", name, token, ttl), None).await
     }
 
     async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
-        let channel = release_channel(name.as_str());
-        let reply = self
-            .int(
-                scripts::RELEASE,
-                &[name.as_str()],
-                &[token.as_str(), &channel],
-            )
-            .await?;
-        reply::release_reply(reply).ok_or_else(|| unexpected(&Resp::Int(reply)))
+        self.run(calls::release("", name, token), None).await
     }
 
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
-        let channel = release_channel(name.as_str());
-        let reply = self
-            .int(scripts::FORCE_RELEASE, &[name.as_str()], &[&channel])
-            .await?;
-        reply::force_release_reply(reply).ok_or_else(|| unexpected(&Resp::Int(reply)))
+        self.run(calls::force_release("", name), None).await
     }
 
     async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
-        let reply = self
-            .int(scripts::IS_HELD_BY, &[name.as_str()], &[token.as_str()])
-            .await?;
-        reply::is_held_by_reply(reply).ok_or_else(|| unexpected(&Resp::Int(reply)))
+        self.run(calls::is_held_by("", name, token), None).await
     }
 
     async fn status(&self, name: &LockName) -> Result<Status> {
-        let pttl = self.int(scripts::STATUS, &[name.as_str()], &[]).await?;
+        let status = self.run(calls::status("", name), None).await?;
         // The flaw: only a key with time left counts as held.
-        let pttl = if self.flawed && pttl == -1 { -2 } else { pttl };
-        reply::status_reply(pttl).ok_or_else(|| unexpected(&Resp::Int(pttl)))
+        Ok(match status.remaining {
+            None if self.flawed => Status::open(),
+            _ => status,
+        })
     }
 }
 

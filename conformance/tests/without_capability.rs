@@ -62,13 +62,14 @@ async fn fixture() -> Fixture {
 
 // `remaining_ttl` is generated with #[ignore = "the backend lacks the remaining_ttl capability"],
 // and so on.
-conformance::suite!(fixture, without = [remaining_ttl, notify, fencing]);
+conformance::suite!(fixture, without = [remaining_ttl, notify, fencing, queue]);
 
 #[test]
 fn the_skipped_cases_really_are_unsupported() {
     check_lacks(fixture, capability::remaining_ttl);
     check_lacks(fixture, capability::notify);
     check_lacks(fixture, capability::fencing);
+    check_lacks(fixture, capability::queue);
 }
 
 #[test]

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::LockName;
 use crate::notify::Watch;
+use crate::queue::{Leave, QueueStep, Waiter};
 use crate::token::Token;
 use crate::ttl::Ttl;
 
@@ -42,6 +43,11 @@ pub struct Capabilities {
     /// [`try_acquire_fenced`](LockBackend::try_acquire_fenced) works: every acquisition of a
     /// name yields a fencing token greater than every earlier one for that name.
     pub fencing: bool,
+    /// Waiters queue in the store, first come first served across processes, and a release
+    /// hands the lock straight to the first of them: [`queue_step`](LockBackend::queue_step),
+    /// [`leave_queue`](LockBackend::leave_queue) and [`queue_watch`](LockBackend::queue_watch)
+    /// work, and a try-once never takes a lock ahead of queued waiters. Implies `fencing`.
+    pub queue: bool,
 }
 
 /// The outcome of [`LockBackend::try_acquire_fenced`].
@@ -328,6 +334,52 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
         let _ = name;
         Err(unsupported(self, "notification of releases"))
     }
+
+    /// One step of `waiter` in the queue of `name`, all in one atomic step: it joins the queue
+    /// at the tail (or, already queued, keeps its place and renews its lease for
+    /// [`timing.lease`](crate::queue::QueueTiming::lease)); it takes the lock if the lock is
+    /// free and no live waiter is ahead; it confirms a lock that was handed to it meanwhile. A
+    /// waiter sends one every [`timing.heartbeat`](crate::queue::QueueTiming::heartbeat) and,
+    /// when first, once the holder's time has run out.
+    ///
+    /// Waiters whose lease ran out are dropped from the queue, a few per call. A lock that
+    /// frees up while waiters queue (released, forced, expired) is handed to the first live
+    /// one, for its claim time, with the next fencing token, and its process is told through
+    /// [`queue_watch`](LockBackend::queue_watch).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) unless the backend declares
+    /// [`Capabilities::queue`]; otherwise as [`try_acquire`](LockBackend::try_acquire).
+    async fn queue_step(&self, name: &LockName, waiter: &Waiter) -> Result<QueueStep> {
+        let _ = (name, waiter);
+        Err(unsupported(self, "a waiter queue"))
+    }
+
+    /// Takes `waiter` out of the queue of `name`. If the lock was handed to it meanwhile, keeps
+    /// it for the waiter's full timeout when `keep` is true, and otherwise releases it and
+    /// hands it on, so that a waiter that gives up never leaves a lock behind.
+    ///
+    /// # Errors
+    ///
+    /// As [`queue_step`](LockBackend::queue_step).
+    async fn leave_queue(&self, name: &LockName, waiter: &Waiter, keep: bool) -> Result<Leave> {
+        let _ = (name, waiter, keep);
+        Err(unsupported(self, "a waiter queue"))
+    }
+
+    /// Starts listening for hand-offs of `name` to this backend's waiters: once this returns,
+    /// a lock handed to a waiter registered with [`Watch::expect_grant`] reaches it. The
+    /// subscription outlives the watch for a while, so that a process that waits again soon
+    /// does not subscribe again.
+    ///
+    /// # Errors
+    ///
+    /// As [`queue_step`](LockBackend::queue_step), and when the subscription cannot be made.
+    async fn queue_watch(&self, name: &LockName) -> Result<Watch> {
+        let _ = name;
+        Err(unsupported(self, "a waiter queue"))
+    }
 }
 
 fn unsupported(backend: &(impl LockBackend + ?Sized), what: &str) -> Error {
@@ -379,5 +431,17 @@ impl<B: LockBackend + ?Sized> LockBackend for Arc<B> {
 
     async fn watch(&self, name: &LockName) -> Result<Watch> {
         (**self).watch(name).await
+    }
+
+    async fn queue_step(&self, name: &LockName, waiter: &Waiter) -> Result<QueueStep> {
+        (**self).queue_step(name, waiter).await
+    }
+
+    async fn leave_queue(&self, name: &LockName, waiter: &Waiter, keep: bool) -> Result<Leave> {
+        (**self).leave_queue(name, waiter, keep).await
+    }
+
+    async fn queue_watch(&self, name: &LockName) -> Result<Watch> {
+        (**self).queue_watch(name).await
     }
 }

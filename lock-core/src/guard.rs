@@ -186,6 +186,10 @@ struct Shared {
     /// lock is lost (the next waiter need not wait for the guard to be dropped), or once it
     /// is released.
     turn: std::sync::Mutex<Option<Turn>>,
+    /// Set once the holder released or dropped the guard: the release is the holder's to make,
+    /// and the renewal task must not race it with one of its own (which would take the
+    /// holder's `Released`, leaving it `NotOwner` once the lock was handed on).
+    given_up: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -198,6 +202,9 @@ impl Shared {
 
     /// Marks the lock given up by its holder (released or dropped): over, but not a loss.
     fn give_up(&self) {
+        // Before the state changes: a renewal task that sees the lock gone must know why.
+        self.given_up
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.mark_lost(LostReason::NotOwner, Instant::now(), None);
     }
 
@@ -364,6 +371,9 @@ pub(crate) struct Held {
     pub(crate) fence: Option<u64>,
     /// The process's queue of waiters for this lock, and this guard's turn in it.
     pub(crate) queue: Option<(Watch, Turn)>,
+    /// For a lock handed over by the store's queue and not yet confirmed: until when it is
+    /// surely held (from its claim time). The guard confirms it at once.
+    pub(crate) handed_until: Option<Instant>,
 }
 
 impl LockGuard {
@@ -380,8 +390,16 @@ impl LockGuard {
             sent,
             fence,
             queue,
+            handed_until,
         } = held;
-        let valid_until = sent + ttl.as_duration().saturating_sub(Renewal::drift(ttl));
+        let interval = renewal.interval(ttl);
+        let (valid_until, first_renewal) = match handed_until {
+            Some(until) => (until, Instant::now()),
+            None => (
+                sent + ttl.as_duration().saturating_sub(Renewal::drift(ttl)),
+                sent + interval,
+            ),
+        };
         let (watch, turn) = queue.unzip();
         let shared = Arc::new(Shared {
             backend,
@@ -392,8 +410,9 @@ impl LockGuard {
             acquired: sent,
             last_error: std::sync::Mutex::new(None),
             turn: std::sync::Mutex::new(turn),
+            given_up: std::sync::atomic::AtomicBool::new(false),
         });
-        let task = tokio::spawn(renew(shared.clone(), renewal.interval(ttl), sent));
+        let task = tokio::spawn(renew(shared.clone(), interval, first_renewal));
         LockGuard {
             shared,
             fence,
@@ -659,14 +678,14 @@ impl fmt::Debug for LockGuard {
     }
 }
 
-/// The renewal task: renews every `interval` from the last confirmed renewal's sending, retrying
-/// errors while the lock is valid, until the lock is lost (then releases it, in case a renewal
-/// whose answer never came did land).
-async fn renew(shared: Arc<Shared>, interval: Duration, mut sent: Instant) {
+/// The renewal task: renews at `next`, then every `interval` from the last confirmed renewal's
+/// sending, retrying errors while the lock is valid, until the lock is lost (then releases it,
+/// in case a renewal whose answer never came did land).
+async fn renew(shared: Arc<Shared>, interval: Duration, mut next: Instant) {
     const FIRST_RETRY: Duration = Duration::from_millis(25);
     const MAX_RETRY: Duration = Duration::from_secs(1);
     loop {
-        tokio::time::sleep_until(sent + interval).await;
+        tokio::time::sleep_until(next).await;
         let mut retry = FIRST_RETRY.min(interval);
         loop {
             let Some(valid_until) = shared.valid_until() else {
@@ -686,7 +705,7 @@ async fn renew(shared: Arc<Shared>, interval: Duration, mut sent: Instant) {
                         return release_lost(&shared).await;
                     }
                     shared.set_last_error(None);
-                    sent = now;
+                    next = now + interval;
                     break;
                 }
                 Ok(Ok(false)) => return shared.lose(LostReason::NotOwner, Instant::now(), None),
@@ -711,5 +730,8 @@ async fn renew(shared: Arc<Shared>, interval: Duration, mut sent: Instant) {
 /// After a loss by expiry: a renewal that timed out may still have landed, leaving the key this
 /// guard's for another timeout. Release it, best effort, so that others need not wait for it.
 async fn release_lost(shared: &Shared) {
+    if shared.given_up.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
     let _ = shared.backend.release(&shared.name, &shared.token).await;
 }

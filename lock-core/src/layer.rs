@@ -130,6 +130,7 @@ use crate::backend::{
 use crate::error::Result;
 use crate::name::LockName;
 use crate::notify::Watch;
+use crate::queue::{Leave, QueueStep, Waiter};
 use crate::token::Token;
 use crate::ttl::Ttl;
 
@@ -275,6 +276,33 @@ pub trait LayeredBackend: Send + Sync + std::fmt::Debug + 'static {
     async fn watch(&self, name: &LockName) -> Result<Watch> {
         self.inner().watch(name).await
     }
+
+    /// As [`LockBackend::queue_step`]; by default the inner backend's.
+    ///
+    /// # Errors
+    ///
+    /// As [`LockBackend::queue_step`].
+    async fn queue_step(&self, name: &LockName, waiter: &Waiter) -> Result<QueueStep> {
+        self.inner().queue_step(name, waiter).await
+    }
+
+    /// As [`LockBackend::leave_queue`]; by default the inner backend's.
+    ///
+    /// # Errors
+    ///
+    /// As [`LockBackend::leave_queue`].
+    async fn leave_queue(&self, name: &LockName, waiter: &Waiter, keep: bool) -> Result<Leave> {
+        self.inner().leave_queue(name, waiter, keep).await
+    }
+
+    /// As [`LockBackend::queue_watch`]; by default the inner backend's.
+    ///
+    /// # Errors
+    ///
+    /// As [`LockBackend::queue_watch`].
+    async fn queue_watch(&self, name: &LockName) -> Result<Watch> {
+        self.inner().queue_watch(name).await
+    }
 }
 
 // Every method is spelled out, never left to `LockBackend`'s defaults: a default here would
@@ -320,6 +348,18 @@ impl<L: LayeredBackend> LockBackend for L {
 
     async fn watch(&self, name: &LockName) -> Result<Watch> {
         LayeredBackend::watch(self, name).await
+    }
+
+    async fn queue_step(&self, name: &LockName, waiter: &Waiter) -> Result<QueueStep> {
+        LayeredBackend::queue_step(self, name, waiter).await
+    }
+
+    async fn leave_queue(&self, name: &LockName, waiter: &Waiter, keep: bool) -> Result<Leave> {
+        LayeredBackend::leave_queue(self, name, waiter, keep).await
+    }
+
+    async fn queue_watch(&self, name: &LockName) -> Result<Watch> {
+        LayeredBackend::queue_watch(self, name).await
     }
 }
 

@@ -22,6 +22,7 @@ mod lock;
 mod name;
 pub mod notify;
 mod process_lock;
+pub mod queue;
 pub mod redis;
 mod token;
 mod ttl;

@@ -15,6 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::guard::{Held, LockGuard, Renewal};
 use crate::name::LockName;
 use crate::notify::Watch;
+use crate::queue::{Leave, QueueStep, QueueTiming, Waiter};
 use crate::token::Token;
 use crate::ttl::Ttl;
 
@@ -34,11 +35,16 @@ use crate::ttl::Ttl;
 /// is the other model, one owner per handle with `process-lock-node`'s calls; a `ProcessLock`
 /// and a `Lock` of the same name exclude each other as two processes would.
 ///
-/// **Waiting.** Waiters of one process queue first come, first served; across processes a
-/// waiter sleeps until a release is announced ([`Capabilities::notify`]), the holder's expiry,
-/// or the [recheck](Lock::with_recheck) interval, and goes on through outages of the store,
-/// with a `tracing` warning and a backoff from 50 ms to 1 s.
+/// **Waiting.** On a backend with a waiter queue ([`Capabilities::queue`]: Redis and memory),
+/// waiters of every process queue in the store, first come first served, and a release hands
+/// the lock straight to the first of them (see [`crate::queue`] and the README's "Waiting in
+/// line"); a try-once never takes the lock ahead of them. On other backends, waiters of one
+/// process queue first come, first served, and across processes a waiter sleeps until a
+/// release is announced ([`Capabilities::notify`]), the holder's expiry, or the
+/// [recheck](Lock::with_recheck) interval. Either way a waiter goes on through outages of the
+/// store, with a `tracing` warning and a backoff from 50 ms to 1 s.
 ///
+/// [`Capabilities::queue`]: crate::Capabilities::queue
 /// [`Capabilities::notify`]: crate::Capabilities::notify
 ///
 /// # Examples
@@ -145,8 +151,9 @@ impl Lock {
         self.renewal
     }
 
-    /// How often a waiter that is told of releases ([`Capabilities::notify`]) looks at the
-    /// lock anyway, in case a release was not announced: by a process that knows nothing of
+    /// On a backend without a waiter queue, how often a waiter that is told of releases
+    /// ([`Capabilities::notify`]) looks at the lock anyway, in case a release was not
+    /// announced (a queued waiter's heartbeat does this, see [`crate::queue::QueueTiming`]): by a process that knows nothing of
     /// notification (`process-lock-node`, a `DEL` by hand), by a user the store forbids to
     /// announce ([`Release::ReleasedWithoutNotice`]), or while a notification connection died
     /// unnoticed. It bounds how long such a release goes unseen. Default
@@ -385,6 +392,9 @@ impl Lock {
     async fn wait(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
         /// How often a waiter on a backend without notification looks again, at most.
         const POLL: Duration = Duration::from_millis(50);
+        if self.backend.capabilities().queue {
+            return self.wait_in_queue(deadline).await;
+        }
         let token = Token::generate()?;
         // When this waiter last woke up after waiting: hand-over latency counts from there.
         let mut woke = None;
@@ -464,6 +474,126 @@ impl Lock {
         }
     }
 
+    /// Waits in the store's queue (see [`crate::queue`]): joins it, keeps its place with a
+    /// heartbeat, and either is handed the lock by a release (told through the queue watch)
+    /// or takes it when first and the holder's time ran out.
+    async fn wait_in_queue(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
+        let token = Token::generate()?;
+        let timing = QueueTiming::for_ttl(self.ttl);
+        let waiter = Waiter::new(token.clone(), self.ttl, timing);
+        let mut outage = Outage::default();
+        // Listen first, so that a hand-off right after joining reaches this waiter.
+        let mut watch = loop {
+            match self.backend.queue_watch(&self.name).await {
+                Ok(watch) => break watch,
+                Err(e) if e.is_retryable() => {
+                    outage.wait(&self.name, "watching", e, deadline).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let mut grant = watch.expect_grant(&token);
+        // From here on, going away (cancelled, an error) leaves the queue, and releases a lock
+        // handed over meanwhile.
+        let mut queued = Queued {
+            backend: self.backend.clone(),
+            name: self.name.clone(),
+            waiter: Some(waiter.clone()),
+        };
+        loop {
+            let sent = Instant::now();
+            let wake = match self.backend.queue_step(&self.name, &waiter).await {
+                Ok(QueueStep::Acquired { fence }) => {
+                    outage.over(&self.name);
+                    queued.waiter = None;
+                    return Ok(Some(self.guard(token, sent, fence, None)));
+                }
+                Ok(QueueStep::Queued {
+                    remaining,
+                    position,
+                }) => {
+                    outage.over(&self.name);
+                    let beat = Instant::now() + timing.heartbeat;
+                    match remaining {
+                        // First in line: step again as soon as the holder's time runs out (Redis
+                        // keeps a key up to and including its last millisecond).
+                        Some(left) if position == 0 => {
+                            beat.min(Instant::now() + left + Duration::from_millis(1))
+                        }
+                        _ => beat,
+                    }
+                }
+                Err(e) if e.is_retryable() => {
+                    outage
+                        .wait(&self.name, "waiting in line", e, deadline)
+                        .await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            // This step found the waiter still queued: a lock handed over since is held at
+            // least until the step's sending plus the claim time.
+            let still_queued = sent;
+            let give_up = deadline.map_or(wake, |d| d.min(wake));
+            tokio::select! {
+                biased;
+                fence = grant.granted() => {
+                    let claim = timing.claim.min(self.ttl.as_duration());
+                    let drift = Renewal::drift(Ttl::new(claim).unwrap_or(self.ttl));
+                    let now = Instant::now();
+                    let until = still_queued + claim.saturating_sub(drift);
+                    if until > now + claim / 2 {
+                        queued.waiter = None;
+                        return Ok(Some(self.handed(token, still_queued, fence, until)));
+                    }
+                    // Too little of the claim is left to trust it unconfirmed: the next step
+                    // confirms it (or finds it reclaimed, and queues again). The old
+                    // registration goes first: dropping it after would remove the new one.
+                    drop(grant);
+                    grant = watch.expect_grant(&token);
+                }
+                // The grant channel's connection came back: a hand-off may have been missed.
+                () = watch.released() => {}
+                () = tokio::time::sleep_until(give_up) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        let sent = Instant::now();
+                        return match self.backend.leave_queue(&self.name, &waiter, true).await {
+                            Ok(Leave::Kept { fence }) => {
+                                queued.waiter = None;
+                                Ok(Some(self.guard(token, sent, fence, None)))
+                            }
+                            Ok(_) => {
+                                queued.waiter = None;
+                                Ok(None)
+                            }
+                            // `queued` leaves in the background.
+                            Err(_) => Ok(None),
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// The guard of a lock the queue handed over: held until `until` unless its first
+    /// renewal, sent at once, confirms it for longer.
+    fn handed(&self, token: Token, since: Instant, fence: u64, until: Instant) -> LockGuard {
+        let held = Held {
+            token,
+            sent: since,
+            fence: Some(fence),
+            queue: None,
+            handed_until: Some(until),
+        };
+        LockGuard::start(
+            self.backend.clone(),
+            self.name.clone(),
+            self.ttl,
+            self.renewal,
+            held,
+        )
+    }
+
     /// One acquire for `token`, fenced when the backend can. Cancel safe: the request runs in
     /// its own task, and an acquisition nobody is left to receive is released.
     async fn attempt(&self, token: &Token) -> Result<FencedAcquire> {
@@ -524,6 +654,7 @@ impl Lock {
             sent,
             fence,
             queue,
+            handed_until: None,
         };
         LockGuard::start(
             self.backend.clone(),
@@ -581,6 +712,40 @@ impl Drop for Pending {
                 let _ = backend.release(&name, &token).await;
             });
         }
+    }
+}
+
+/// A waiter in the store's queue: if it goes away before it has a guard (cancelled, timed out
+/// or failed), it leaves the queue in the background, and a lock handed to it meanwhile is
+/// released and handed on.
+struct Queued {
+    backend: Arc<dyn LockBackend>,
+    name: LockName,
+    /// `None` once the waiter has a guard or has left.
+    waiter: Option<Waiter>,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        let Some(waiter) = self.waiter.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to leave with: the place lapses after the lease, a hand-off after
+            // the claim.
+            return;
+        };
+        let (backend, name) = (self.backend.clone(), self.name.clone());
+        runtime.spawn(async move {
+            for pause in [10, 100, 1000] {
+                match backend.leave_queue(&name, &waiter, false).await {
+                    Err(e) if e.is_retryable() => {
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                    }
+                    _ => return,
+                }
+            }
+        });
     }
 }
 

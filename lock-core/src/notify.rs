@@ -16,9 +16,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, watch};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, oneshot, watch};
 
 use crate::error::Result;
+use crate::queue::parse_grant;
+use crate::token::Token;
+
+/// How long a queue subscription (see [`Subscriptions::watch_lingering`]) stays after its last
+/// watch is dropped: a process that waits again within this time does not subscribe again.
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The waiters of this process to whom a lock may be handed, by token: the fence of the
+/// hand-off goes to the receiver.
+type GrantBook = Arc<Mutex<HashMap<String, oneshot::Sender<u64>>>>;
 
 /// Subscribing a backend's notification connection to channels.
 ///
@@ -64,6 +74,8 @@ struct Slot {
     watchers: usize,
     /// Turns among this process's waiters, first come first served (see [`Watch::turn`]).
     queue: Arc<AsyncMutex<()>>,
+    /// Whether the server subscription stays for [`LINGER`] after the last watch.
+    linger: bool,
 }
 
 /// The subscriptions of one backend: which channels its waiters watch, and which its connection
@@ -78,6 +90,8 @@ pub struct Subscriptions<S> {
     /// The channels the store confirmed; changed only while subscribing or unsubscribing, under
     /// this lock, so that an unsubscribe cannot overtake a later subscribe to the same channel.
     server: AsyncMutex<HashSet<String>>,
+    /// Waiters expecting a hand-off, by token.
+    grants: GrantBook,
 }
 
 impl<S: Subscribe> Subscriptions<S> {
@@ -88,6 +102,7 @@ impl<S: Subscribe> Subscriptions<S> {
             slots: Mutex::new(HashMap::new()),
             watched: AtomicUsize::new(0),
             server: AsyncMutex::new(HashSet::new()),
+            grants: GrantBook::default(),
         })
     }
 
@@ -109,6 +124,25 @@ impl<S: Subscribe> Subscriptions<S> {
     /// Dropping the future undoes the registration; a subscription the server already made
     /// stays, and is dropped with the channel's last waiter as usual.
     pub async fn watch(self: &Arc<Self>, channel: String) -> Result<Watch> {
+        self.watch_with(channel, false).await
+    }
+
+    /// As [`watch`](Subscriptions::watch), for a channel that hand-offs of a lock to this
+    /// process's waiters arrive on: the server subscription stays for [`LINGER`] after the last
+    /// watch is dropped, so that a process taking the lock again and again subscribes once.
+    ///
+    /// # Errors
+    ///
+    /// As [`watch`](Subscriptions::watch).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`watch`](Subscriptions::watch).
+    pub async fn watch_lingering(self: &Arc<Self>, channel: String) -> Result<Watch> {
+        self.watch_with(channel, true).await
+    }
+
+    async fn watch_with(self: &Arc<Self>, channel: String, linger: bool) -> Result<Watch> {
         let (seen, queue) = {
             let mut slots = self.lock_slots();
             let slot = slots.entry(channel.clone()).or_insert_with(|| {
@@ -117,8 +151,10 @@ impl<S: Subscribe> Subscriptions<S> {
                     sent: watch::Sender::new(0),
                     watchers: 0,
                     queue: Arc::new(AsyncMutex::new(())),
+                    linger,
                 }
             });
+            slot.linger |= linger;
             slot.watchers += 1;
             (slot.sent.subscribe(), slot.queue.clone())
         };
@@ -137,8 +173,28 @@ impl<S: Subscribe> Subscriptions<S> {
         Ok(Watch {
             seen,
             queue,
+            grants: self.grants.clone(),
             _registration: Box::new(registration),
         })
+    }
+
+    /// Handles a message received on `channel`: a hand-off (`g <token> <fence>`, see
+    /// [`queue`](crate::queue)) goes to the waiter expecting it, anything else wakes the
+    /// channel's watches as [`notify`](Subscriptions::notify) does. A hand-off no waiter
+    /// expects any more is dropped: the waiter gave up, and leaving the queue released it
+    /// (see [`LockBackend::leave_queue`](crate::LockBackend::leave_queue)).
+    pub fn deliver(&self, channel: &str, message: &str) {
+        let Some((token, fence)) = parse_grant(message) else {
+            return self.notify(channel);
+        };
+        let waiter = self
+            .grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(token);
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(fence);
+        }
     }
 
     /// Wakes every [`Watch`] of `channel`: a release happened.
@@ -207,7 +263,10 @@ impl<S: Subscribe> Subscriptions<S> {
     }
 
     /// Unsubscribes from `channel` if no waiter came back to it meanwhile.
-    async fn unsubscribe_if_unwatched(&self, channel: &str) {
+    async fn unsubscribe_if_unwatched(&self, channel: &str, linger: bool) {
+        if linger {
+            tokio::time::sleep(LINGER).await;
+        }
         let mut server = self.server.lock().await;
         if self.lock_slots().contains_key(channel) || !server.remove(channel) {
             return;
@@ -240,19 +299,20 @@ struct Registration<S: Subscribe> {
 
 impl<S: Subscribe> Drop for Registration<S> {
     fn drop(&mut self) {
-        let last = {
+        let (last, linger) = {
             let mut slots = self.subscriptions.lock_slots();
             match slots.get_mut(&self.channel) {
                 Some(slot) if slot.watchers > 1 => {
                     slot.watchers -= 1;
-                    false
+                    (false, false)
                 }
-                Some(_) => {
+                Some(slot) => {
+                    let linger = slot.linger;
                     slots.remove(&self.channel);
                     self.subscriptions.watched.fetch_sub(1, Ordering::SeqCst);
-                    true
+                    (true, linger)
                 }
-                None => false,
+                None => (false, false),
             }
         };
         // Unsubscribing takes a round trip: in the background, if there is a runtime to run it.
@@ -261,7 +321,9 @@ impl<S: Subscribe> Drop for Registration<S> {
             let subscriptions = self.subscriptions.clone();
             let channel = std::mem::take(&mut self.channel);
             runtime.spawn(async move {
-                subscriptions.unsubscribe_if_unwatched(&channel).await;
+                subscriptions
+                    .unsubscribe_if_unwatched(&channel, linger)
+                    .await;
             });
         }
     }
@@ -276,6 +338,7 @@ impl<S: Subscribe> Drop for Registration<S> {
 pub struct Watch {
     seen: watch::Receiver<u64>,
     queue: Arc<AsyncMutex<()>>,
+    grants: GrantBook,
     _registration: Box<dyn Send + Sync>,
 }
 
@@ -304,6 +367,59 @@ impl Watch {
     /// Cancel safe: dropping the future gives up the place in the queue.
     pub async fn turn(&self) -> Turn {
         Turn(self.queue.clone().lock_owned().await)
+    }
+
+    /// Expects a hand-off of the lock to `token` (a waiter in the backend's
+    /// [queue](crate::queue)): the returned [`Grant`] resolves to the hand-off's fencing token
+    /// when the backend delivers it. Dropping the `Grant` stops expecting it.
+    pub fn expect_grant(&self, token: &Token) -> Grant {
+        let (tx, rx) = oneshot::channel();
+        self.grants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(token.as_str().to_owned(), tx);
+        Grant {
+            rx,
+            token: token.as_str().to_owned(),
+            book: self.grants.clone(),
+        }
+    }
+}
+
+/// A hand-off a waiter expects (see [`Watch::expect_grant`]).
+pub struct Grant {
+    rx: oneshot::Receiver<u64>,
+    token: String,
+    book: GrantBook,
+}
+
+impl Grant {
+    /// Waits for the hand-off and returns its fencing token; waits forever if the backend is
+    /// gone.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a hand-off that arrives while no one awaits is returned by the next call.
+    pub async fn granted(&mut self) -> u64 {
+        match (&mut self.rx).await {
+            Ok(fence) => fence,
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        self.book
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.token);
+    }
+}
+
+impl fmt::Debug for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Grant").finish_non_exhaustive()
     }
 }
 

@@ -365,7 +365,10 @@ async fn listen(
             message = messages.recv() => {
                 let Some(subscriptions) = home.upgrade() else { return };
                 match message {
-                    Ok(message) => subscriptions.notify(&message.channel),
+                    Ok(message) => {
+                        let payload = message.value.as_str().unwrap_or_default();
+                        subscriptions.deliver(&message.channel, &payload);
+                    }
                     // Messages were lost: any waiter may have missed its release.
                     Err(RecvError::Lagged(_)) => subscriptions.notify_all(),
                     Err(RecvError::Closed) => return,

@@ -87,6 +87,10 @@ impl RedisTransport for FredTransport {
     async fn watch(&self, channel: String) -> Result<Watch> {
         self.notify.watch(channel).await
     }
+
+    async fn watch_grants(&self, channel: String) -> Result<Watch> {
+        self.notify.watch_lingering(channel).await
+    }
 }
 
 impl fmt::Debug for FredTransport {

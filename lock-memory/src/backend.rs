@@ -1,11 +1,12 @@
 //! [`MemoryBackend`]: the `LockBackend` implementation over a map in this process.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use lock_core::notify::{InProcess, Subscriptions};
-use lock_core::redis::scripts::FENCE_RETENTION;
+use lock_core::queue::{Leave, QueueStep, Waiter, grant_message};
+use lock_core::redis::scripts::{EVICT_CAP, FENCE_RETENTION};
 use lock_core::{
     Acquire, Capabilities, FencedAcquire, ForceRelease, LockBackend, LockName, Release, Result,
     Status, Token, Ttl, Watch, async_trait,
@@ -47,6 +48,57 @@ struct State {
     /// the larger of the last one plus 1 and the wall clock in microseconds, so tokens keep
     /// growing after a counter is dropped.
     fences: HashMap<LockName, Fence>,
+    /// The waiter queue of each name with waiters: as on Redis, by arrival, each with a lease.
+    queues: HashMap<LockName, Queue>,
+    /// The last ticket given: tickets only grow.
+    tickets: u64,
+}
+
+/// One name's waiters, by ticket (arrival order).
+#[derive(Debug, Default)]
+struct Queue {
+    entries: BTreeMap<u64, Queued>,
+}
+
+#[derive(Debug)]
+struct Queued {
+    token: Token,
+    ttl: Ttl,
+    claim: Duration,
+    lease_until: Duration,
+}
+
+impl Queue {
+    fn ticket_of(&self, token: &Token) -> Option<u64> {
+        self.entries
+            .iter()
+            .find_map(|(ticket, q)| (q.token == *token).then_some(*ticket))
+    }
+
+    fn position(&self, ticket: u64) -> u64 {
+        self.entries.range(..ticket).count() as u64
+    }
+
+    /// Drops at most `cap` waiters whose lease ran out, as the scripts' `evict`.
+    fn evict(&mut self, now: Duration, cap: usize) {
+        let gone: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, q)| q.lease_until < now)
+            .map(|(ticket, _)| *ticket)
+            .take(cap)
+            .collect();
+        for ticket in gone {
+            self.entries.remove(&ticket);
+        }
+    }
+}
+
+/// A hand-off to tell a waiter's process of, once the state is unlocked.
+#[derive(Debug)]
+struct Granted {
+    token: Token,
+    fence: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +131,8 @@ impl MemoryBackend {
                     sweep_at: MIN_SWEEP,
                     fence_sweep_at: MIN_SWEEP,
                     fences: HashMap::new(),
+                    queues: HashMap::new(),
+                    tickets: 0,
                 }),
                 waiters: Subscriptions::new(InProcess),
             }),
@@ -104,6 +158,24 @@ impl MemoryBackend {
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl MemoryBackend {
+    /// The channel this backend's queued waiters of `name` are told of hand-offs on.
+    fn grant_channel(name: &LockName) -> String {
+        format!("grants\0{}", name.as_str())
+    }
+
+    /// Tells the waiters: of a hand-off to one of them, or else that `name` was released.
+    fn announce(&self, name: &LockName, granted: Option<Granted>) {
+        match granted {
+            Some(Granted { token, fence }) => self
+                .shared
+                .waiters
+                .deliver(&Self::grant_channel(name), &grant_message(&token, fence)),
+            None => self.shared.waiters.notify(name.as_str()),
+        }
     }
 }
 
@@ -165,6 +237,120 @@ impl State {
     }
 }
 
+impl State {
+    /// The last fencing token of `name`, 0 if none is kept.
+    fn last_fence(&self, name: &LockName, now: Duration) -> u64 {
+        match self.fences.get(name) {
+            Some(fence) if now <= fence.expires_at => fence.last,
+            _ => 0,
+        }
+    }
+
+    /// Drops lapsed waiters of `name`, and its queue once empty.
+    fn evict(&mut self, name: &LockName, now: Duration) {
+        if let Some(queue) = self.queues.get_mut(name) {
+            queue.evict(now, EVICT_CAP as usize);
+            if queue.entries.is_empty() {
+                self.queues.remove(name);
+            }
+        }
+    }
+
+    /// Whether `name` has queued waiters.
+    fn has_waiters(&self, name: &LockName) -> bool {
+        self.queues.get(name).is_some_and(|q| !q.entries.is_empty())
+    }
+
+    /// With `name` free: hands it to its first live waiter for that waiter's claim time, with
+    /// the next fence, as the scripts' `hand_on`. Looks at no more than [`EVICT_CAP`] heads.
+    fn hand_on(&mut self, name: &LockName, now: Duration) -> Option<Granted> {
+        for _ in 0..EVICT_CAP {
+            let queue = self.queues.get_mut(name)?;
+            let Some((_, head)) = queue.entries.pop_first() else {
+                self.queues.remove(name);
+                return None;
+            };
+            if queue.entries.is_empty() {
+                self.queues.remove(name);
+            }
+            if head.lease_until >= now {
+                let fence = self.next_fence(name, head.ttl, now);
+                let claim = head.claim.min(head.ttl.as_duration());
+                let entry = Entry {
+                    token: head.token.clone(),
+                    expires_at: now.saturating_add(claim),
+                };
+                self.insert(name, entry, now);
+                return Some(Granted {
+                    token: head.token,
+                    fence,
+                });
+            }
+        }
+        None
+    }
+
+    /// Queues `waiter` (keeping its ticket if queued) and renews its lease; returns its place.
+    fn enqueue(&mut self, name: &LockName, waiter: &Waiter, now: Duration) -> u64 {
+        let next = self.tickets + 1;
+        let queue = self.queues.entry(name.clone()).or_default();
+        let ticket = match queue.ticket_of(&waiter.token) {
+            Some(ticket) => ticket,
+            None => {
+                queue.entries.insert(
+                    next,
+                    Queued {
+                        token: waiter.token.clone(),
+                        ttl: waiter.ttl,
+                        claim: waiter.timing.claim,
+                        lease_until: Duration::ZERO,
+                    },
+                );
+                self.tickets = next;
+                next
+            }
+        };
+        let queue = self.queues.get_mut(name).expect("just queued");
+        if let Some(q) = queue.entries.get_mut(&ticket) {
+            q.lease_until = now.saturating_add(waiter.timing.lease);
+        }
+        queue.position(ticket)
+    }
+
+    /// Takes `token` out of `name`'s queue; returns whether it was there.
+    fn dequeue(&mut self, name: &LockName, token: &Token) -> bool {
+        let Some(queue) = self.queues.get_mut(name) else {
+            return false;
+        };
+        let removed = queue
+            .ticket_of(token)
+            .and_then(|ticket| queue.entries.remove(&ticket))
+            .is_some();
+        if queue.entries.is_empty() {
+            self.queues.remove(name);
+        }
+        removed
+    }
+
+    /// Frees `name` and hands it on to its first live waiter, as the scripts' `free`.
+    fn free(&mut self, name: &LockName, now: Duration) -> Option<Granted> {
+        self.locks.remove(name.as_str());
+        self.evict(name, now);
+        self.hand_on(name, now)
+    }
+
+    /// As [`hand_on`](State::hand_on), before a try-once takes a free lock: whether the lock
+    /// went to a queued waiter instead (no barging).
+    fn hand_on_first(&mut self, name: &LockName, now: Duration) -> Option<Granted> {
+        self.evict(name, now);
+        if self.has_waiters(name) {
+            self.hand_on(name, now)
+        } else {
+            None
+        }
+    }
+}
+
 fn expiry(now: Duration, ttl: Ttl) -> Duration {
     now.saturating_add(ttl.as_duration())
 }
@@ -176,6 +362,7 @@ impl LockBackend for MemoryBackend {
             remaining_ttl: true,
             notify: true,
             fencing: true,
+            queue: true,
         }
     }
 
@@ -191,6 +378,12 @@ impl LockBackend for MemoryBackend {
                 remaining: Some(entry.expires_at - now),
             }),
             None => {
+                if let Some(granted) = state.hand_on_first(name, now) {
+                    let remaining = state.live(name.as_str(), now).map(|e| e.expires_at - now);
+                    drop(state);
+                    self.announce(name, Some(granted));
+                    return Ok(Acquire::Held { remaining });
+                }
                 let entry = Entry {
                     token: token.clone(),
                     expires_at: expiry(now, ttl),
@@ -222,9 +415,9 @@ impl LockBackend for MemoryBackend {
             Some(_) => Release::Released,
         };
         if outcome == Release::Released {
-            state.locks.remove(name.as_str());
+            let granted = state.free(name, now);
             drop(state);
-            self.shared.waiters.notify(name.as_str());
+            self.announce(name, granted);
         }
         Ok(outcome)
     }
@@ -235,9 +428,9 @@ impl LockBackend for MemoryBackend {
         Ok(match state.live(name.as_str(), now) {
             None => ForceRelease::Missing,
             Some(_) => {
-                state.locks.remove(name.as_str());
+                let granted = state.free(name, now);
                 drop(state);
-                self.shared.waiters.notify(name.as_str());
+                self.announce(name, granted);
                 ForceRelease::Released
             }
         })
@@ -260,6 +453,12 @@ impl LockBackend for MemoryBackend {
                 });
             }
             None => {
+                if let Some(granted) = state.hand_on_first(name, now) {
+                    let remaining = state.live(name.as_str(), now).map(|e| e.expires_at - now);
+                    drop(state);
+                    self.announce(name, Some(granted));
+                    return Ok(FencedAcquire::Held { remaining });
+                }
                 let entry = Entry {
                     token: token.clone(),
                     expires_at,
@@ -269,6 +468,100 @@ impl LockBackend for MemoryBackend {
         }
         let fence = state.next_fence(name, ttl, now);
         Ok(FencedAcquire::Acquired { fence })
+    }
+
+    async fn queue_step(&self, name: &LockName, waiter: &Waiter) -> Result<QueueStep> {
+        let now = self.shared.clock.now();
+        let mut state = self.state();
+        state.evict(name, now);
+        let token = &waiter.token;
+        let remaining = match state.live(name.as_str(), now) {
+            Some(entry) if entry.token == *token => {
+                entry.expires_at = expiry(now, waiter.ttl);
+                state.dequeue(name, token);
+                let fence = state.last_fence(name, now);
+                return Ok(QueueStep::Acquired { fence });
+            }
+            Some(entry) => Some(entry.expires_at - now),
+            None => None,
+        };
+        if let Some(remaining) = remaining {
+            let position = state.enqueue(name, waiter, now);
+            return Ok(QueueStep::Queued {
+                remaining: Some(remaining),
+                position,
+            });
+        }
+        let first = state
+            .queues
+            .get(name)
+            .and_then(|q| q.entries.first_key_value())
+            .map(|(_, head)| head.token.clone());
+        if first.is_some_and(|first| first != *token) {
+            state.enqueue(name, waiter, now);
+            let granted = state.hand_on(name, now);
+            let step = match &granted {
+                Some(g) if g.token == *token => {
+                    if let Some(entry) = state.live(name.as_str(), now) {
+                        entry.expires_at = expiry(now, waiter.ttl);
+                    }
+                    QueueStep::Acquired { fence: g.fence }
+                }
+                _ => {
+                    let position = state
+                        .queues
+                        .get(name)
+                        .and_then(|q| q.ticket_of(token).map(|t| q.position(t)))
+                        .unwrap_or(0);
+                    let remaining = state.live(name.as_str(), now).map(|e| e.expires_at - now);
+                    QueueStep::Queued {
+                        remaining: Some(remaining.unwrap_or(Duration::ZERO)),
+                        position,
+                    }
+                }
+            };
+            drop(state);
+            if let Some(granted) = granted.filter(|g| g.token != *token) {
+                self.announce(name, Some(granted));
+            }
+            return Ok(step);
+        }
+        state.dequeue(name, token);
+        let entry = Entry {
+            token: token.clone(),
+            expires_at: expiry(now, waiter.ttl),
+        };
+        state.insert(name, entry, now);
+        let fence = state.next_fence(name, waiter.ttl, now);
+        Ok(QueueStep::Acquired { fence })
+    }
+
+    async fn leave_queue(&self, name: &LockName, waiter: &Waiter, keep: bool) -> Result<Leave> {
+        let now = self.shared.clock.now();
+        let mut state = self.state();
+        let removed = state.dequeue(name, &waiter.token);
+        let holds = state
+            .live(name.as_str(), now)
+            .is_some_and(|entry| entry.token == waiter.token);
+        if !holds {
+            return Ok(if removed { Leave::Left } else { Leave::Absent });
+        }
+        if keep {
+            if let Some(entry) = state.live(name.as_str(), now) {
+                entry.expires_at = expiry(now, waiter.ttl);
+            }
+            let fence = state.last_fence(name, now);
+            return Ok(Leave::Kept { fence });
+        }
+        let granted = state.free(name, now);
+        drop(state);
+        self.announce(name, granted);
+        Ok(Leave::Released)
+    }
+
+    async fn queue_watch(&self, name: &LockName) -> Result<Watch> {
+        let channel = Self::grant_channel(name);
+        self.shared.waiters.watch_lingering(channel).await
     }
 
     async fn watch(&self, name: &LockName) -> Result<Watch> {

@@ -241,7 +241,8 @@ async fn read(
                 message = stream.next() => {
                     let Some(message) = message else { break };
                     let Some(waiters) = waiters.upgrade() else { return };
-                    waiters.notify(message.get_channel_name());
+                    let payload: String = message.get_payload().unwrap_or_default();
+                    waiters.deliver(message.get_channel_name(), &payload);
                 }
                 () = unresponsive.notified() => break,
             }

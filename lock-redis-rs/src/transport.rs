@@ -80,14 +80,27 @@ impl RedisTransport for RedisRsTransport {
     async fn watch(&self, channel: String) -> Result<Watch> {
         match &self.waiters {
             Some(waiters) => waiters.watch(channel).await,
-            None => Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "{self:?} does not offer notification of releases: built from a \
-                     connection manager, it has no client to open a Pub/Sub connection with"
-                ),
-            )),
+            None => Err(self.no_pubsub()),
         }
+    }
+
+    async fn watch_grants(&self, channel: String) -> Result<Watch> {
+        match &self.waiters {
+            Some(waiters) => waiters.watch_lingering(channel).await,
+            None => Err(self.no_pubsub()),
+        }
+    }
+}
+
+impl RedisRsTransport {
+    fn no_pubsub(&self) -> Error {
+        Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "{self:?} does not offer notification of releases: built from a connection \
+                 manager, it has no client to open a Pub/Sub connection with"
+            ),
+        )
     }
 }
 

@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use lock_core::Watch;
+use lock_core::queue::{Leave, QueueStep, Waiter};
 use lock_core::{
     Acquire, Capabilities, ErrorKind, ForceRelease, LockBackend, LockName, LockState, ProcessLock,
     Release, Result, Status, Token, Ttl, async_trait,
@@ -130,5 +132,20 @@ impl LockBackend for Counting {
     async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
         self.count();
         self.inner.is_held_by(name, token).await
+    }
+
+    async fn queue_step(&self, name: &LockName, waiter: &Waiter) -> Result<QueueStep> {
+        self.count();
+        self.inner.queue_step(name, waiter).await
+    }
+
+    async fn leave_queue(&self, name: &LockName, waiter: &Waiter, keep: bool) -> Result<Leave> {
+        self.count();
+        self.inner.leave_queue(name, waiter, keep).await
+    }
+
+    async fn queue_watch(&self, name: &LockName) -> Result<Watch> {
+        self.count();
+        self.inner.queue_watch(name).await
     }
 }

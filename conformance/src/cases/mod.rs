@@ -14,6 +14,7 @@ mod isolation;
 mod left_behind;
 mod original_pauses;
 mod ownership;
+pub(crate) mod queue;
 mod remaining;
 mod renewal_faults;
 mod scenario;
@@ -36,6 +37,11 @@ pub use original_pauses::original_scenario_with_original_pauses;
 pub use ownership::{
     holds_answers_for_its_owner_only, holds_extends_nothing, with_lock_cancelled_releases,
     with_lock_releases_after_the_work, with_lock_stops_the_work_when_the_lock_is_lost,
+};
+pub use queue::{
+    queue_dead_waiter_delays_the_next_by_its_claim, queue_leaving_after_a_hand_off_passes_it_on,
+    queue_serves_waiters_in_arrival_order, queue_skips_waiters_that_left,
+    queue_try_once_does_not_barge,
 };
 pub use remaining::remaining_ttl;
 pub use renewal_faults::{

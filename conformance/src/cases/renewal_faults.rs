@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use lock_core::queue::{Leave, QueueStep, Waiter};
 use lock_core::{
     Acquire, Capabilities, Cleared, Error, ErrorKind, FencedAcquire, ForceRelease, Lock,
     LockBackend, LockName, Release, Renewal, Result, Status, Token, Ttl, Watch, async_trait,
@@ -128,6 +129,19 @@ impl LockBackend for Faulty {
 
     async fn watch(&self, name: &LockName) -> Result<Watch> {
         self.inner.watch(name).await
+    }
+
+    async fn queue_step(&self, name: &LockName, waiter: &Waiter) -> Result<QueueStep> {
+        let reply = self.inner.queue_step(name, waiter).await;
+        self.late(reply).await
+    }
+
+    async fn leave_queue(&self, name: &LockName, waiter: &Waiter, keep: bool) -> Result<Leave> {
+        self.inner.leave_queue(name, waiter, keep).await
+    }
+
+    async fn queue_watch(&self, name: &LockName) -> Result<Watch> {
+        self.inner.queue_watch(name).await
     }
 }
 

@@ -24,12 +24,14 @@
 //! | | [`reconnects_after_the_connection_is_killed`], [`an_outage_gives_connection_errors_then_the_backend_recovers`] | a request sent again on a new connection; `ErrorKind::Connection` through an outage, then reconnection |
 //! | | [`a_request_whose_reply_is_lost_is_sent_again_safely`] | a request whose reply was lost is sent once more, harmlessly |
 //! | | [`a_waiter_waits_through_a_stall_and_a_dropped_connection`] | waiting goes on through timeouts and connection errors |
-//! | `notify` | [`a_waiter_sends_nothing_while_it_waits`], [`a_release_wakes_a_waiter_at_once`] | waiting by notification: `SUBSCRIBE`, one try, silence, woken by the release's `PUBLISH` at once |
+//! | `notify` | [`a_waiter_sends_only_its_heartbeat_while_it_waits`], [`a_release_wakes_a_waiter_at_once`] | waiting by notification: `SUBSCRIBE`, one try, silence, woken by the release's `PUBLISH` at once |
 //! | | [`a_waiter_survives_its_pubsub_connection_being_killed`], [`a_broken_pubsub_connection_fails_watches_promptly_then_recovers`] | the Pub/Sub connection reconnects, subscribes again and wakes its waiters; watching while it is down fails at once |
 //! | `acl` | [`a_refused_subscribe_is_an_error_every_time`], [`a_user_without_evalsha_gets_permission_denied_and_nothing_changes`], [`a_wrong_password_is_a_config_error`] | ACL refusals: `PermissionDenied` every time, nothing changed; a refused password is `Config` |
 //! | | [`a_release_that_cannot_publish_says_so_and_waiters_still_see_it`] | `ReleasedWithoutNotice`, and waiters' recheck |
 //! | `guard_validity` | [`a_paused_server_makes_a_guard_report_its_loss_before_the_lock_expires`] | a guard reports `LostReason::Expired` before its lock could expire on the server |
 //! | | [`a_guard_behind_a_slow_link_trusts_its_lock_no_longer_than_the_server_keeps_it`] | with replies delayed past the drift allowance, a guard's validity counts from the request, never beyond the key's expiry on the server |
+//! | `queue` | [`waiters_of_separate_backends_take_turns_in_arrival_order`] | the waiter queue across backends (as across processes): served in queue order, the releaser behind them |
+//! | | [`a_foreign_del_reaches_the_first_waiter_within_its_heartbeat`], [`the_queue_leaves_no_keys_behind`] | a `DEL` by hand seen within a heartbeat; the queue's keys expire with their waiters |
 //! | `restart` | [`a_new_server_grants_a_free_lock_only_after_the_restart_delay`] | the delayed restart rule, by a fixed delay and by the lock's timeout |
 
 mod acl;
@@ -38,6 +40,7 @@ mod fixture;
 mod guard_validity;
 mod notify;
 mod options;
+mod queue;
 mod reconnect;
 mod restart;
 mod scripts;
@@ -62,10 +65,14 @@ pub use guard_validity::{
 };
 pub use notify::{
     a_broken_pubsub_connection_fails_watches_promptly_then_recovers,
-    a_release_wakes_a_waiter_at_once, a_waiter_sends_nothing_while_it_waits,
+    a_release_wakes_a_waiter_at_once, a_waiter_sends_only_its_heartbeat_while_it_waits,
     a_waiter_survives_its_pubsub_connection_being_killed,
 };
 pub use options::RedisOptions;
+pub use queue::{
+    a_foreign_del_reaches_the_first_waiter_within_its_heartbeat, the_queue_leaves_no_keys_behind,
+    waiters_of_separate_backends_take_turns_in_arrival_order,
+};
 pub use reconnect::{
     a_request_whose_reply_is_lost_is_sent_again_safely,
     a_stalled_server_gives_a_timeout_then_answers_stay_in_order,

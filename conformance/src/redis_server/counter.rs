@@ -44,8 +44,8 @@ impl CommandCounter {
         let reader = tokio::spawn(async move {
             // Each command executed is one simple-string line of the feed.
             while let Ok(Resp::Simple(line)) = monitor.reply_untimed().await {
-                if let Some(command) = client_command(&line) {
-                    sink.lock().unwrap_or_else(|p| p.into_inner()).push(command);
+                if client_command(&line).is_some() {
+                    sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
                 }
             }
         });
@@ -62,6 +62,17 @@ impl CommandCounter {
     ///
     /// When the server cannot be reached.
     pub async fn take(&self) -> Result<Vec<String>, String> {
+        let lines = self.take_lines().await?;
+        Ok(lines.iter().filter_map(|l| client_command(l)).collect())
+    }
+
+    /// The `MONITOR` lines of the commands clients sent since the last call, in the order the
+    /// server ran them: `+<time> [<db> <client>] "<command>" "<arg>" ...`.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached.
+    pub async fn take_lines(&self) -> Result<Vec<String>, String> {
         // MONITOR reports commands in execution order: once a marker sent now shows up, every
         // command executed before it has been seen.
         let marker = format!("process-lock-marker-{}", std::process::id());
@@ -71,9 +82,12 @@ impl CommandCounter {
         loop {
             {
                 let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(at) = seen.iter().position(|c| c == "echo") {
-                    let commands: Vec<String> = seen.drain(..=at).collect();
-                    return Ok(commands[..commands.len() - 1].to_vec());
+                let is_marker = |l: &String| {
+                    client_command(l).as_deref() == Some("echo") && l.contains(&marker)
+                };
+                if let Some(at) = seen.iter().position(is_marker) {
+                    let lines: Vec<String> = seen.drain(..=at).collect();
+                    return Ok(lines[..lines.len() - 1].to_vec());
                 }
             }
             if tokio::time::Instant::now() >= deadline {

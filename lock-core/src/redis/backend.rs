@@ -16,6 +16,7 @@ use crate::backend::{
 use crate::error::{ErrorKind, Result};
 use crate::name::LockName;
 use crate::notify::Watch;
+use crate::queue::{Leave, QueueStep, Waiter};
 use crate::token::Token;
 use crate::ttl::Ttl;
 
@@ -44,6 +45,9 @@ pub struct RedisBackend<T> {
     response_timeout: Duration,
     /// The delayed restart rule's delay; `None`: the lock's timeout.
     restart_delay: Option<Duration>,
+    /// This backend's id in its waiters' queue members: hand-offs to them are published on
+    /// the lock's grant channel for this id.
+    grant_id: Arc<str>,
 }
 
 impl<T: RedisTransport> RedisBackend<T> {
@@ -55,6 +59,7 @@ impl<T: RedisTransport> RedisBackend<T> {
             prefix: settings.prefix.as_str().into(),
             response_timeout: settings.response_timeout,
             restart_delay: settings.restart_delay,
+            grant_id: grant_id().into(),
         }
     }
 
@@ -116,6 +121,15 @@ impl<T: RedisTransport> RedisBackend<T> {
     }
 }
 
+/// 16 random hex digits: a backend's id among the waiters of a lock (see
+/// [`calls::member`]).
+fn grant_id() -> String {
+    Token::generate().map_or_else(
+        |_| format!("{:016x}", std::process::id()),
+        |token| token.as_str()[..16].to_owned(),
+    )
+}
+
 #[async_trait]
 impl<T: RedisTransport> LockBackend for RedisBackend<T> {
     fn capabilities(&self) -> Capabilities {
@@ -123,6 +137,7 @@ impl<T: RedisTransport> LockBackend for RedisBackend<T> {
             remaining_ttl: true,
             notify: self.transport.notifies(),
             fencing: true,
+            queue: self.transport.notifies(),
         }
     }
 
@@ -166,5 +181,27 @@ impl<T: RedisTransport> LockBackend for RedisBackend<T> {
     async fn watch(&self, name: &LockName) -> Result<Watch> {
         let channel = calls::watch_channel(&self.prefix, name);
         self.transport.watch(channel).await
+    }
+
+    async fn queue_step(&self, name: &LockName, waiter: &Waiter) -> Result<QueueStep> {
+        let (prefix, id) = (&self.prefix, &self.grant_id);
+        let call = calls::queue_step(prefix, name, waiter, id, self.restart_delay);
+        self.run(&call).await
+    }
+
+    async fn leave_queue(&self, name: &LockName, waiter: &Waiter, keep: bool) -> Result<Leave> {
+        let call = calls::leave_queue(&self.prefix, name, waiter, &self.grant_id, keep);
+        self.run(&call).await
+    }
+
+    async fn queue_watch(&self, name: &LockName) -> Result<Watch> {
+        if !self.transport.notifies() {
+            return Err(crate::Error::new(
+                ErrorKind::Unsupported,
+                "this backend was built without notification, which its waiter queue needs",
+            ));
+        }
+        let channel = calls::grant_channel(&self.prefix, name, &self.grant_id);
+        self.transport.watch_grants(channel).await
     }
 }

@@ -11,12 +11,15 @@ use std::fmt;
 use std::time::Duration;
 
 use super::errors::unexpected;
-use super::keys::{boot_key, fence_key, key, release_channel};
+use super::keys::{
+    boot_key, fence_key, grant_channel_prefix, key, lease_key, queue_key, release_channel,
+};
 use super::reply::{self, Reply};
-use super::scripts::{FENCE_RETENTION, Script};
+use super::scripts::{EVICT_CAP, FENCE_RETENTION, Script};
 use crate::backend::{Acquire, FencedAcquire, ForceRelease, Release, Status};
 use crate::error::Result;
 use crate::name::LockName;
+use crate::queue::{Leave, QueueStep, Waiter};
 use crate::token::Token;
 use crate::ttl::Ttl;
 
@@ -120,6 +123,58 @@ pub fn restart_delay_ms(configured: Option<Duration>, ttl: Ttl) -> u64 {
     })
 }
 
+/// The five keys of every script that may touch the queue, in their order: the lock's key, its
+/// fence key, its boot key, its queue key and its lease key.
+fn queue_keys(prefix: &str, name: &LockName) -> Vec<String> {
+    let key = key(prefix, name);
+    let (fence, boot) = (fence_key(&key), boot_key(prefix, &key));
+    let (queue, leases) = (queue_key(&key), lease_key(&key));
+    vec![key, fence, boot, queue, leases]
+}
+
+/// The arguments every script that may hand the lock on ends with (see
+/// [`EVICT_CAP`](super::scripts::EVICT_CAP)).
+fn common_args(args: &mut Vec<String>, prefix: &str, name: &LockName) {
+    args.push(FENCE_RETENTION.as_millis().to_string());
+    args.push(EVICT_CAP.to_string());
+    args.push(grant_channel_prefix(&key(prefix, name)));
+}
+
+fn ms(d: Duration) -> String {
+    d.as_millis().max(1).to_string()
+}
+
+/// A waiter's member in the queue: `"<token> <ttl ms> <claim ms> <backend id>"`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::{Token, Ttl};
+/// use lock_core::queue::{QueueTiming, Waiter};
+/// use lock_core::redis::calls::member;
+///
+/// let ttl = Ttl::from_secs(30)?;
+/// let token = Token::from_string("0123abcd")?;
+/// let waiter = Waiter::new(token, ttl, QueueTiming::for_ttl(ttl));
+/// assert_eq!(member(&waiter, "ff00"), "0123abcd 30000 2000 ff00");
+/// # Ok::<(), lock_core::Error>(())
+/// ```
+pub fn member(waiter: &Waiter, grant_id: &str) -> String {
+    format!(
+        "{} {} {} {grant_id}",
+        waiter.token.as_str(),
+        waiter.ttl.as_millis(),
+        ms(waiter.timing.claim.min(waiter.ttl.as_duration())),
+    )
+}
+
+/// The channel on which the waiters of a backend with id `grant_id` are told that `name`
+/// (under `prefix`) was handed to one of them.
+pub fn grant_channel(prefix: &str, name: &LockName, grant_id: &str) -> String {
+    grant_channel_prefix(&key(prefix, name)) + grant_id
+}
+
 /// [`LockBackend::try_acquire`](crate::LockBackend::try_acquire) of `name` under `prefix`;
 /// `restart_delay` as configured (`None`: the lock's timeout).
 pub fn acquire(
@@ -129,14 +184,14 @@ pub fn acquire(
     ttl: Ttl,
     restart_delay: Option<Duration>,
 ) -> Call<Acquire> {
-    let key = key(prefix, name);
-    let boot = boot_key(prefix, &key);
-    let args = vec![
+    let mut args = vec![
         token.as_str().to_owned(),
         ttl.as_millis().to_string(),
         restart_delay_ms(restart_delay, ttl).to_string(),
     ];
-    Call::new("acquire", Script::Acquire, vec![key, boot], args, |r| {
+    common_args(&mut args, prefix, name);
+    let keys = queue_keys(prefix, name);
+    Call::new("acquire", Script::Acquire, keys, args, |r| {
         reply::acquire_reply(&r.as_ints()?)
     })
 }
@@ -150,17 +205,61 @@ pub fn acquire_fenced(
     ttl: Ttl,
     restart_delay: Option<Duration>,
 ) -> Call<FencedAcquire> {
-    let key = key(prefix, name);
-    let (fence, boot) = (fence_key(&key), boot_key(prefix, &key));
-    let args = vec![
+    let mut args = vec![
         token.as_str().to_owned(),
         ttl.as_millis().to_string(),
         restart_delay_ms(restart_delay, ttl).to_string(),
-        FENCE_RETENTION.as_millis().to_string(),
     ];
-    let keys = vec![key, fence, boot];
+    common_args(&mut args, prefix, name);
+    let keys = queue_keys(prefix, name);
     Call::new("fenced acquire", Script::AcquireFenced, keys, args, |r| {
         reply::fenced_reply(&r.as_ints()?)
+    })
+}
+
+/// [`LockBackend::queue_step`](crate::LockBackend::queue_step) of `waiter`, a waiter of the
+/// backend with id `grant_id`.
+pub fn queue_step(
+    prefix: &str,
+    name: &LockName,
+    waiter: &Waiter,
+    grant_id: &str,
+    restart_delay: Option<Duration>,
+) -> Call<QueueStep> {
+    let mut args = vec![
+        member(waiter, grant_id),
+        waiter.token.as_str().to_owned(),
+        waiter.ttl.as_millis().to_string(),
+        restart_delay_ms(restart_delay, waiter.ttl).to_string(),
+        ms(waiter.timing.lease),
+    ];
+    common_args(&mut args, prefix, name);
+    let keys = queue_keys(prefix, name);
+    Call::new("queue step", Script::Queue, keys, args, |r| {
+        reply::queue_reply(&r.as_ints()?)
+    })
+}
+
+/// [`LockBackend::leave_queue`](crate::LockBackend::leave_queue) of `waiter`, a waiter of the
+/// backend with id `grant_id`.
+pub fn leave_queue(
+    prefix: &str,
+    name: &LockName,
+    waiter: &Waiter,
+    grant_id: &str,
+    keep: bool,
+) -> Call<Leave> {
+    let mut args = vec![
+        member(waiter, grant_id),
+        waiter.token.as_str().to_owned(),
+        waiter.ttl.as_millis().to_string(),
+        if keep { "1" } else { "0" }.to_owned(),
+        release_channel(&key(prefix, name)),
+    ];
+    common_args(&mut args, prefix, name);
+    let keys = queue_keys(prefix, name);
+    Call::new("leave queue", Script::Leave, keys, args, |r| {
+        reply::leave_reply(&r.as_ints()?)
     })
 }
 
@@ -175,9 +274,11 @@ pub fn renew(prefix: &str, name: &LockName, token: &Token, ttl: Ttl) -> Call<boo
 /// [`LockBackend::release`](crate::LockBackend::release), announced on the lock's
 /// [`release_channel`].
 pub fn release(prefix: &str, name: &LockName, token: &Token) -> Call<Release> {
-    let key = key(prefix, name);
-    let args = vec![token.as_str().to_owned(), release_channel(&key)];
-    Call::new("release", Script::Release, vec![key], args, |r| {
+    let channel = release_channel(&key(prefix, name));
+    let mut args = vec![token.as_str().to_owned(), channel];
+    common_args(&mut args, prefix, name);
+    let keys = queue_keys(prefix, name);
+    Call::new("release", Script::Release, keys, args, |r| {
         reply::release_reply(r.as_int()?)
     })
 }
@@ -185,12 +286,12 @@ pub fn release(prefix: &str, name: &LockName, token: &Token) -> Call<Release> {
 /// [`LockBackend::force_release`](crate::LockBackend::force_release), announced on the lock's
 /// [`release_channel`].
 pub fn force_release(prefix: &str, name: &LockName) -> Call<ForceRelease> {
-    let key = key(prefix, name);
-    let args = vec![release_channel(&key)];
+    let mut args = vec![release_channel(&key(prefix, name))];
+    common_args(&mut args, prefix, name);
     Call::new(
         "force release",
         Script::ForceRelease,
-        vec![key],
+        queue_keys(prefix, name),
         args,
         |r| reply::force_release_reply(r.as_int()?),
     )

@@ -53,18 +53,53 @@ pub fn release_channel(key: &str) -> String {
 /// assert_eq!(hash_slot(&fence_key("a}b")), hash_slot("a}b"));
 /// ```
 pub fn fence_key(key: &str) -> String {
+    slot_key(key, "fence")
+}
+
+/// A name for something of the lock at `key` (a key or a channel) that lives in `key`'s Redis
+/// Cluster hash slot: `key` + `:` + `suffix`, with a hash tag that keeps the slot, as
+/// [`fence_key`] describes (`fence_key(k)` is `slot_key(k, "fence")`). The waiter queue's keys
+/// and channels are named this way.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::keys::{hash_slot, slot_key};
+///
+/// assert_eq!(slot_key("jobs", "pl-q"), "{jobs}:pl-q");
+/// assert_eq!(hash_slot(&slot_key("a}b", "pl-q")), hash_slot("a}b"));
+/// ```
+pub fn slot_key(key: &str, suffix: &str) -> String {
     if hash_tag(key).is_some() {
-        format!("{key}:fence")
+        format!("{key}:{suffix}")
     } else if !key.is_empty() && !key.contains('}') {
-        format!("{{{key}}}:fence")
+        format!("{{{key}}}:{suffix}")
     } else {
         let slot = hash_slot(key);
         let tag = (0u32..)
             .map(|n| format!("fence-{n}"))
             .find(|tag| hash_slot(tag) == slot)
             .expect("every slot is reached by some short string");
-        format!("{{{tag}}}:{key}:fence")
+        format!("{{{tag}}}:{key}:{suffix}")
     }
+}
+
+/// The key of the lock at `key`'s waiter queue: a sorted set of the waiting members, scored by
+/// their ticket (arrival order). See [`scripts`](super::scripts).
+pub fn queue_key(key: &str) -> String {
+    slot_key(key, "pl-q")
+}
+
+/// The key of the leases of the lock at `key`'s waiters: a sorted set of the same members,
+/// scored by the server time (ms) at which each one's lease runs out.
+pub fn lease_key(key: &str) -> String {
+    slot_key(key, "pl-l")
+}
+
+/// The start of the channels on which the lock at `key` is handed to this process's waiters:
+/// the channel of a backend instance is this followed by its id, in `key`'s slot.
+pub fn grant_channel_prefix(key: &str) -> String {
+    slot_key(key, "pl-g:")
 }
 
 /// The key holding the start time of the server (for the delayed restart rule, see the
@@ -183,6 +218,14 @@ mod tests {
             let fence = fence_key(key);
             assert_ne!(fence, key);
             assert_eq!(hash_slot(&fence), hash_slot(key), "{key:?} -> {fence:?}");
+            for other in [
+                queue_key(key),
+                lease_key(key),
+                grant_channel_prefix(key) + "0123abcd",
+            ] {
+                assert_ne!(other, key);
+                assert_eq!(hash_slot(&other), hash_slot(key), "{key:?} -> {other:?}");
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::backend::{Acquire, FencedAcquire, ForceRelease, Release, Status};
+use crate::queue::{Leave, QueueStep};
 
 #[cfg(doc)]
 use super::scripts::{ACQUIRE, ACQUIRE_FENCED, FORCE_RELEASE, IS_HELD_BY, RELEASE, RENEW, STATUS};
@@ -146,6 +147,58 @@ pub fn fenced_reply(reply: &[i64]) -> Option<FencedAcquire> {
         [0, pttl] if pttl >= -1 => Some(FencedAcquire::Held {
             remaining: remaining(pttl),
         }),
+        _ => None,
+    }
+}
+
+/// Reads [`QUEUE`](super::scripts::QUEUE)'s answer: `{1, fence}` acquired (fence at least 1),
+/// `{0, ms, rank}` queued; `None` for anything else.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::queue::QueueStep;
+/// use lock_core::redis::reply::queue_reply;
+///
+/// assert_eq!(queue_reply(&[1, 7]), Some(QueueStep::Acquired { fence: 7 }));
+/// assert!(matches!(queue_reply(&[0, 1500, 0]), Some(QueueStep::Queued { position: 0, .. })));
+/// assert_eq!(queue_reply(&[0, 1500]), None);
+/// ```
+pub fn queue_reply(reply: &[i64]) -> Option<QueueStep> {
+    match *reply {
+        [1, fence] if fence >= 1 => Some(QueueStep::Acquired {
+            fence: fence.unsigned_abs(),
+        }),
+        [0, pttl, rank] if pttl >= -1 && rank >= 0 => Some(QueueStep::Queued {
+            remaining: remaining(pttl),
+            position: rank.unsigned_abs(),
+        }),
+        _ => None,
+    }
+}
+
+/// Reads [`LEAVE`](super::scripts::LEAVE)'s answer: `{1}` left, `{0}` absent, `{2, fence}`
+/// kept, `{3}` released; `None` for anything else.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::queue::Leave;
+/// use lock_core::redis::reply::leave_reply;
+///
+/// assert_eq!(leave_reply(&[1]), Some(Leave::Left));
+/// assert_eq!(leave_reply(&[2, 9]), Some(Leave::Kept { fence: 9 }));
+/// assert_eq!(leave_reply(&[4]), None);
+/// ```
+pub fn leave_reply(reply: &[i64]) -> Option<Leave> {
+    match *reply {
+        [0] => Some(Leave::Absent),
+        [1] => Some(Leave::Left),
+        [2, fence] if fence >= 0 => Some(Leave::Kept {
+            fence: fence.unsigned_abs(),
+        }),
+        [3] => Some(Leave::Released),
         _ => None,
     }
 }

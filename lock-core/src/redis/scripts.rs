@@ -34,7 +34,9 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 #[cfg(doc)]
-use super::keys::{boot_key, fence_key, release_channel};
+use super::keys::{
+    boot_key, fence_key, grant_channel_prefix, lease_key, queue_key, release_channel,
+};
 
 /// How long a fencing counter is kept after the timeout of the lock it fenced: past that, the
 /// next token is drawn from the server's clock alone (see the [module docs](self)). A server
@@ -71,33 +73,159 @@ end
     };
 }
 
-/// The Lua function the releasing scripts share: deletes the lock and announces it, returning
-/// 1, or 2 when the user may not publish on the channel (Redis 7's `acl_check_cmd`).
-macro_rules! free_and_publish {
+/// The Lua functions of the waiter queue, which every script but [`RENEW`], [`STATUS`] and
+/// [`IS_HELD_BY`] shares. Their keys are always `KEYS[1]` the lock key, `KEYS[2]` its
+/// [`fence_key`], `KEYS[3]` its [`boot_key`], `KEYS[4]` its [`queue_key`] (members by ticket),
+/// `KEYS[5]` its [`lease_key`] (members by lease deadline, server ms).
+///
+/// A member is `"<token> <ttl ms> <claim ms> <backend id>"`: what a release needs to hand the
+/// lock to it and to tell its process, on the channel `grant prefix .. backend id`.
+macro_rules! queue_lua {
     () => {
         r"
-local function free_and_publish(key, channel)
-  redis.call('DEL', key)
+local function wrong_type(key, kind)
+  local t = redis.call('TYPE', key)['ok']
+  return t ~= 'none' and t ~= kind
+end
+local function wrong_types()
+  return wrong_type(KEYS[1], 'string') or wrong_type(KEYS[4], 'zset') or wrong_type(KEYS[5], 'zset')
+end
+local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
+local function int(x)
+  return string.format('%.0f', x)
+end
+local function clock()
+  local t = redis.call('TIME')
+  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  return math.floor(us / 1000), us
+end
+-- The last fencing token, 0 without a counter, nil for a counter that is not a number.
+local function read_fence()
+  local last = redis.call('GET', KEYS[2])
+  if not last then
+    return 0
+  end
+  return tonumber(last)
+end
+local function next_fence(last, now_us, ttl, retention)
+  local fence = math.max(last + 1, now_us)
+  redis.call('SET', KEYS[2], int(fence), 'PX', int(tonumber(ttl) + tonumber(retention)))
+  return fence
+end
+local function announce(channel)
   if redis.acl_check_cmd and not redis.acl_check_cmd('PUBLISH', channel) then
-    return 2
+    return false
   end
   redis.call('PUBLISH', channel, '')
-  return 1
+  return true
+end
+local function tell(channel, message)
+  if redis.acl_check_cmd and not redis.acl_check_cmd('PUBLISH', channel) then
+    return false
+  end
+  redis.call('PUBLISH', channel, message)
+  return true
+end
+-- Drops at most cap waiters whose lease ran out.
+local function evict(now_ms, cap)
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', '(' .. int(now_ms), 'LIMIT', 0, cap)
+  for _, m in ipairs(gone) do
+    redis.call('ZREM', KEYS[4], m)
+    redis.call('ZREM', KEYS[5], m)
+  end
+end
+-- Queues member m (keeping its ticket if queued) with a lease of lease ms; returns its rank.
+local function enqueue(m, now_ms, now_us, lease)
+  if not redis.call('ZSCORE', KEYS[4], m) then
+    local ticket = now_us
+    local tail = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
+    if tail[2] then
+      ticket = math.max(ticket, tonumber(tail[2]) + 1)
+    end
+    redis.call('ZADD', KEYS[4], int(ticket), m)
+  end
+  redis.call('ZADD', KEYS[5], int(now_ms + lease), m)
+  for _, key in ipairs({KEYS[4], KEYS[5]}) do
+    if redis.call('PTTL', key) < 2 * lease then
+      redis.call('PEXPIRE', key, int(2 * lease))
+    end
+  end
+  return redis.call('ZRANK', KEYS[4], m)
+end
+-- With the lock free: grants it to the first queued waiter whose lease is alive, for its claim
+-- time, with the next fence, and tells its process (unless it is me, the caller). Looks at no
+-- more than cap heads. Returns the grantee's token, its fence and whether it was told, or nil.
+local function hand_on(last, now_ms, now_us, cap, retention, prefix, me)
+  for _ = 1, cap do
+    local head = redis.call('ZRANGE', KEYS[4], 0, 0)[1]
+    if not head then
+      redis.call('DEL', KEYS[5])
+      return nil
+    end
+    local lease = tonumber(redis.call('ZSCORE', KEYS[5], head))
+    redis.call('ZREM', KEYS[4], head)
+    redis.call('ZREM', KEYS[5], head)
+    local tok, ttl, claim, id = string.match(head, '^(%x+) (%d+) (%d+) (%x+)$')
+    if tok and lease and lease >= now_ms then
+      local fence = next_fence(last, now_us, ttl, retention)
+      redis.call('SET', KEYS[1], tok, 'PX', int(math.min(tonumber(ttl), tonumber(claim))))
+      local told = true
+      if head ~= me then
+        told = tell(prefix .. id, 'g ' .. tok .. ' ' .. int(fence))
+      end
+      return tok, fence, told
+    end
+  end
+  return nil
+end
+-- Frees the lock and hands it on to the queue's first live waiter; with no one to hand it to,
+-- announces the release on channel. Returns 1, or 2 when no one could be told.
+local function free(channel, retention, cap, prefix)
+  redis.call('DEL', KEYS[1])
+  local last = read_fence()
+  if last and redis.call('EXISTS', KEYS[4]) == 1 then
+    local now_ms, now_us = clock()
+    evict(now_ms, cap)
+    local tok, _, told = hand_on(last, now_ms, now_us, cap, retention, prefix, nil)
+    if tok then
+      if told then
+        return 1
+      end
+      return 2
+    end
+  end
+  if announce(channel) then
+    return 1
+  end
+  return 2
 end
 "
     };
 }
 
-/// Acquire. `KEYS[1]` lock key, `KEYS[2]` its [`boot_key`]; `ARGV[1]` token, `ARGV[2]` ttl in
-/// milliseconds, `ARGV[3]` restart delay in milliseconds (0: none).
+/// The common arguments of the scripts that may hand the lock on, after their own: how long
+/// to keep the fencing counter past the ttl ([`FENCE_RETENTION`], ms), how many queue entries
+/// one call may drop ([`EVICT_CAP`]), and the prefix of the grant channels
+/// ([`grant_channel_prefix`]).
+pub const EVICT_CAP: u32 = 16;
+
+/// Acquire, trying once. `KEYS` as the [queue functions](self) (lock, fence, boot, queue,
+/// leases); `ARGV[1]` token, `ARGV[2]` ttl in milliseconds, `ARGV[3]` restart delay in
+/// milliseconds (0: none), then the [common arguments](EVICT_CAP).
 ///
 /// Returns `{1}` when the token holds the lock afterwards (taken, or already held and its
 /// expiry reset), `{0, ms}` when another token holds it (`ms` its `PTTL`, -1 for a key without
 /// expiry) or when the lock is free but the server started less than the restart delay ago
-/// (`ms` until it may be granted). A key of another type fails with `WRONGTYPE`, unchanged.
+/// (`ms` until it may be granted). **No barging:** a free lock with live waiters queued goes
+/// to the first of them, and the caller gets `{0, ms}`. A key of another type fails with
+/// `WRONGTYPE`, unchanged.
 pub const ACQUIRE: &str = concat!(
     restart_wait!(),
+    queue_lua!(),
     r"
+if wrong_types() then
+  return redis.error_reply(WRONGTYPE)
+end
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -106,9 +234,19 @@ end
 if holder then
   return {0, redis.call('PTTL', KEYS[1])}
 end
-local wait = restart_wait(KEYS[2], ARGV[3])
+local wait = restart_wait(KEYS[3], ARGV[3])
 if wait > 0 then
   return {0, wait}
+end
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  local last = read_fence()
+  if last then
+    local now_ms, now_us = clock()
+    evict(now_ms, tonumber(ARGV[5]))
+    if hand_on(last, now_ms, now_us, tonumber(ARGV[5]), ARGV[4], ARGV[6], nil) then
+      return {0, redis.call('PTTL', KEYS[1])}
+    end
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return {1}
@@ -118,7 +256,8 @@ return {1}
 /// Renew. `KEYS[1]` lock key, `ARGV[1]` token, `ARGV[2]` ttl in milliseconds.
 ///
 /// Returns 1 renewed, 0 not the owner (free, expired or held by another token). A key of
-/// another type fails with `WRONGTYPE`.
+/// another type fails with `WRONGTYPE`. It is also how a waiter the lock was handed to
+/// confirms it: a hand-off sets only the waiter's claim time.
 pub const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -126,43 +265,47 @@ end
 return 0
 ";
 
-/// Release. `KEYS[1]` lock key; `ARGV[1]` token, `ARGV[2]` the lock's [`release_channel`].
+/// Release. `KEYS` as the [queue functions](self); `ARGV[1]` token, `ARGV[2]` the lock's
+/// [`release_channel`], then the [common arguments](EVICT_CAP).
 ///
-/// Returns 1 released (and published), 2 released but not published (the user may not
-/// publish there), 0 not the owner (left alone), -1 did not exist. A key of another type fails
-/// with `WRONGTYPE`, unchanged.
+/// Returns 1 released (and handed to the first live queued waiter, who was told, or announced
+/// on the release channel when no one queues), 2 released but no one could be told (the user
+/// may not publish there), 0 not the owner (left alone), -1 did not exist. A key of another
+/// type fails with `WRONGTYPE`, unchanged.
 pub const RELEASE: &str = concat!(
-    free_and_publish!(),
+    queue_lua!(),
     r"
+if wrong_types() then
+  return redis.error_reply(WRONGTYPE)
+end
 local holder = redis.call('GET', KEYS[1])
 if not holder then
   return -1
 end
 if holder == ARGV[1] then
-  return free_and_publish(KEYS[1], ARGV[2])
+  return free(ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5])
 end
 return 0
 "
 );
 
-/// Force release. `KEYS[1]` lock key, `ARGV[1]` the lock's [`release_channel`].
+/// Force release. `KEYS` as the [queue functions](self); `ARGV[1]` the lock's
+/// [`release_channel`], then the [common arguments](EVICT_CAP).
 ///
-/// Returns 1 released (and published), 2 released but not published, 0 did not exist. A key
-/// of another type fails with `WRONGTYPE` and is left alone.
+/// Returns 1 released (handed on or announced), 2 released but no one could be told, 0 did
+/// not exist. A key of another type fails with `WRONGTYPE` and is left alone.
 pub const FORCE_RELEASE: &str = concat!(
-    free_and_publish!(),
+    queue_lua!(),
     r"
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind == 'none' then
+if wrong_types() then
+  return redis.error_reply(WRONGTYPE)
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-if kind ~= 'string' then
-  return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')
-end
-return free_and_publish(KEYS[1], ARGV[1])
+return free(ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])
 "
 );
-
 /// Status. `KEYS[1]` lock key.
 ///
 /// Returns the key's `PTTL`: -2 open, -1 locked with no expiry, otherwise locked with that many
@@ -186,43 +329,141 @@ end
 return 0
 ";
 
-/// Acquire with a fencing token. `KEYS[1]` lock key, `KEYS[2]` its [`fence_key`], `KEYS[3]`
-/// its [`boot_key`]; `ARGV[1]` token, `ARGV[2]` ttl in milliseconds, `ARGV[3]` restart delay in
-/// milliseconds, `ARGV[4]` how long to keep the counter past the ttl, in milliseconds
-/// ([`FENCE_RETENTION`]).
+/// Acquire with a fencing token, trying once. `KEYS` as the [queue functions](self); `ARGV[1]`
+/// token, `ARGV[2]` ttl in milliseconds, `ARGV[3]` restart delay in milliseconds, then the
+/// [common arguments](EVICT_CAP).
 ///
 /// Returns `{1, fence}` when the token holds the lock afterwards (as [`ACQUIRE`]), `fence`
 /// being the larger of the last token plus 1 and the server's clock in microseconds; `{0, ms}`
-/// as [`ACQUIRE`]. Every read that can fail (`GET` of a key of another type, a counter that is
-/// not a number) comes before any write, so a failed script changes nothing.
+/// as [`ACQUIRE`], which includes not barging ahead of queued waiters. Every read that can
+/// fail (a key of another type, a counter that is not a number) comes before any write, so a
+/// failed script changes nothing.
 pub const ACQUIRE_FENCED: &str = concat!(
     restart_wait!(),
+    queue_lua!(),
     r"
+if wrong_types() then
+  return redis.error_reply(WRONGTYPE)
+end
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then
   return {0, redis.call('PTTL', KEYS[1])}
 end
-local last = redis.call('GET', KEYS[2])
-if last then
-  last = tonumber(last)
-  if not last then
-    return redis.error_reply('ERR process-lock: the fencing counter ' .. KEYS[2] .. ' is not a number')
-  end
-else
-  last = 0
+local last = read_fence()
+if not last then
+  return redis.error_reply('ERR process-lock: the fencing counter ' .. KEYS[2] .. ' is not a number')
 end
+local now_ms, now_us = clock()
 if not holder then
   local wait = restart_wait(KEYS[3], ARGV[3])
   if wait > 0 then
     return {0, wait}
   end
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    evict(now_ms, tonumber(ARGV[5]))
+    if hand_on(last, now_ms, now_us, tonumber(ARGV[5]), ARGV[4], ARGV[6], nil) then
+      return {0, redis.call('PTTL', KEYS[1])}
+    end
+  end
 end
-local t = redis.call('TIME')
-local fence = math.max(last + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
-redis.call('SET', KEYS[2], string.format('%.0f', fence), 'PX',
-  string.format('%.0f', tonumber(ARGV[2]) + tonumber(ARGV[4])))
+local fence = next_fence(last, now_us, ARGV[2], ARGV[4])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return {1, fence}
+"
+);
+
+/// One step of a queued waiter: enqueue, heartbeat, promote and "do I hold it?" in one.
+/// `KEYS` as the [queue functions](self); `ARGV[1]` the waiter's member, `ARGV[2]` its token,
+/// `ARGV[3]` ttl in milliseconds, `ARGV[4]` restart delay in milliseconds, `ARGV[5]` the
+/// waiter's lease in milliseconds, then the [common arguments](EVICT_CAP).
+///
+/// First drops at most [`EVICT_CAP`] waiters whose lease ran out. Then:
+/// - the lock was handed to this token (its message may be late or lost): confirms it for the
+///   full ttl and returns `{1, fence}`, the fence of that hand-off;
+/// - the lock is held by another, or the restart delay runs: queues the member (a member
+///   already queued keeps its ticket and renews its lease) and returns `{0, ms, rank}`, `ms`
+///   the holder's `PTTL` (or the restart wait) and `rank` the member's place, 0 first;
+/// - the lock is free and no live waiter is ahead: takes it for the full ttl, `{1, fence}`;
+/// - the lock is free with live waiters ahead: hands it to the first of them, queues the
+///   member, and returns `{0, ms, rank}` (or `{1, fence}` if it was the member's turn after all).
+///
+/// A ticket is the larger of the tail's plus 1 and the server's clock in microseconds, so
+/// tickets only grow. Leases are server time: no client clock is ever compared.
+pub const QUEUE: &str = concat!(
+    restart_wait!(),
+    queue_lua!(),
+    r"
+if wrong_types() then
+  return redis.error_reply(WRONGTYPE)
+end
+local last = read_fence()
+if not last then
+  return redis.error_reply('ERR process-lock: the fencing counter ' .. KEYS[2] .. ' is not a number')
+end
+local me, token, ttl = ARGV[1], ARGV[2], ARGV[3]
+local lease, retention, cap, prefix = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local now_ms, now_us = clock()
+evict(now_ms, cap)
+local holder = redis.call('GET', KEYS[1])
+if holder == token then
+  redis.call('ZREM', KEYS[4], me)
+  redis.call('ZREM', KEYS[5], me)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  return {1, last}
+end
+if holder then
+  local rank = enqueue(me, now_ms, now_us, lease)
+  return {0, redis.call('PTTL', KEYS[1]), rank}
+end
+local wait = restart_wait(KEYS[3], ARGV[4])
+if wait > 0 then
+  local rank = enqueue(me, now_ms, now_us, lease)
+  return {0, wait, rank}
+end
+local head = redis.call('ZRANGE', KEYS[4], 0, 0)[1]
+if head and head ~= me then
+  enqueue(me, now_ms, now_us, lease)
+  local tok, fence = hand_on(last, now_ms, now_us, cap, retention, prefix, me)
+  if tok == token then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+    return {1, fence}
+  end
+  local rank = redis.call('ZRANK', KEYS[4], me) or 0
+  return {0, math.max(redis.call('PTTL', KEYS[1]), 0), rank}
+end
+redis.call('ZREM', KEYS[4], me)
+redis.call('ZREM', KEYS[5], me)
+local fence = next_fence(last, now_us, ttl, retention)
+redis.call('SET', KEYS[1], token, 'PX', ttl)
+return {1, fence}
+"
+);
+
+/// A waiter leaves the queue. `KEYS` as the [queue functions](self); `ARGV[1]` its member,
+/// `ARGV[2]` its token, `ARGV[3]` ttl in milliseconds, `ARGV[4]` `1` to keep a lock handed to
+/// it meanwhile (`0`: release it), `ARGV[5]` the lock's [`release_channel`], then the
+/// [common arguments](EVICT_CAP).
+///
+/// Returns `{1}` left the queue, `{0}` was not queued, `{2, fence}` the lock had been handed
+/// to it and is kept (confirmed for the full ttl), `{3}` it had been handed to it and is now
+/// released and handed on.
+pub const LEAVE: &str = concat!(
+    queue_lua!(),
+    r"
+if wrong_types() then
+  return redis.error_reply(WRONGTYPE)
+end
+local removed = redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+if redis.call('GET', KEYS[1]) == ARGV[2] then
+  if ARGV[4] == '1' then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    return {2, read_fence() or 0}
+  end
+  free(ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8])
+  return {3}
+end
+return {removed}
 "
 );
 
@@ -249,11 +490,15 @@ pub enum Script {
     Status,
     /// [`IS_HELD_BY`].
     IsHeldBy,
+    /// [`QUEUE`].
+    Queue,
+    /// [`LEAVE`].
+    Leave,
 }
 
 impl Script {
     /// Every script, in declaration order: to load them all on a server ahead of time.
-    pub const ALL: [Script; 7] = [
+    pub const ALL: [Script; 9] = [
         Script::Acquire,
         Script::AcquireFenced,
         Script::Renew,
@@ -261,6 +506,8 @@ impl Script {
         Script::ForceRelease,
         Script::Status,
         Script::IsHeldBy,
+        Script::Queue,
+        Script::Leave,
     ];
 
     /// The Lua text.
@@ -273,13 +520,15 @@ impl Script {
             Script::ForceRelease => FORCE_RELEASE,
             Script::Status => STATUS,
             Script::IsHeldBy => IS_HELD_BY,
+            Script::Queue => QUEUE,
+            Script::Leave => LEAVE,
         }
     }
 
     /// The SHA-1 of the Lua text, in lowercase hex: the name `EVALSHA` runs it by. Computed
     /// once per process.
     pub fn sha1(self) -> &'static str {
-        static SHA1S: LazyLock<[String; 7]> = LazyLock::new(|| {
+        static SHA1S: LazyLock<[String; 9]> = LazyLock::new(|| {
             Script::ALL.map(|script| sha1_smol::Sha1::from(script.lua()).digest().to_string())
         });
         // `ALL` lists the variants in declaration order.

@@ -71,4 +71,15 @@ pub trait RedisTransport: Send + Sync + fmt::Debug + 'static {
     /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) unless
     /// [`notifies`](RedisTransport::notifies); otherwise when the subscription cannot be made.
     async fn watch(&self, channel: String) -> Result<Watch>;
+
+    /// As [`watch`](RedisTransport::watch), for a channel of hand-offs to this process's
+    /// waiters (see [`grant_channel`](super::calls::grant_channel)): messages on it are given
+    /// to [`Subscriptions::deliver`](crate::notify::Subscriptions::deliver), and the
+    /// subscription lingers (see
+    /// [`Subscriptions::watch_lingering`](crate::notify::Subscriptions::watch_lingering)).
+    ///
+    /// # Errors
+    ///
+    /// As [`watch`](RedisTransport::watch).
+    async fn watch_grants(&self, channel: String) -> Result<Watch>;
 }

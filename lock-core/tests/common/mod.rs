@@ -43,6 +43,7 @@ impl LockBackend for Fake {
             remaining_ttl: true,
             notify: true,
             fencing: true,
+            queue: false,
         }
     }
 
