@@ -205,6 +205,7 @@ macro_rules! __if_listed {
     (remaining_ttl [remaining_ttl $(, $rest:ident)*] { $($yes:tt)* } $no:tt) => { $($yes)* };
     (notify [notify $(, $rest:ident)*] { $($yes:tt)* } $no:tt) => { $($yes)* };
     (fencing [fencing $(, $rest:ident)*] { $($yes:tt)* } $no:tt) => { $($yes)* };
+    (queue [queue $(, $rest:ident)*] { $($yes:tt)* } $no:tt) => { $($yes)* };
     ($cap:ident [$head:ident $(, $rest:ident)*] $yes:tt $no:tt) => {
         $crate::__if_listed!($cap [$($rest),*] $yes $no);
     };

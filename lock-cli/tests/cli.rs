@@ -11,7 +11,7 @@ use std::process::{ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use conformance::redis_server::{RawRedis, RedisServer, Resp};
+use conformance::redis_server::{RawRedis, RedisServer};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
@@ -204,18 +204,13 @@ async fn wait_for_file(path: &Path) -> String {
         .unwrap_or_else(|_| panic!("{} never appeared", path.display()))
 }
 
-/// Waits until `count` processes wait for the lock `name` (are subscribed to its releases).
+/// Waits until `count` processes wait for the lock `name` (are queued for it).
 async fn wait_for_waiters(setup: &Setup, name: &str, count: i64) {
-    let channel = process_lock::raw::redis::keys::release_channel(name);
+    let queue = process_lock::raw::redis::keys::queue_key(name);
     let mut raw = setup.raw().await;
     let waiting = async {
         loop {
-            let reply = raw.run(&["PUBSUB", "NUMSUB", &channel]).await.unwrap();
-            let subscribers = match &reply {
-                Resp::Array(Some(items)) => items.get(1).and_then(Resp::as_int),
-                _ => None,
-            };
-            if subscribers.unwrap_or_else(|| panic!("PUBSUB NUMSUB answered {reply:?}")) >= count {
+            if raw.int(&["ZCARD", &queue]).await.unwrap() >= count {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conformance::redis_server::{RawRedis, RedisServer};
+use conformance::redis_server::{RawRedis, RedisServer, Resp};
 use lock_core::{Cleared, FencedAcquire, Lock, LockBackend, LockName, ProcessLock, Token, Ttl};
 use lock_fred::FredBackend;
 use lock_fred::fred::prelude::{Builder, Client, ClientLike, Config};
@@ -484,16 +484,17 @@ async fn waiters_are_woken_after_the_pubsub_connection_is_killed() {
     assert_eq!(killed, 1);
     // Subscribed again on the new connection.
     eventually(&mut admin, subscribers, 1, "no new Pub/Sub connection").await;
-    let channel = lock_core::redis::keys::release_channel("killed");
+    // The waiter's channel: the lock's grant channel for this backend.
+    let pattern = lock_core::redis::keys::grant_channel_prefix("killed") + "*";
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let numsub = admin.run(&["PUBSUB", "NUMSUB", &channel]).await.unwrap();
-        if format!("{numsub:?}").contains("Int(1)") {
+        let channels = admin.run(&["PUBSUB", "CHANNELS", &pattern]).await.unwrap();
+        if matches!(&channels, Resp::Array(Some(c)) if c.len() == 1) {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "not subscribed again: {numsub:?}"
+            "not subscribed again: {channels:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

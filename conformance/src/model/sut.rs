@@ -4,12 +4,15 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use lock_core::{LockState, ProcessLock};
+use lock_core::queue::{Leave, QueueStep, QueueTiming, Waiter};
+use lock_core::{LockName, LockState, ProcessLock, Token, Ttl};
 use proptest::test_runner::{Config, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 use tokio::runtime::Handle;
 
-use super::reference::{Answer, Call, HANDLES, Model, NAMES, name_of};
+use super::reference::{
+    Answer, CLAIM, Call, HANDLES, LEASE, Model, NAMES, WAITER_TTL, WAITERS, name_of,
+};
 use super::strategies::LockMachine;
 use crate::{Fixture, TestClock};
 
@@ -22,14 +25,17 @@ thread_local! {
     static CONTEXT: RefCell<Option<(Fixture, Handle)>> = const { RefCell::new(None) };
 }
 
-/// Random sequences of lock, update, clear, force clear, status and time moving forward, from
-/// four handles on two names, each call's answer checked against the reference model
-/// ([`Fixture::model_cases`] sequences of up to 32 calls).
+/// Random sequences of lock, update, clear, force clear, status, queue steps and leaves, and
+/// time moving forward, from four handles and four queued waiters on two names, each call's
+/// answer checked against the reference model ([`Fixture::model_cases`] sequences of up to 32
+/// calls). A waiter that stops stepping is a dead one: the model forgets it after its lease.
 pub async fn model_based(fx: &Fixture) {
     let fixture = fx.clone();
     let runtime = Handle::current();
     let run = tokio::task::spawn_blocking(move || {
         let cases = fixture.model_cases();
+        let queue = fixture.backend().capabilities().queue;
+        super::strategies::WITH_QUEUE.with(|q| q.set(queue));
         CONTEXT.with(|c| *c.borrow_mut() = Some((fixture, runtime)));
         let config = Config {
             cases,
@@ -58,6 +64,7 @@ struct LockTest;
 
 struct System {
     handles: Vec<ProcessLock>,
+    waiters: Vec<(LockName, Waiter)>,
     model: Model,
     clock: TestClock,
     fixture: Fixture,
@@ -81,6 +88,31 @@ impl System {
                 .status()
                 .await
                 .map(|s| Answer::Locked(s == LockState::Locked)),
+            Call::Step(w) => {
+                let (name, waiter) = &self.waiters[w];
+                let backend = self.fixture.backend();
+                backend
+                    .queue_step(name, waiter)
+                    .await
+                    .map(|step| match step {
+                        QueueStep::Acquired { .. } => Answer::Step(None),
+                        QueueStep::Queued { position, .. } => Answer::Step(Some(position)),
+                        other => panic!("unexpected {other:?}"),
+                    })
+            }
+            Call::Leave(w) => {
+                let (name, waiter) = &self.waiters[w];
+                let backend = self.fixture.backend();
+                backend
+                    .leave_queue(name, waiter, false)
+                    .await
+                    .map(|left| match left {
+                        Leave::Left => Answer::Leave("Left"),
+                        Leave::Absent => Answer::Leave("Absent"),
+                        Leave::Released => Answer::Leave("Released"),
+                        other => panic!("unexpected {other:?}"),
+                    })
+            }
             Call::Advance(ticks) => {
                 self.clock.advance(self.ticks(ticks)).await;
                 Ok(Answer::Nothing)
@@ -109,6 +141,7 @@ impl StateMachineTest for LockTest {
             .collect();
         let mut system = System {
             handles: Vec::with_capacity(HANDLES),
+            waiters: Vec::with_capacity(WAITERS),
             model: model.clone(),
             clock: fixture.clock(),
             runtime,
@@ -119,6 +152,15 @@ impl StateMachineTest for LockTest {
             system
                 .handles
                 .push(fixture.handle(&names[name_of(h)], timeout));
+        }
+        for w in 0..WAITERS {
+            let ttl = Ttl::new(system.ticks(WAITER_TTL)).expect("a valid timeout");
+            let mut timing = QueueTiming::for_ttl(ttl);
+            timing.lease = system.ticks(LEASE);
+            timing.claim = system.ticks(CLAIM);
+            let token = Token::generate().expect("the system random generator works");
+            let name = LockName::new(&names[name_of(w)]).expect("a valid name");
+            system.waiters.push((name, Waiter::new(token, ttl, timing)));
         }
         system
     }
@@ -139,6 +181,15 @@ impl StateMachineTest for LockTest {
         // Leave nothing behind on a shared store.
         let runtime = system.runtime.clone();
         runtime.block_on(async {
+            if system.fixture.backend().capabilities().queue {
+                for (name, waiter) in &system.waiters {
+                    let _ = system
+                        .fixture
+                        .backend()
+                        .leave_queue(name, waiter, false)
+                        .await;
+                }
+            }
             for handle in &system.handles[..NAMES] {
                 let _ = handle.clear(true).await;
             }

@@ -56,7 +56,8 @@ pub async fn waiters_of_separate_backends_take_turns_in_arrival_order(fx: &Redis
 
 /// A release the queue is not told of (a `DEL` by hand, `process-lock-node`'s `clear`) reaches
 /// the first waiter within its heartbeat: the waiter of another backend takes the lock within
-/// a second (plus slack), not at the holder's expiry 30 s away.
+/// a second (plus slack), not at the holder's expiry 30 s away. And a `SET NX` as
+/// `process-lock-node` takes locks never overwrites a queued hand-off, nor is overwritten.
 pub async fn a_foreign_del_reaches_the_first_waiter_within_its_heartbeat(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let holder = handle(&fx.backend().await, "foreign-del");
@@ -76,7 +77,44 @@ pub async fn a_foreign_del_reaches_the_first_waiter_within_its_heartbeat(fx: &Re
     assert!(deleted.elapsed() < bound);
     let value = admin.get("foreign-del").await.unwrap();
     assert_eq!(value.as_deref(), Some(guard.token().as_str()));
+
+    // A program that knows nothing of the queue (process-lock-node's `SET NX`) may take a lock
+    // that frees up with waiters queued (it gets no fairness), but is never overwritten: the
+    // waiter gets the lock only once that program's key is gone.
+    let waiter = guarded(&waiter_backend, "foreign-del");
+    let waiting = tokio::spawn(async move { waiter.lock().await });
+    until_queued(&waiter_backend, &name("foreign-del"), 1).await;
     assert_eq!(guard.release().await.unwrap(), Release::Released);
+    let took = admin
+        .run(&["SET", "foreign-del", "node", "NX", "PX", "800"])
+        .await
+        .unwrap();
+    assert!(took.is_nil(), "the release handed the lock on: {took:?}");
+    let second = tokio::time::timeout(WAKE, waiting)
+        .await
+        .expect("handed over at once")
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.release().await.unwrap(), Release::Released);
+    let node = admin
+        .run(&["SET", "foreign-del", "node", "NX", "PX", "800"])
+        .await
+        .unwrap();
+    assert!(
+        !node.is_nil(),
+        "a free lock with no one queued is Node's to take"
+    );
+    let waiter = guarded(&waiter_backend, "foreign-del");
+    let started = Instant::now();
+    let third = tokio::time::timeout(WAKE * 2, waiter.lock())
+        .await
+        .expect("Node's key expires")
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "the waiter took the lock while Node's key was there"
+    );
+    assert_eq!(third.release().await.unwrap(), Release::Released);
 }
 
 /// The queue's two keys never outlive its waiters: they expire after twice the longest lease

@@ -292,27 +292,23 @@ async fn spawn_server(port: u16, dir: &Path) -> Result<Child, String> {
     }
 }
 
-/// Waits until `count` clients are subscribed to the release channel of lock `name` (waiters
-/// that have found the lock held and wait for its release).
+/// Waits until `count` waiters are queued for lock `name` (they found it held and wait in
+/// line for it).
 pub(crate) async fn wait_for_waiters(server: &Server, name: &str, count: i64) {
-    let channel = process_lock::raw::redis::keys::release_channel(name);
+    let queue = process_lock::raw::redis::keys::queue_key(name);
     let mut raw = server.raw().await;
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let reply = raw
-            .run(&["PUBSUB", "NUMSUB", &channel])
+        let queued = raw
+            .int(&["ZCARD", &queue])
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let subscribers = match &reply {
-            Resp::Array(Some(items)) => items.get(1).and_then(Resp::as_int),
-            _ => None,
-        };
-        if subscribers.unwrap_or_else(|| panic!("PUBSUB NUMSUB answered {reply:?}")) >= count {
+        if queued >= count {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "{count} waiter(s) never subscribed to {channel:?} within {PATIENCE:?}"
+            "{count} waiter(s) never queued in {queue:?} within {PATIENCE:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
