@@ -1,10 +1,13 @@
 //! The Redis backends against their own raw clients, in one run against one Redis.
 //!
-//! For each client, three ways to do a lock + clear cycle:
+//! For each client, four ways to do a lock + clear cycle:
 //! - `ProcessLock`: `lock()` then `clear(false)` through the backend;
 //! - `raw scripts`: the same two `EVALSHA` commands sent straight through the same client
-//!   connection (what the backend costs over its client);
-//! - `raw SET NX + DEL`: the naive, non-atomic pair (what owner checks cost).
+//!   connection (what the backend costs over its client): the keys and arguments come from the
+//!   protocol's [`calls`], built once per task, so they are exactly what the backend sends;
+//! - `raw SET NX + DEL`: the naive, non-atomic pair (what owner checks cost);
+//! - `Lock guard`: `Lock::lock()` then `LockGuard::release()`, the uncontended path of the
+//!   waiter queue (one `QUEUE` script when the lock is free) plus the guard's bookkeeping.
 //!
 //! Each runs with 1 and 64 concurrent tasks on distinct names. The variants of a client take
 //! turns in 200 ms slices (rotating which goes first), so a shared machine's drift falls on all
@@ -26,12 +29,17 @@ use std::time::Duration;
 
 use conformance::redis_server::{CommandCounter, RedisServer};
 use process_lock::raw::async_trait;
-use process_lock::raw::redis::keys::{boot_key, release_channel};
-use process_lock::raw::redis::scripts;
-use process_lock::{LockBackend, ProcessLock};
+use process_lock::raw::redis::ScriptCall;
+use process_lock::raw::redis::calls;
+use process_lock::raw::redis::scripts::Script;
+use process_lock::{Lock, LockBackend, LockName, ProcessLock, Release, Token, Ttl};
 use tokio::time::Instant;
 
 const TTL_MS: u64 = 30_000;
+/// The restart delay the backends are built with, and the raw scripts send: 1 ms, so every
+/// acquire runs the whole delayed restart check, as it does with the default delay on a server
+/// up for long.
+const RESTART_DELAY: Duration = Duration::from_millis(1);
 /// One measurement slice; variants alternate slice by slice.
 const SLICE: Duration = Duration::from_millis(200);
 
@@ -51,6 +59,58 @@ impl Cycle for Handles {
         assert!(lock.clear(false).await.unwrap() == process_lock::Cleared::Cleared);
     }
 }
+
+/// A lock taken and released by a [`Lock`]'s guard, one per task.
+struct Guards(Vec<Lock>);
+
+#[async_trait]
+impl Cycle for Guards {
+    async fn cycle(&self, task: usize) {
+        let guard = self.0[task].lock().await.unwrap();
+        assert_eq!(guard.release().await.unwrap(), Release::Released);
+    }
+}
+
+fn guards(backend: &Arc<dyn LockBackend>, variant: &str, tasks: usize) -> Arc<dyn Cycle> {
+    let locks = (0..tasks)
+        .map(|t| {
+            Lock::new(
+                backend.clone(),
+                format!("bench:{variant}:{t}"),
+                Duration::from_millis(TTL_MS),
+            )
+            .unwrap()
+        })
+        .collect();
+    Arc::new(Guards(locks))
+}
+
+/// What one task of a raw scripts variant sends each cycle, built once by the protocol's
+/// [`calls`] exactly as the backend builds it: prefix "", the bench's ttl and restart delay.
+struct Prepared {
+    acquire: ScriptCall,
+    release: ScriptCall,
+}
+
+fn prepared(variant: &str, tasks: usize) -> Vec<Prepared> {
+    let ttl = Ttl::new(Duration::from_millis(TTL_MS)).unwrap();
+    (0..tasks)
+        .map(|t| {
+            let name = LockName::new(format!("bench:{variant}:{t}")).unwrap();
+            let token = Token::generate().unwrap();
+            let acquire = calls::acquire("", &name, &token, ttl, Some(RESTART_DELAY));
+            let release = calls::release("", &name, &token);
+            Prepared {
+                acquire: acquire.script().clone(),
+                release: release.script().clone(),
+            }
+        })
+        .collect()
+}
+
+/// The two scripts a raw scripts cycle runs, to load ahead of time: each cycle is then two
+/// `EVALSHA`, as the backend's warm path.
+const RAW_SCRIPTS: [Script; 2] = [Script::Acquire, Script::Release];
 
 fn names(variant: &str, tasks: usize) -> Vec<(String, String)> {
     (0..tasks)
@@ -79,37 +139,48 @@ mod redis_rs_raw {
     use super::*;
     use redis::aio::ConnectionManager;
 
+    /// Loads the raw scripts through `conn`, checking that the server names them by the
+    /// protocol's SHA-1.
+    pub(super) async fn load_scripts(conn: &ConnectionManager) {
+        let mut conn = conn.clone();
+        for script in RAW_SCRIPTS {
+            let sha: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(script.lua())
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(sha, script.sha1());
+        }
+    }
+
+    /// `EVALSHA sha numkeys keys... args...`, as the backend's transport sends it.
+    fn evalsha(call: &ScriptCall) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(call.script.sha1())
+            .arg(call.keys.len())
+            .arg(&call.keys)
+            .arg(&call.args);
+        cmd
+    }
+
     pub(super) struct Scripts {
         pub(super) conn: ConnectionManager,
-        pub(super) keys: Vec<(String, String)>,
-        pub(super) acquire: redis::Script,
-        pub(super) release: redis::Script,
+        pub(super) calls: Vec<Prepared>,
     }
 
     #[async_trait]
     impl Cycle for Scripts {
         async fn cycle(&self, task: usize) {
-            let (key, token) = &self.keys[task];
+            let calls = &self.calls[task];
             let mut conn = self.conn.clone();
-            // The boot key and a restart delay of 1 ms, as the backends below: the whole
-            // delayed restart check runs, and lets the lock go 1 ms after the server's start.
-            let got: Vec<i64> = self
-                .acquire
-                .key(key)
-                .key(boot_key("", key))
-                .arg(token)
-                .arg(TTL_MS)
-                .arg(1)
-                .invoke_async(&mut conn)
+            let got: Vec<i64> = evalsha(&calls.acquire)
+                .query_async(&mut conn)
                 .await
                 .unwrap();
             assert_eq!(got, [1]);
-            let released: i64 = self
-                .release
-                .key(key)
-                .arg(token)
-                .arg(release_channel(key))
-                .invoke_async(&mut conn)
+            let released: i64 = evalsha(&calls.release)
+                .query_async(&mut conn)
                 .await
                 .unwrap();
             assert_eq!(released, 1);
@@ -150,52 +221,39 @@ mod redis_rs_raw {
 mod fred_raw {
     use super::*;
     use process_lock::fred::fred::prelude::{Client, KeysInterface, LuaInterface};
-    use process_lock::fred::fred::types::{Expiration, SetOptions};
+    use process_lock::fred::fred::types::{Expiration, FromValue, SetOptions};
+
+    /// Loads the raw scripts through `client`, checking that the server names them by the
+    /// protocol's SHA-1.
+    pub(super) async fn load_scripts(client: &Client) {
+        for script in RAW_SCRIPTS {
+            let sha: String = client.script_load(script.lua()).await.unwrap();
+            assert_eq!(sha, script.sha1());
+        }
+    }
+
+    /// `EVALSHA sha numkeys keys... args...`, as the backend's transport sends it (which
+    /// clones the keys and arguments for fred too).
+    async fn evalsha<T: FromValue>(client: &Client, call: &ScriptCall) -> T {
+        let (keys, args) = (call.keys.clone(), call.args.clone());
+        client
+            .evalsha(call.script.sha1(), keys, args)
+            .await
+            .unwrap()
+    }
 
     pub(super) struct Scripts {
         pub(super) client: Client,
-        pub(super) keys: Vec<(String, String)>,
-        pub(super) acquire: String,
-        pub(super) release: String,
-    }
-
-    impl Scripts {
-        /// Loads both scripts, so each cycle is two EVALSHA, as the backend's warm path.
-        pub(super) async fn new(client: Client, keys: Vec<(String, String)>) -> Self {
-            let acquire: String = client.script_load(scripts::ACQUIRE).await.unwrap();
-            let release: String = client.script_load(scripts::RELEASE).await.unwrap();
-            Scripts {
-                client,
-                keys,
-                acquire,
-                release,
-            }
-        }
+        pub(super) calls: Vec<Prepared>,
     }
 
     #[async_trait]
     impl Cycle for Scripts {
         async fn cycle(&self, task: usize) {
-            let (key, token) = &self.keys[task];
-            let got: Vec<i64> = self
-                .client
-                .evalsha(
-                    &self.acquire,
-                    vec![key.clone(), boot_key("", key)],
-                    vec![token.clone(), TTL_MS.to_string(), "1".to_owned()],
-                )
-                .await
-                .unwrap();
+            let calls = &self.calls[task];
+            let got: Vec<i64> = evalsha(&self.client, &calls.acquire).await;
             assert_eq!(got, [1]);
-            let released: i64 = self
-                .client
-                .evalsha(
-                    &self.release,
-                    key.as_str(),
-                    vec![token.clone(), release_channel(key)],
-                )
-                .await
-                .unwrap();
+            let released: i64 = evalsha(&self.client, &calls.release).await;
             assert_eq!(released, 1);
         }
     }
@@ -289,7 +347,7 @@ async fn round_trips(client: &str, backend: Arc<dyn LockBackend>, url: &str) {
     let counter = CommandCounter::start(url).await.unwrap();
     let name = format!("bench:round-trips:{client}");
     let a = ProcessLock::new(backend.clone(), &name, Duration::from_secs(30)).unwrap();
-    let b = ProcessLock::new(backend, &name, Duration::from_secs(30)).unwrap();
+    let b = ProcessLock::new(backend.clone(), &name, Duration::from_secs(30)).unwrap();
     // Warm the script cache: a cold script costs one SCRIPT LOAD per server, once.
     assert!(a.lock().await.unwrap());
     assert!(a.update().await.unwrap());
@@ -305,13 +363,27 @@ async fn round_trips(client: &str, backend: Arc<dyn LockBackend>, url: &str) {
         .await
         .unwrap();
     let _ = a.backend().release(a.name(), &token).await.unwrap();
+    // The queue script, on a name of its own, so that the counted `Lock::lock` below is the
+    // first to subscribe to its lock's grant channel.
+    let warm = Lock::new(
+        backend.clone(),
+        format!("{name}:warm"),
+        Duration::from_secs(30),
+    );
+    let guard = warm.unwrap().lock().await.unwrap();
+    assert_eq!(guard.release().await.unwrap(), Release::Released);
+    let guarded = Lock::new(backend, format!("{name}:guard"), Duration::from_secs(30)).unwrap();
     counter.take().await.unwrap();
 
     let mut rows = Vec::new();
     macro_rules! count {
         ($what:expr, $op:expr) => {{
-            let _ = $op.await.unwrap();
+            let _ = count!(keep $what, $op);
+        }};
+        (keep $what:expr, $op:expr) => {{
+            let outcome = $op.await.unwrap();
             rows.push(($what, counter.take().await.unwrap()));
+            outcome
         }};
     }
     count!("lock (acquired)", a.lock());
@@ -326,6 +398,14 @@ async fn round_trips(client: &str, backend: Arc<dyn LockBackend>, url: &str) {
         a.backend().try_acquire_fenced(a.name(), &token, ttl)
     );
     count!("release", a.backend().release(a.name(), &token));
+    // Uncontended: the first lock subscribes to the lock's grant channel (kept 10 s after its
+    // last waiter), then each lock and each release is one script.
+    let guard = count!(keep "Lock::lock (first)", guarded.lock());
+    let released = count!(keep "guard release", guard.release());
+    assert_eq!(released, Release::Released);
+    let guard = count!(keep "Lock::lock (again)", guarded.lock());
+    let released = count!(keep "guard release", guard.release());
+    assert_eq!(released, Release::Released);
     for (what, commands) in rows {
         println!(
             "| {client:<8} | {what:<20} | {} | {} |",
@@ -345,23 +425,25 @@ async fn main() {
     let mut variants: Vec<Variant> = Vec::new();
     let mut backends: Vec<(&'static str, Arc<dyn LockBackend>)> = Vec::new();
 
-    // A restart delay of 1 ms: every acquire runs the delayed restart check, as it does with
-    // the default delay on a server up for long. The server's start is read in whole seconds
-    // (rounded so as never to be early), so the new server grants once it is 2 s old.
+    // The restart delay (`RESTART_DELAY`, 1 ms): every acquire runs the delayed restart check.
+    // The server's start is read in whole seconds (rounded so as never to be early), so the new
+    // server grants once it is 2 s old.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let rs = process_lock::RedisRsBackend::builder(server.url())
-        .restart_delay(Duration::from_millis(1))
+        .restart_delay(RESTART_DELAY)
         .connect()
         .await
         .unwrap();
     let rs_conn = rs.connection_manager().clone();
     let rs: Arc<dyn LockBackend> = Arc::new(rs);
     backends.push(("redis-rs", rs.clone()));
+    let backend = rs.clone();
     variants.push(Variant {
         client: "redis-rs",
         what: "ProcessLock",
-        make: Box::new(move |tasks| handles(&rs, "rs-ours", tasks)),
+        make: Box::new(move |tasks| handles(&backend, "rs-ours", tasks)),
     });
+    redis_rs_raw::load_scripts(&rs_conn).await;
     let conn = rs_conn.clone();
     variants.push(Variant {
         client: "redis-rs",
@@ -369,9 +451,7 @@ async fn main() {
         make: Box::new(move |tasks| {
             Arc::new(redis_rs_raw::Scripts {
                 conn: conn.clone(),
-                keys: names("rs-scripts", tasks),
-                acquire: redis::Script::new(scripts::ACQUIRE),
-                release: redis::Script::new(scripts::RELEASE),
+                calls: prepared("rs-scripts", tasks),
             })
         }),
     });
@@ -385,28 +465,39 @@ async fn main() {
             })
         }),
     });
+    variants.push(Variant {
+        client: "redis-rs",
+        what: "Lock guard",
+        make: Box::new(move |tasks| guards(&rs, "rs-guard", tasks)),
+    });
 
     #[cfg(feature = "fred")]
     {
         let fred = process_lock::FredBackend::builder(server.url())
-            .restart_delay(Duration::from_millis(1))
+            .restart_delay(RESTART_DELAY)
             .connect()
             .await
             .unwrap();
         let client = fred.client().clone();
         let fred: Arc<dyn LockBackend> = Arc::new(fred);
         backends.push(("fred", fred.clone()));
+        let backend = fred.clone();
         variants.push(Variant {
             client: "fred",
             what: "ProcessLock",
-            make: Box::new(move |tasks| handles(&fred, "fred-ours", tasks)),
+            make: Box::new(move |tasks| handles(&backend, "fred-ours", tasks)),
         });
-        // The same scripts, loaded once; each task set gets its own names.
-        let raw = Arc::new(fred_raw::Scripts::new(client.clone(), names("fred-scripts", 64)).await);
+        fred_raw::load_scripts(&client).await;
+        let raw_client = client.clone();
         variants.push(Variant {
             client: "fred",
             what: "raw scripts",
-            make: Box::new(move |_| raw.clone()),
+            make: Box::new(move |tasks| {
+                Arc::new(fred_raw::Scripts {
+                    client: raw_client.clone(),
+                    calls: prepared("fred-scripts", tasks),
+                })
+            }),
         });
         variants.push(Variant {
             client: "fred",
@@ -417,6 +508,11 @@ async fn main() {
                     keys: names("fred-setdel", tasks),
                 })
             }),
+        });
+        variants.push(Variant {
+            client: "fred",
+            what: "Lock guard",
+            make: Box::new(move |tasks| guards(&fred, "fred-guard", tasks)),
         });
     }
 
@@ -445,18 +541,20 @@ async fn main() {
         "\nlock + clear cycles per second ({length:?} per variant, in interleaved {SLICE:?} slices)\n"
     );
     println!(
-        "| client | tasks | ProcessLock | raw scripts | raw SET NX + DEL | ours / raw scripts | ours / SET NX + DEL |"
+        "| client | tasks | ProcessLock | raw scripts | raw SET NX + DEL | ours / raw scripts | ours / SET NX + DEL | Lock guard | guard / raw scripts |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (client, _) in &backends {
         for tasks in [1, 64] {
             let ours = rate_of(client, "ProcessLock", tasks);
             let raw = rate_of(client, "raw scripts", tasks);
             let naive = rate_of(client, "raw SET NX + DEL", tasks);
+            let guard = rate_of(client, "Lock guard", tasks);
             println!(
-                "| {client} | {tasks} | {ours:.0} | {raw:.0} | {naive:.0} | {:.3} | {:.3} |",
+                "| {client} | {tasks} | {ours:.0} | {raw:.0} | {naive:.0} | {:.3} | {:.3} | {guard:.0} | {:.3} |",
                 ours / raw,
-                ours / naive
+                ours / naive,
+                guard / raw
             );
         }
     }

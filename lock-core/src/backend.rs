@@ -115,10 +115,12 @@ impl Acquire {
 pub enum Release {
     /// The caller held the lock, and it is now free; waiters were told.
     Released,
-    /// The caller held the lock, and it is now free, but the waiters in other processes could
-    /// not be told (for Redis: the user may not `PUBLISH` on the lock's channel). They notice
-    /// within their fallback interval (see
-    /// [`Lock::with_recheck`](crate::Lock::with_recheck)), or at the lock's expiry.
+    /// The caller held the lock, and it is now free (or handed to the first queued waiter), but
+    /// the waiters in other processes could not be told (for Redis: the user may not
+    /// `PUBLISH`). A queued waiter finds the lock handed to it at its next heartbeat (see
+    /// [`QueueTiming`](crate::queue::QueueTiming)); other waiters notice within their fallback
+    /// interval (see [`Lock::with_recheck`](crate::Lock::with_recheck)), or at the lock's
+    /// expiry.
     ReleasedWithoutNotice,
     /// Another token holds the lock; it was left alone.
     NotOwner,

@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::layer::{Layer, LayeredBackend};
 use crate::name::LockName;
 use crate::notify::Watch;
+use crate::queue::{Leave, QueueStep, Waiter};
 use crate::token::Token;
 use crate::ttl::Ttl;
 
@@ -26,6 +27,8 @@ use crate::ttl::Ttl;
 /// | `lock.force_release` | [`force_release`](LockBackend::force_release) | |
 /// | `lock.status` | [`status`](LockBackend::status) | |
 /// | `lock.watch` | [`watch`](LockBackend::watch) (subscribing, not the wait itself) | |
+/// | `lock.queue_step` | [`queue_step`](LockBackend::queue_step) (outcome `acquired` or `queued`) | `ttl_ms` |
+/// | `lock.leave_queue` | [`leave_queue`](LockBackend::leave_queue) (outcome `left`, `absent`, `kept` or `released`) | `keep` |
 ///
 /// Every span, at `DEBUG` level and target `lock_core::layers::tracing`, has the fields
 ///
@@ -304,6 +307,54 @@ impl<B: LockBackend> LayeredBackend for TracingBackend<B> {
         ));
         let result = self.inner.watch(name).instrument(op.span.clone()).await;
         op.finish(outcome::watch(&result), &result);
+        result
+    }
+
+    async fn queue_step(&self, name: &LockName, waiter: &Waiter) -> Result<QueueStep> {
+        let op = Op::new(debug_span!(
+            "lock.queue_step",
+            lock = %escaped(name),
+            ttl_ms = waiter.ttl.as_millis(),
+            outcome = Empty,
+            duration_ms = Empty,
+            error = Empty,
+        ));
+        let result = self
+            .inner
+            .queue_step(name, waiter)
+            .instrument(op.span.clone())
+            .await;
+        let word = match &result {
+            Ok(QueueStep::Acquired { .. }) => "acquired",
+            Ok(_) => "queued",
+            Err(_) => "error",
+        };
+        op.finish(word, &result);
+        result
+    }
+
+    async fn leave_queue(&self, name: &LockName, waiter: &Waiter, keep: bool) -> Result<Leave> {
+        let op = Op::new(debug_span!(
+            "lock.leave_queue",
+            lock = %escaped(name),
+            keep,
+            outcome = Empty,
+            duration_ms = Empty,
+            error = Empty,
+        ));
+        let result = self
+            .inner
+            .leave_queue(name, waiter, keep)
+            .instrument(op.span.clone())
+            .await;
+        let word = match &result {
+            Ok(Leave::Left) => "left",
+            Ok(Leave::Absent) => "absent",
+            Ok(Leave::Kept { .. }) => "kept",
+            Ok(Leave::Released) => "released",
+            Err(_) => "error",
+        };
+        op.finish(word, &result);
         result
     }
 }

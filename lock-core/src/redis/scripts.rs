@@ -20,11 +20,22 @@
 //!   [`boot_key`]; a server restarted with its data (RDB, AOF) keeps the old start, and grants
 //!   at once;
 //! - a key of another type than a string is never touched: every script fails with `WRONGTYPE`
-//!   before any write.
+//!   before any write;
+//! - the *waiter queue*: waiters queue in two sorted sets in the lock key's slot, the
+//!   [`queue_key`] (members by ticket: arrival order) and the [`lease_key`] (members by the
+//!   server time their place lapses). [`QUEUE`] joins, keeps a place, takes a free lock with no
+//!   one ahead, and confirms a lock handed over; [`LEAVE`] leaves. A lock that frees up with
+//!   live waiters queued ([`RELEASE`], [`FORCE_RELEASE`], or an expiry seen by [`QUEUE`],
+//!   [`ACQUIRE`] or [`ACQUIRE_FENCED`]) is handed to the first of them in the same script: the
+//!   key is set to its token for its claim time, the fencing counter moves on, and its process
+//!   is told on its [`grant_channel_prefix`] channel with `g <token> <fence>`. A try-once never
+//!   takes a free lock while live waiters queue. No client clock is ever compared: leases and
+//!   tickets are the server's `TIME`.
 //!
 //! Storage per lock name: the lock's key while held; the fence key for the timeout plus
-//! [`FENCE_RETENTION`] after the last fenced acquisition; and one boot key per hash slot in use
-//! (at most 16384 in all, a few bytes each, never expiring).
+//! [`FENCE_RETENTION`] after the last fenced acquisition; the two queue keys while waiters
+//! queue (they expire twice a lease after the last waiter's step); and one boot key per hash
+//! slot in use (at most 16384 in all, a few bytes each, never expiring).
 //!
 //! Each script's documentation gives its keys and arguments in order; [`calls`](super::calls)
 //! builds them, and [`reply`](super::reply) reads the answers. [`Script`] names each one with
