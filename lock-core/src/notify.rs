@@ -90,6 +90,11 @@ pub struct Subscriptions<S> {
     /// The channels the store confirmed; changed only while subscribing or unsubscribing, under
     /// this lock, so that an unsubscribe cannot overtake a later subscribe to the same channel.
     server: AsyncMutex<HashSet<String>>,
+    /// The channels the store confirmed, readable without waiting for `server`: a watch of one
+    /// of them needs no round trip. Changed with `server`; emptied of a channel, under the
+    /// `slots` lock, before it is unsubscribed, so that a watch registered meanwhile either
+    /// keeps the subscription or subscribes again.
+    confirmed: Mutex<HashSet<String>>,
     /// Waiters expecting a hand-off, by token.
     grants: GrantBook,
 }
@@ -102,6 +107,7 @@ impl<S: Subscribe> Subscriptions<S> {
             slots: Mutex::new(HashMap::new()),
             watched: AtomicUsize::new(0),
             server: AsyncMutex::new(HashSet::new()),
+            confirmed: Mutex::new(HashSet::new()),
             grants: GrantBook::default(),
         })
     }
@@ -143,7 +149,7 @@ impl<S: Subscribe> Subscriptions<S> {
     }
 
     async fn watch_with(self: &Arc<Self>, channel: String, linger: bool) -> Result<Watch> {
-        let (seen, queue) = {
+        let (seen, queue, confirmed) = {
             let mut slots = self.lock_slots();
             let slot = slots.entry(channel.clone()).or_insert_with(|| {
                 self.watched.fetch_add(1, Ordering::SeqCst);
@@ -156,18 +162,20 @@ impl<S: Subscribe> Subscriptions<S> {
             });
             slot.linger |= linger;
             slot.watchers += 1;
-            (slot.sent.subscribe(), slot.queue.clone())
+            let confirmed = self.lock_confirmed().contains(&channel);
+            (slot.sent.subscribe(), slot.queue.clone(), confirmed)
         };
         // From here on, dropping the registration (on error or cancellation) undoes it.
         let registration = Registration {
             subscriptions: self.clone(),
             channel,
         };
-        {
+        if !confirmed {
             let mut server = self.server.lock().await;
             if !server.contains(&registration.channel) {
                 self.subscriber.subscribe(&registration.channel).await?;
                 server.insert(registration.channel.clone());
+                self.lock_confirmed().insert(registration.channel.clone());
             }
         }
         Ok(Watch {
@@ -257,6 +265,12 @@ impl<S: Subscribe> Subscriptions<S> {
         self.watched.load(Ordering::SeqCst)
     }
 
+    fn lock_confirmed(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.confirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn lock_slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
         // The map is consistent after every statement: a panic elsewhere cannot break it.
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
@@ -268,12 +282,20 @@ impl<S: Subscribe> Subscriptions<S> {
             tokio::time::sleep(LINGER).await;
         }
         let mut server = self.server.lock().await;
-        if self.lock_slots().contains_key(channel) || !server.remove(channel) {
+        {
+            let slots = self.lock_slots();
+            if slots.contains_key(channel) {
+                return;
+            }
+            self.lock_confirmed().remove(channel);
+        }
+        if !server.remove(channel) {
             return;
         }
         if self.subscriber.unsubscribe(channel).await.is_err() {
             // Still subscribed, as far as anyone can tell: messages for it find no slot.
             server.insert(channel.to_owned());
+            self.lock_confirmed().insert(channel.to_owned());
         }
     }
 }

@@ -98,8 +98,16 @@ local function wrong_type(key, kind)
   local t = redis.call('TYPE', key)['ok']
   return t ~= 'none' and t ~= kind
 end
-local function wrong_types()
-  return wrong_type(KEYS[1], 'string') or wrong_type(KEYS[4], 'zset') or wrong_type(KEYS[5], 'zset')
+-- 'none' without waiters (the fast path: one EXISTS), 'some' with, or 'wrong' if a queue key
+-- holds another type.
+local function queue_state()
+  if redis.call('EXISTS', KEYS[4], KEYS[5]) == 0 then
+    return 'none'
+  end
+  if wrong_type(KEYS[4], 'zset') or wrong_type(KEYS[5], 'zset') then
+    return 'wrong'
+  end
+  return 'some'
 end
 local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
 local function int(x)
@@ -191,10 +199,10 @@ local function hand_on(last, now_ms, now_us, cap, retention, prefix, me)
 end
 -- Frees the lock and hands it on to the queue's first live waiter; with no one to hand it to,
 -- announces the release on channel. Returns 1, or 2 when no one could be told.
-local function free(channel, retention, cap, prefix)
+local function free(q, channel, retention, cap, prefix)
+  local last = q == 'some' and read_fence()
   redis.call('DEL', KEYS[1])
-  local last = read_fence()
-  if last and redis.call('EXISTS', KEYS[4]) == 1 then
+  if last then
     local now_ms, now_us = clock()
     evict(now_ms, cap)
     local tok, _, told = hand_on(last, now_ms, now_us, cap, retention, prefix, nil)
@@ -234,9 +242,6 @@ pub const ACQUIRE: &str = concat!(
     restart_wait!(),
     queue_lua!(),
     r"
-if wrong_types() then
-  return redis.error_reply(WRONGTYPE)
-end
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -245,11 +250,15 @@ end
 if holder then
   return {0, redis.call('PTTL', KEYS[1])}
 end
+local q = queue_state()
+if q == 'wrong' then
+  return redis.error_reply(WRONGTYPE)
+end
 local wait = restart_wait(KEYS[3], ARGV[3])
 if wait > 0 then
   return {0, wait}
 end
-if redis.call('EXISTS', KEYS[4]) == 1 then
+if q == 'some' then
   local last = read_fence()
   if last then
     local now_ms, now_us = clock()
@@ -286,17 +295,18 @@ return 0
 pub const RELEASE: &str = concat!(
     queue_lua!(),
     r"
-if wrong_types() then
-  return redis.error_reply(WRONGTYPE)
-end
 local holder = redis.call('GET', KEYS[1])
 if not holder then
   return -1
 end
-if holder == ARGV[1] then
-  return free(ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5])
+if holder ~= ARGV[1] then
+  return 0
 end
-return 0
+local q = queue_state()
+if q == 'wrong' then
+  return redis.error_reply(WRONGTYPE)
+end
+return free(q, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5])
 "
 );
 
@@ -308,13 +318,15 @@ return 0
 pub const FORCE_RELEASE: &str = concat!(
     queue_lua!(),
     r"
-if wrong_types() then
-  return redis.error_reply(WRONGTYPE)
-end
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'none' then
   return 0
 end
-return free(ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])
+local q = queue_state()
+if kind ~= 'string' or q == 'wrong' then
+  return redis.error_reply(WRONGTYPE)
+end
+return free(q, ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])
 "
 );
 /// Status. `KEYS[1]` lock key.
@@ -353,12 +365,13 @@ pub const ACQUIRE_FENCED: &str = concat!(
     restart_wait!(),
     queue_lua!(),
     r"
-if wrong_types() then
-  return redis.error_reply(WRONGTYPE)
-end
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then
   return {0, redis.call('PTTL', KEYS[1])}
+end
+local q = queue_state()
+if q == 'wrong' then
+  return redis.error_reply(WRONGTYPE)
 end
 local last = read_fence()
 if not last then
@@ -370,7 +383,7 @@ if not holder then
   if wait > 0 then
     return {0, wait}
   end
-  if redis.call('EXISTS', KEYS[4]) == 1 then
+  if q == 'some' then
     evict(now_ms, tonumber(ARGV[5]))
     if hand_on(last, now_ms, now_us, tonumber(ARGV[5]), ARGV[4], ARGV[6], nil) then
       return {0, redis.call('PTTL', KEYS[1])}
@@ -404,7 +417,9 @@ pub const QUEUE: &str = concat!(
     restart_wait!(),
     queue_lua!(),
     r"
-if wrong_types() then
+local holder = redis.call('GET', KEYS[1])
+local q = queue_state()
+if q == 'wrong' then
   return redis.error_reply(WRONGTYPE)
 end
 local last = read_fence()
@@ -414,11 +429,14 @@ end
 local me, token, ttl = ARGV[1], ARGV[2], ARGV[3]
 local lease, retention, cap, prefix = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local now_ms, now_us = clock()
-evict(now_ms, cap)
-local holder = redis.call('GET', KEYS[1])
+if q == 'some' then
+  evict(now_ms, cap)
+end
 if holder == token then
-  redis.call('ZREM', KEYS[4], me)
-  redis.call('ZREM', KEYS[5], me)
+  if q == 'some' then
+    redis.call('ZREM', KEYS[4], me)
+    redis.call('ZREM', KEYS[5], me)
+  end
   redis.call('PEXPIRE', KEYS[1], ttl)
   return {1, last}
 end
@@ -431,19 +449,21 @@ if wait > 0 then
   local rank = enqueue(me, now_ms, now_us, lease)
   return {0, wait, rank}
 end
-local head = redis.call('ZRANGE', KEYS[4], 0, 0)[1]
-if head and head ~= me then
-  enqueue(me, now_ms, now_us, lease)
-  local tok, fence = hand_on(last, now_ms, now_us, cap, retention, prefix, me)
-  if tok == token then
-    redis.call('PEXPIRE', KEYS[1], ttl)
-    return {1, fence}
+if q == 'some' then
+  local head = redis.call('ZRANGE', KEYS[4], 0, 0)[1]
+  if head and head ~= me then
+    enqueue(me, now_ms, now_us, lease)
+    local tok, fence = hand_on(last, now_ms, now_us, cap, retention, prefix, me)
+    if tok == token then
+      redis.call('PEXPIRE', KEYS[1], ttl)
+      return {1, fence}
+    end
+    local rank = redis.call('ZRANK', KEYS[4], me) or 0
+    return {0, math.max(redis.call('PTTL', KEYS[1]), 0), rank}
   end
-  local rank = redis.call('ZRANK', KEYS[4], me) or 0
-  return {0, math.max(redis.call('PTTL', KEYS[1]), 0), rank}
+  redis.call('ZREM', KEYS[4], me)
+  redis.call('ZREM', KEYS[5], me)
 end
-redis.call('ZREM', KEYS[4], me)
-redis.call('ZREM', KEYS[5], me)
 local fence = next_fence(last, now_us, ttl, retention)
 redis.call('SET', KEYS[1], token, 'PX', ttl)
 return {1, fence}
@@ -461,17 +481,22 @@ return {1, fence}
 pub const LEAVE: &str = concat!(
     queue_lua!(),
     r"
-if wrong_types() then
+local holder = redis.call('GET', KEYS[1])
+local q = queue_state()
+if q == 'wrong' then
   return redis.error_reply(WRONGTYPE)
 end
-local removed = redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('ZREM', KEYS[5], ARGV[1])
-if redis.call('GET', KEYS[1]) == ARGV[2] then
+local removed = 0
+if q == 'some' then
+  removed = redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('ZREM', KEYS[5], ARGV[1])
+end
+if holder == ARGV[2] then
   if ARGV[4] == '1' then
     redis.call('PEXPIRE', KEYS[1], ARGV[3])
     return {2, read_fence() or 0}
   end
-  free(ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8])
+  free(queue_state(), ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8])
   return {3}
 end
 return {removed}
