@@ -74,8 +74,13 @@ struct Slot {
     watchers: usize,
     /// Turns among this process's waiters, first come first served (see [`Watch::turn`]).
     queue: Arc<AsyncMutex<()>>,
-    /// Whether the server subscription stays for [`LINGER`] after the last watch.
+    /// Whether the server subscription stays for [`LINGER`] after the last watch. Such a slot
+    /// stays in the map, idle, until its linger task removes it.
     linger: bool,
+    /// Since when a lingering slot has had no watch.
+    idle_since: Option<tokio::time::Instant>,
+    /// Whether a linger task watches this slot (at most one does).
+    lingering: bool,
 }
 
 /// The subscriptions of one backend: which channels its waiters watch, and which its connection
@@ -158,10 +163,13 @@ impl<S: Subscribe> Subscriptions<S> {
                     watchers: 0,
                     queue: Arc::new(AsyncMutex::new(())),
                     linger,
+                    idle_since: None,
+                    lingering: false,
                 }
             });
             slot.linger |= linger;
             slot.watchers += 1;
+            slot.idle_since = None;
             let confirmed = self.lock_confirmed().contains(&channel);
             (slot.sent.subscribe(), slot.queue.clone(), confirmed)
         };
@@ -260,7 +268,8 @@ impl<S: Subscribe> Subscriptions<S> {
         outcome
     }
 
-    /// How many channels have waiters in this process.
+    /// How many channels have waiters in this process, or keep a lingering subscription (see
+    /// [`watch_lingering`](Subscriptions::watch_lingering)).
     pub fn watched(&self) -> usize {
         self.watched.load(Ordering::SeqCst)
     }
@@ -276,11 +285,40 @@ impl<S: Subscribe> Subscriptions<S> {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Unsubscribes from `channel` if no waiter came back to it meanwhile.
-    async fn unsubscribe_if_unwatched(&self, channel: &str, linger: bool) {
-        if linger {
-            tokio::time::sleep(LINGER).await;
+    /// Keeps the idle lingering slot of `channel` until it has been idle for [`LINGER`], then
+    /// removes it and unsubscribes; stops early if a watch came back (the next one to leave
+    /// starts this again).
+    async fn linger(&self, channel: &str) {
+        loop {
+            let left = {
+                let mut slots = self.lock_slots();
+                let Some(slot) = slots.get_mut(channel) else {
+                    return;
+                };
+                match slot.idle_since {
+                    Some(since) if slot.watchers == 0 => LINGER
+                        .checked_sub(since.elapsed())
+                        .filter(|left| !left.is_zero()),
+                    _ => {
+                        slot.lingering = false;
+                        return;
+                    }
+                }
+                .or_else(|| {
+                    slots.remove(channel);
+                    self.watched.fetch_sub(1, Ordering::SeqCst);
+                    None
+                })
+            };
+            match left {
+                Some(left) => tokio::time::sleep(left).await,
+                None => return self.unsubscribe_if_unwatched(channel).await,
+            }
         }
+    }
+
+    /// Unsubscribes from `channel` if no waiter came back to it meanwhile.
+    async fn unsubscribe_if_unwatched(&self, channel: &str) {
         let mut server = self.server.lock().await;
         {
             let slots = self.lock_slots();
@@ -321,33 +359,59 @@ struct Registration<S: Subscribe> {
 
 impl<S: Subscribe> Drop for Registration<S> {
     fn drop(&mut self) {
-        let (last, linger) = {
+        enum Then {
+            Nothing,
+            Unsubscribe,
+            Linger,
+        }
+        let then = {
             let mut slots = self.subscriptions.lock_slots();
             match slots.get_mut(&self.channel) {
                 Some(slot) if slot.watchers > 1 => {
                     slot.watchers -= 1;
-                    (false, false)
+                    Then::Nothing
                 }
-                Some(slot) => {
-                    let linger = slot.linger;
+                // The last watch of a lingering slot: the slot stays, idle, and one task (per
+                // slot, not per watch) removes it once it has been idle for LINGER.
+                Some(slot) if slot.linger => {
+                    slot.watchers = 0;
+                    slot.idle_since = Some(tokio::time::Instant::now());
+                    if slot.lingering {
+                        Then::Nothing
+                    } else {
+                        slot.lingering = true;
+                        Then::Linger
+                    }
+                }
+                Some(_) => {
                     slots.remove(&self.channel);
                     self.subscriptions.watched.fetch_sub(1, Ordering::SeqCst);
-                    (true, linger)
+                    Then::Unsubscribe
                 }
-                None => (false, false),
+                None => Then::Nothing,
             }
         };
+        if matches!(then, Then::Nothing) {
+            return;
+        }
         // Unsubscribing takes a round trip: in the background, if there is a runtime to run it.
         // Without one the subscription stays, unused, until the connection closes.
-        if last && let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let subscriptions = self.subscriptions.clone();
-            let channel = std::mem::take(&mut self.channel);
-            runtime.spawn(async move {
-                subscriptions
-                    .unsubscribe_if_unwatched(&channel, linger)
-                    .await;
-            });
-        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            if matches!(then, Then::Linger)
+                && let Some(slot) = self.subscriptions.lock_slots().get_mut(&self.channel)
+            {
+                slot.lingering = false;
+            }
+            return;
+        };
+        let subscriptions = self.subscriptions.clone();
+        let channel = std::mem::take(&mut self.channel);
+        runtime.spawn(async move {
+            match then {
+                Then::Linger => subscriptions.linger(&channel).await,
+                _ => subscriptions.unsubscribe_if_unwatched(&channel).await,
+            }
+        });
     }
 }
 
@@ -505,6 +569,52 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         assert_eq!(counts.unsubscribes.load(Ordering::SeqCst), 1);
+        assert_eq!(subs.watched(), 0);
+        assert!(subs.channels().await.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lingering_subscription_outlives_its_watches_by_linger_with_one_task() {
+        let counts = Arc::new(Counting::default());
+        let subs = Subscriptions::new(counts.clone());
+        for _ in 0..1000 {
+            drop(subs.watch_lingering("c".into()).await.unwrap());
+        }
+        assert_eq!(
+            counts.subscribes.load(Ordering::SeqCst),
+            1,
+            "subscribed once"
+        );
+        assert_eq!(
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+            1
+        );
+        tokio::time::sleep(LINGER / 2).await;
+        let kept = subs.watch_lingering("c".into()).await.unwrap();
+        tokio::time::sleep(LINGER * 2).await;
+        assert_eq!(
+            counts.unsubscribes.load(Ordering::SeqCst),
+            0,
+            "watched again"
+        );
+        drop(kept);
+        tokio::time::sleep(LINGER - Duration::from_millis(10)).await;
+        assert_eq!(
+            counts.unsubscribes.load(Ordering::SeqCst),
+            0,
+            "not idle for LINGER yet"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            counts.unsubscribes.load(Ordering::SeqCst),
+            1,
+            "unsubscribed once idle"
+        );
         assert_eq!(subs.watched(), 0);
         assert!(subs.channels().await.is_empty());
     }
