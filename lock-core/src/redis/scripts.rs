@@ -55,19 +55,24 @@ use super::keys::{
 /// token.
 pub const FENCE_RETENTION: Duration = Duration::from_secs(600);
 
-/// The Lua function the acquiring scripts share: how many milliseconds remain before a free
-/// lock may be granted on this server under the delayed restart rule (0 or less: now).
+/// The Lua functions the acquiring scripts share, after the [queue functions](self) (they use
+/// `clock`, `fast_read` and `next_fence`):
+/// - `restart_wait`: how many milliseconds remain before a free lock may be granted on this
+///   server under the delayed restart rule (0 or less: now), given the server's time `now` in
+///   ms (`nil`: read it when needed) and the value of the [`boot_key`], `KEYS[3]` (`nil` when
+///   missing: it is written then);
+/// - `take_free`: the fenced scripts' fast path, five commands for a free lock with no one
+///   queued (`MGET`, `EXISTS`, `TIME`, two `SET`s).
 macro_rules! restart_wait {
     () => {
         r"
-local function restart_wait(marker, delay)
+local function restart_wait(delay, now, boot)
   delay = tonumber(delay)
   if delay <= 0 then
     return 0
   end
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local boot = tonumber(redis.call('GET', marker))
+  now = now or clock()
+  boot = tonumber(boot)
   if not boot then
     local info = redis.pcall('INFO', 'server')
     local up = nil
@@ -76,9 +81,26 @@ local function restart_wait(marker, delay)
     end
     -- Redis counts whole seconds from its start, rounded up: one less is never too early.
     boot = now - math.max((up or 0) - 1, 0) * 1000
-    redis.call('SET', marker, string.format('%.0f', boot))
+    redis.call('SET', KEYS[3], string.format('%.0f', boot))
   end
   return boot + delay - now
+end
+-- The fast path of the fenced acquiring scripts: with the lock free, no one queued and the
+-- restart delay over, takes the lock for token and returns its fence. Otherwise returns nil
+-- (the script goes the slow way), and the restart wait in ms if that is what stopped it.
+local function take_free(token, ttl, delay, retention)
+  local v, free_now = fast_read()
+  if not free_now or (v[2] and not tonumber(v[2])) then
+    return nil
+  end
+  local now_ms, now_us = clock()
+  local wait = restart_wait(delay, now_ms, v[3])
+  if wait > 0 then
+    return nil, wait
+  end
+  local fence = next_fence(tonumber(v[2]) or 0, now_us, ttl, retention)
+  redis.call('SET', KEYS[1], token, 'PX', ttl)
+  return fence
 end
 "
     };
@@ -110,6 +132,18 @@ local function queue_state()
   return 'some'
 end
 local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
+-- The fast path of the fenced acquiring scripts: the lock key, its fencing counter and the server's
+-- start (KEYS[1..3]) in one MGET. Returns them, and whether the lock is free with no one
+-- queued and every key MGET found missing really is missing (MGET answers nil for a key of
+-- another type too: those take the slow path, which fails with WRONGTYPE).
+local function fast_read()
+  local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+  if v[1] then
+    return v, false
+  end
+  local found = (v[2] and 1 or 0) + (v[3] and 1 or 0)
+  return v, redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]) == found
+end
 local function int(x)
   return string.format('%.0f', x)
 end
@@ -125,6 +159,15 @@ local function read_fence()
     return 0
   end
   return tonumber(last)
+end
+-- The last fencing token (0 without a counter), or nil and an error reply for a counter that
+-- is not a number.
+local function fence_or_error()
+  local last = read_fence()
+  if not last then
+    return nil, redis.error_reply('ERR process-lock: the fencing counter ' .. KEYS[2] .. ' is not a number')
+  end
+  return last
 end
 local function next_fence(last, now_us, ttl, retention)
   local fence = math.max(last + 1, now_us)
@@ -239,8 +282,8 @@ pub const EVICT_CAP: u32 = 16;
 /// to the first of them, and the caller gets `{0, ms}`. A key of another type fails with
 /// `WRONGTYPE`, unchanged.
 pub const ACQUIRE: &str = concat!(
-    restart_wait!(),
     queue_lua!(),
+    restart_wait!(),
     r"
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
@@ -254,7 +297,7 @@ local q = queue_state()
 if q == 'wrong' then
   return redis.error_reply(WRONGTYPE)
 end
-local wait = restart_wait(KEYS[3], ARGV[3])
+local wait = restart_wait(ARGV[3], nil, redis.call('GET', KEYS[3]))
 if wait > 0 then
   return {0, wait}
 end
@@ -362,9 +405,15 @@ return 0
 /// fail (a key of another type, a counter that is not a number) comes before any write, so a
 /// failed script changes nothing.
 pub const ACQUIRE_FENCED: &str = concat!(
-    restart_wait!(),
     queue_lua!(),
+    restart_wait!(),
     r"
+local fence, wait = take_free(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+if fence then
+  return {1, fence}
+elseif wait then
+  return {0, wait}
+end
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then
   return {0, redis.call('PTTL', KEYS[1])}
@@ -373,13 +422,13 @@ local q = queue_state()
 if q == 'wrong' then
   return redis.error_reply(WRONGTYPE)
 end
-local last = read_fence()
-if not last then
-  return redis.error_reply('ERR process-lock: the fencing counter ' .. KEYS[2] .. ' is not a number')
+local last, bad = fence_or_error()
+if bad then
+  return bad
 end
 local now_ms, now_us = clock()
 if not holder then
-  local wait = restart_wait(KEYS[3], ARGV[3])
+  local wait = restart_wait(ARGV[3], now_ms, redis.call('GET', KEYS[3]))
   if wait > 0 then
     return {0, wait}
   end
@@ -414,17 +463,21 @@ return {1, fence}
 /// A ticket is the larger of the tail's plus 1 and the server's clock in microseconds, so
 /// tickets only grow. Leases are server time: no client clock is ever compared.
 pub const QUEUE: &str = concat!(
-    restart_wait!(),
     queue_lua!(),
+    restart_wait!(),
     r"
+local fence = take_free(ARGV[2], ARGV[3], ARGV[4], ARGV[6])
+if fence then
+  return {1, fence}
+end
 local holder = redis.call('GET', KEYS[1])
 local q = queue_state()
 if q == 'wrong' then
   return redis.error_reply(WRONGTYPE)
 end
-local last = read_fence()
-if not last then
-  return redis.error_reply('ERR process-lock: the fencing counter ' .. KEYS[2] .. ' is not a number')
+local last, bad = fence_or_error()
+if bad then
+  return bad
 end
 local me, token, ttl = ARGV[1], ARGV[2], ARGV[3]
 local lease, retention, cap, prefix = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7]), ARGV[8]
@@ -444,7 +497,7 @@ if holder then
   local rank = enqueue(me, now_ms, now_us, lease)
   return {0, redis.call('PTTL', KEYS[1]), rank}
 end
-local wait = restart_wait(KEYS[3], ARGV[4])
+local wait = restart_wait(ARGV[4], now_ms, redis.call('GET', KEYS[3]))
 if wait > 0 then
   local rank = enqueue(me, now_ms, now_us, lease)
   return {0, wait, rank}
