@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::backend::{LockBackend, Release};
@@ -190,9 +189,48 @@ struct Shared {
     /// and the renewal task must not race it with one of its own (which would take the
     /// holder's `Released`, leaving it `NotOwner` once the lock was handed on).
     given_up: std::sync::atomic::AtomicBool,
+    /// The time between renewals.
+    interval: Duration,
+    /// The renewal task, spawned only when the first renewal is due (see
+    /// [`renewals`](crate::renewals)).
+    renewal: std::sync::Mutex<Renewing>,
+}
+
+/// Where a guard's renewal task is.
+enum Renewing {
+    /// Not yet spawned: the first renewal is not due.
+    NotYet,
+    Running(tokio::task::AbortHandle),
+    /// Stopped by the holder (released or dropped): never to start.
+    Stopped,
+}
+
+impl crate::renewals::Due for Shared {
+    fn due(self: Arc<Self>, at: Instant) {
+        let mut renewal = self
+            .renewal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if matches!(*renewal, Renewing::NotYet) {
+            let interval = self.interval;
+            let task = tokio::spawn(renew(self.clone(), interval, at));
+            *renewal = Renewing::Running(task.abort_handle());
+        }
+    }
 }
 
 impl Shared {
+    /// Stops the renewal task, or keeps it from ever starting.
+    fn stop_renewing(&self) {
+        let mut renewal = self
+            .renewal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Renewing::Running(task) = std::mem::replace(&mut *renewal, Renewing::Stopped) {
+            task.abort();
+        }
+    }
+
     /// Marks the lock lost since `at`, unless it already is, and counts the loss.
     fn lose(&self, reason: LostReason, at: Instant, cause: Option<Error>) {
         if self.mark_lost(reason, at, cause) {
@@ -355,7 +393,6 @@ impl Shared {
 pub struct LockGuard {
     shared: Arc<Shared>,
     fence: Option<u64>,
-    renewal: Option<JoinHandle<()>>,
     /// Keeps the lock's waiters of this process queued behind the holder (see `Shared::turn`).
     watch: Option<Watch>,
     released: bool,
@@ -372,7 +409,7 @@ pub(crate) struct Held {
     /// The process's queue of waiters for this lock, and this guard's turn in it.
     pub(crate) queue: Option<(Watch, Turn)>,
     /// For a lock handed over by the store's queue and not yet confirmed: until when it is
-    /// surely held (from its claim time). The guard confirms it at once.
+    /// surely held (from its claim time). The guard confirms it halfway through that time.
     pub(crate) handed_until: Option<Instant>,
 }
 
@@ -394,7 +431,13 @@ impl LockGuard {
         } = held;
         let interval = renewal.interval(ttl);
         let (valid_until, first_renewal) = match handed_until {
-            Some(until) => (until, Instant::now()),
+            // Confirmed halfway through what is left of the claim (or at the usual interval, if
+            // sooner): a lock held briefly costs no confirmation at all.
+            Some(until) => {
+                let now = Instant::now();
+                let left = until.saturating_duration_since(now);
+                (until, now + interval.min(left / 2))
+            }
             None => (
                 sent + ttl.as_duration().saturating_sub(Renewal::drift(ttl)),
                 sent + interval,
@@ -411,12 +454,14 @@ impl LockGuard {
             last_error: std::sync::Mutex::new(None),
             turn: std::sync::Mutex::new(turn),
             given_up: std::sync::atomic::AtomicBool::new(false),
+            interval,
+            renewal: std::sync::Mutex::new(Renewing::NotYet),
         });
-        let task = tokio::spawn(renew(shared.clone(), interval, first_renewal));
+        let due: std::sync::Weak<dyn crate::renewals::Due> = Arc::downgrade(&shared) as _;
+        crate::renewals::schedule(due, first_renewal);
         LockGuard {
             shared,
             fence,
-            renewal: Some(task),
             watch,
             released: false,
         }
@@ -574,9 +619,7 @@ impl LockGuard {
     }
 
     fn stop_renewing(&mut self) {
-        if let Some(task) = self.renewal.take() {
-            task.abort();
-        }
+        self.shared.stop_renewing();
     }
 }
 

@@ -24,6 +24,7 @@ pub mod notify;
 mod process_lock;
 pub mod queue;
 pub mod redis;
+mod renewals;
 mod token;
 mod ttl;
 

@@ -576,22 +576,15 @@ impl Lock {
     }
 
     /// The guard of a lock the queue handed over: held until `until` unless its first
-    /// renewal, sent at once, confirms it for longer.
+    /// renewal, sent halfway through that time, confirms it for longer.
     fn handed(&self, token: Token, since: Instant, fence: u64, until: Instant) -> LockGuard {
-        let held = Held {
+        self.start(Held {
             token,
             sent: since,
             fence: Some(fence),
             queue: None,
             handed_until: Some(until),
-        };
-        LockGuard::start(
-            self.backend.clone(),
-            self.name.clone(),
-            self.ttl,
-            self.renewal,
-            held,
-        )
+        })
     }
 
     /// One acquire for `token`, fenced when the backend can. Cancel safe: the request runs in
@@ -649,13 +642,16 @@ impl Lock {
         queue: Option<(Watch, crate::notify::Turn)>,
     ) -> LockGuard {
         let fence = self.backend.capabilities().fencing.then_some(fence);
-        let held = Held {
+        self.start(Held {
             token,
             sent,
             fence,
             queue,
             handed_until: None,
-        };
+        })
+    }
+
+    fn start(&self, held: Held) -> LockGuard {
         LockGuard::start(
             self.backend.clone(),
             self.name.clone(),
@@ -664,6 +660,7 @@ impl Lock {
             held,
         )
     }
+
     /// The lock's name.
     pub fn name(&self) -> &LockName {
         &self.name
