@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::connect::ConnectionTask;
 use crate::pubsub::PubSub;
-use crate::request::{bounded, options, routed};
+use crate::request::{options, routed, timed_by_fred};
 
 /// The `fred` crate's side of a [`FredBackend`](crate::FredBackend): scripts on a `fred`
 /// [`Client`] (or the clients of a [`Pool`], in turn), and subscriptions on a Pub/Sub connection
@@ -76,7 +76,7 @@ impl RedisTransport for FredTransport {
             evalsha_or_load(client, deadline.at, call)
         });
         let (op, within) = (call.op, deadline.within);
-        let value = bounded(op, &self.target, within, client, deadline.at, request).await?;
+        let value = timed_by_fred(op, &self.target, within, client, request).await?;
         Ok(reply(value))
     }
 
