@@ -194,6 +194,7 @@ macro_rules! __with_cases {
             [waiters_of_separate_backends_take_turns_in_arrival_order, redis_server]
             [a_foreign_del_reaches_the_first_waiter_within_its_heartbeat, redis_server]
             [the_queue_leaves_no_keys_behind, redis_server]
+            [a_lost_hand_off_is_confirmed_with_a_fence_even_without_the_counter, redis_server]
             // redis::acl
             [a_refused_subscribe_is_an_error_every_time, redis_server]
             [a_user_without_evalsha_gets_permission_denied_and_nothing_changes, redis_server]

@@ -31,7 +31,7 @@
 //! | `guard_validity` | [`a_paused_server_makes_a_guard_report_its_loss_before_the_lock_expires`] | a guard reports `LostReason::Expired` before its lock could expire on the server |
 //! | | [`a_guard_behind_a_slow_link_trusts_its_lock_no_longer_than_the_server_keeps_it`] | with replies delayed past the drift allowance, a guard's validity counts from the request, never beyond the key's expiry on the server |
 //! | `queue` | [`waiters_of_separate_backends_take_turns_in_arrival_order`] | the waiter queue across backends (as across processes): served in queue order, the releaser behind them |
-//! | | [`a_foreign_del_reaches_the_first_waiter_within_its_heartbeat`], [`the_queue_leaves_no_keys_behind`] | a `DEL` by hand seen within a heartbeat; the queue's keys expire with their waiters |
+//! | | [`a_foreign_del_reaches_the_first_waiter_within_its_heartbeat`], [`the_queue_leaves_no_keys_behind`], [`a_lost_hand_off_is_confirmed_with_a_fence_even_without_the_counter`] | a `DEL` by hand seen within a heartbeat; the queue's keys expire with their waiters; a lost hand-off is confirmed with a fence |
 //! | `restart` | [`a_new_server_grants_a_free_lock_only_after_the_restart_delay`] | the delayed restart rule, by a fixed delay and by the lock's timeout |
 
 mod acl;
@@ -70,8 +70,9 @@ pub use notify::{
 };
 pub use options::RedisOptions;
 pub use queue::{
-    a_foreign_del_reaches_the_first_waiter_within_its_heartbeat, the_queue_leaves_no_keys_behind,
-    waiters_of_separate_backends_take_turns_in_arrival_order,
+    a_foreign_del_reaches_the_first_waiter_within_its_heartbeat,
+    a_lost_hand_off_is_confirmed_with_a_fence_even_without_the_counter,
+    the_queue_leaves_no_keys_behind, waiters_of_separate_backends_take_turns_in_arrival_order,
 };
 pub use reconnect::{
     a_request_whose_reply_is_lost_is_sent_again_safely,

@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use lock_core::queue::{Leave, QueueStep};
 use lock_core::redis::keys::{lease_key, queue_key};
 use lock_core::{LockState, Release};
 
@@ -131,7 +132,7 @@ pub async fn the_queue_leaves_no_keys_behind(fx: &RedisFixture) {
     let lease = Duration::from_millis(200);
     let dead = puppet(lease, lease);
     let step = backend.queue_step(&name("no-keys"), &dead).await.unwrap();
-    assert!(matches!(step, lock_core::queue::QueueStep::Queued { .. }));
+    assert!(matches!(step, QueueStep::Queued { .. }));
     assert_eq!(admin.int(&["EXISTS", &queue, &leases]).await.unwrap(), 2);
     let pttl = admin.int(&["PTTL", &queue]).await.unwrap();
     assert!((1..=400).contains(&pttl), "the queue expires: PTTL {pttl}");
@@ -141,7 +142,7 @@ pub async fn the_queue_leaves_no_keys_behind(fx: &RedisFixture) {
     // A waiter whose lease ran out is dropped by the release, which deletes the keys.
     let dead = puppet(lease, lease);
     let step = backend.queue_step(&name("no-keys"), &dead).await.unwrap();
-    assert!(matches!(step, lock_core::queue::QueueStep::Queued { .. }));
+    assert!(matches!(step, QueueStep::Queued { .. }));
     tokio::time::sleep(lease + Duration::from_millis(50)).await;
     assert_eq!(
         holder.clear(false).await.unwrap(),
@@ -158,5 +159,49 @@ pub async fn the_queue_leaves_no_keys_behind(fx: &RedisFixture) {
     assert_eq!(
         holder.clear(false).await.unwrap(),
         lock_core::Cleared::Cleared
+    );
+}
+
+/// A hand-off whose message never arrives is found by the waiter's next step, with a fence;
+/// and if the fencing counter was deleted since (by hand), the step draws a fresh fence, later
+/// than any handed before, instead of failing. The same for a waiter that gives up at its
+/// deadline and keeps the lock it was handed.
+pub async fn a_lost_hand_off_is_confirmed_with_a_fence_even_without_the_counter(fx: &RedisFixture) {
+    let mut admin = fx.raw().await;
+    let backend = fx.backend().await;
+    let lock = name("lost-grant");
+    let fence_key = lock_core::redis::keys::fence_key("lost-grant");
+    let holder = guarded(&backend, "lost-grant").lock().await.unwrap();
+    let first_fence = holder.fence().expect("Redis fences");
+    // Waiters stepped by hand: nothing expects their hand-offs, whose messages are lost.
+    let long = Duration::from_secs(30);
+    let (one, two) = (puppet(long, long), puppet(long, long));
+    for waiter in [&one, &two] {
+        let step = backend.queue_step(&lock, waiter).await.unwrap();
+        assert!(matches!(step, QueueStep::Queued { .. }), "{step:?}");
+    }
+    assert_eq!(holder.release().await.unwrap(), Release::Released);
+    assert_eq!(admin.int(&["DEL", &fence_key]).await.unwrap(), 1);
+    let fence = match backend.queue_step(&lock, &one).await.unwrap() {
+        QueueStep::Acquired { fence } => fence,
+        other => panic!("the first waiter was handed the lock: {other:?}"),
+    };
+    assert!(fence > first_fence, "{fence} after {first_fence}");
+    let value = admin.get("lost-grant").await.unwrap();
+    assert_eq!(value.as_deref(), Some(one.token.as_str()));
+
+    assert_eq!(
+        backend.release(&lock, &one.token).await.unwrap(),
+        Release::Released
+    );
+    assert_eq!(admin.int(&["DEL", &fence_key]).await.unwrap(), 1);
+    let kept = backend.leave_queue(&lock, &two, true).await.unwrap();
+    let Leave::Kept { fence: last } = kept else {
+        panic!("the second waiter was handed the lock, and keeps it: {kept:?}");
+    };
+    assert!(last > fence, "{last} after {fence}");
+    assert_eq!(
+        backend.release(&lock, &two.token).await.unwrap(),
+        Release::Released
     );
 }

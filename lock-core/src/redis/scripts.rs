@@ -491,6 +491,10 @@ if holder == token then
     redis.call('ZREM', KEYS[5], me)
   end
   redis.call('PEXPIRE', KEYS[1], ttl)
+  if last == 0 then
+    -- The counter was deleted since the hand-off: a fresh token, later than the one handed.
+    last = next_fence(0, now_us, ttl, retention)
+  end
   return {1, last}
 end
 if holder then
@@ -547,7 +551,13 @@ end
 if holder == ARGV[2] then
   if ARGV[4] == '1' then
     redis.call('PEXPIRE', KEYS[1], ARGV[3])
-    return {2, read_fence() or 0}
+    local last = read_fence()
+    if last == 0 then
+      -- As in QUEUE: the counter was deleted since the hand-off.
+      local _, now_us = clock()
+      last = next_fence(0, now_us, ARGV[3], ARGV[6])
+    end
+    return {2, last or 0}
   end
   free(queue_state(), ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8])
   return {3}
