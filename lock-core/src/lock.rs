@@ -376,7 +376,13 @@ impl Lock {
         );
         let _waiting = crate::layers::Waiting::start();
         let started = Instant::now();
-        let result = self.wait(deadline).instrument(span.clone()).await;
+        // An enabled span is entered at every poll; a disabled one (no subscriber wants it)
+        // is left out of the way.
+        let result = if span.is_disabled() {
+            self.wait(deadline).await
+        } else {
+            self.wait(deadline).instrument(span.clone()).await
+        };
         let outcome = match &result {
             Ok(Some(_)) => "acquired",
             Ok(None) => "timeout",

@@ -28,7 +28,26 @@ pub const LINGER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The waiters of this process to whom a lock may be handed, by token: the fence of the
 /// hand-off goes to the receiver.
-type GrantBook = Arc<Mutex<HashMap<String, oneshot::Sender<u64>>>>;
+type GrantBook = Arc<Grants>;
+
+/// The waiters of a backend expecting a hand-off, by token, in shards picked by the token's
+/// last byte: every `Lock::lock` registers and removes its token, from every task and lock of
+/// the process, and one map behind one mutex was the most contended lock of the uncontended
+/// path.
+#[derive(Default)]
+struct Grants([Mutex<HashMap<String, oneshot::Sender<u64>>>; 16]);
+
+impl Grants {
+    fn shard(
+        &self,
+        token: &str,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<u64>>> {
+        let last = token.as_bytes().last().copied().unwrap_or(0);
+        self.0[usize::from(last % 16)]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// Subscribing a backend's notification connection to channels.
 ///
@@ -203,11 +222,7 @@ impl<S: Subscribe> Subscriptions<S> {
         let Some((token, fence)) = parse_grant(message) else {
             return self.notify(channel);
         };
-        let waiter = self
-            .grants
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(token);
+        let waiter = self.grants.shard(token).remove(token);
         if let Some(waiter) = waiter {
             let _ = waiter.send(fence);
         }
@@ -461,8 +476,7 @@ impl Watch {
     pub fn expect_grant(&self, token: &Token) -> Grant {
         let (tx, rx) = oneshot::channel();
         self.grants
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .shard(token.as_str())
             .insert(token.as_str().to_owned(), tx);
         Grant {
             rx,
@@ -496,10 +510,7 @@ impl Grant {
 
 impl Drop for Grant {
     fn drop(&mut self) {
-        self.book
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.token);
+        self.book.shard(&self.token).remove(&self.token);
     }
 }
 

@@ -32,17 +32,33 @@ pub(crate) trait Due: Send + Sync + 'static {
 /// Outside a tokio runtime, as `tokio::spawn` does.
 pub(crate) fn schedule(due: Weak<dyn Due>, at: Instant) {
     let handle = Handle::current();
-    let scheduler = {
-        let mut all = SCHEDULERS.lock().unwrap_or_else(PoisonError::into_inner);
-        all.entry(handle.id())
+    let id = handle.id();
+    // The thread's last scheduler, while its task runs: no global lock on the common path.
+    let cached = LAST.with_borrow(|last| {
+        last.as_ref()
+            .filter(|(of, scheduler)| *of == id && scheduler.running())
+            .map(|(_, scheduler)| scheduler.clone())
+    });
+    let scheduler = cached.unwrap_or_else(|| {
+        let scheduler = SCHEDULERS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id)
             .or_insert_with(|| {
                 let scheduler = Arc::new(Scheduler::default());
-                handle.spawn(run(scheduler.clone(), handle.id()));
+                handle.spawn(run(scheduler.clone(), id));
                 scheduler
             })
-            .clone()
-    };
+            .clone();
+        LAST.with_borrow_mut(|last| *last = Some((id, scheduler.clone())));
+        scheduler
+    });
     scheduler.add(Entry { at, due });
+}
+
+thread_local! {
+    /// The scheduler this thread last used, and its runtime.
+    static LAST: std::cell::RefCell<Option<(Id, Arc<Scheduler>)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The scheduler of each runtime that has one.
@@ -52,6 +68,8 @@ static SCHEDULERS: LazyLock<Mutex<HashMap<Id, Arc<Scheduler>>>> = LazyLock::new(
 struct Scheduler {
     state: Mutex<State>,
     wake: Notify,
+    /// Set when its task ends (its runtime shut down): a cached handle to it is stale.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -89,6 +107,10 @@ impl Ord for Entry {
 }
 
 impl Scheduler {
+    fn running(&self) -> bool {
+        !self.stopped.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn add(&self, entry: Entry) {
         let at = entry.at;
         let wake = {
@@ -126,16 +148,19 @@ impl Scheduler {
 
 /// The scheduler task of runtime `id`: forgotten when the runtime drops it (at shutdown).
 async fn run(scheduler: Arc<Scheduler>, id: Id) {
-    struct Forget(Id);
+    struct Forget(Id, Arc<Scheduler>);
     impl Drop for Forget {
         fn drop(&mut self) {
+            self.1
+                .stopped
+                .store(true, std::sync::atomic::Ordering::Release);
             SCHEDULERS
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&self.0);
         }
     }
-    let _forget = Forget(id);
+    let _forget = Forget(id, scheduler.clone());
     loop {
         let (due, next) = scheduler.take_due(Instant::now());
         for entry in due {
