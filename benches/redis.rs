@@ -7,7 +7,11 @@
 //!   protocol's [`calls`], built once per task, so they are exactly what the backend sends;
 //! - `raw SET NX + DEL`: the naive, non-atomic pair (what owner checks cost);
 //! - `Lock guard`: `Lock::lock()` then `LockGuard::release()`, the uncontended path of the
-//!   waiter queue (one `QUEUE` script when the lock is free) plus the guard's bookkeeping.
+//!   waiter queue (one `QUEUE` script when the lock is free, which also draws a fencing token)
+//!   plus the guard's bookkeeping (its renewal task);
+//! - `raw fenced scripts`: what the guard is measured against, `ACQUIRE_FENCED` then `RELEASE`
+//!   sent straight through the client: the same work on the server as the guard's (a lock with
+//!   a fencing token), the path `Lock::lock` took before the waiter queue.
 //!
 //! Each runs with 1 and 64 concurrent tasks on distinct names. The variants of a client take
 //! turns in 200 ms slices (rotating which goes first), so a shared machine's drift falls on all
@@ -89,6 +93,7 @@ fn guards(backend: &Arc<dyn LockBackend>, variant: &str, tasks: usize) -> Arc<dy
 /// [`calls`] exactly as the backend builds it: prefix "", the bench's ttl and restart delay.
 struct Prepared {
     acquire: ScriptCall,
+    fenced: ScriptCall,
     release: ScriptCall,
 }
 
@@ -99,18 +104,20 @@ fn prepared(variant: &str, tasks: usize) -> Vec<Prepared> {
             let name = LockName::new(format!("bench:{variant}:{t}")).unwrap();
             let token = Token::generate().unwrap();
             let acquire = calls::acquire("", &name, &token, ttl, Some(RESTART_DELAY));
+            let fenced = calls::acquire_fenced("", &name, &token, ttl, Some(RESTART_DELAY));
             let release = calls::release("", &name, &token);
             Prepared {
                 acquire: acquire.script().clone(),
+                fenced: fenced.script().clone(),
                 release: release.script().clone(),
             }
         })
         .collect()
 }
 
-/// The two scripts a raw scripts cycle runs, to load ahead of time: each cycle is then two
-/// `EVALSHA`, as the backend's warm path.
-const RAW_SCRIPTS: [Script; 2] = [Script::Acquire, Script::Release];
+/// The scripts the raw cycles run, to load ahead of time: each cycle is then two `EVALSHA`,
+/// as the backend's warm path.
+const RAW_SCRIPTS: [Script; 3] = [Script::Acquire, Script::AcquireFenced, Script::Release];
 
 fn names(variant: &str, tasks: usize) -> Vec<(String, String)> {
     (0..tasks)
@@ -167,6 +174,8 @@ mod redis_rs_raw {
     pub(super) struct Scripts {
         pub(super) conn: ConnectionManager,
         pub(super) calls: Vec<Prepared>,
+        /// `ACQUIRE_FENCED` instead of `ACQUIRE`.
+        pub(super) fenced: bool,
     }
 
     #[async_trait]
@@ -174,11 +183,13 @@ mod redis_rs_raw {
         async fn cycle(&self, task: usize) {
             let calls = &self.calls[task];
             let mut conn = self.conn.clone();
-            let got: Vec<i64> = evalsha(&calls.acquire)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            assert_eq!(got, [1]);
+            let acquire = if self.fenced {
+                &calls.fenced
+            } else {
+                &calls.acquire
+            };
+            let got: Vec<i64> = evalsha(acquire).query_async(&mut conn).await.unwrap();
+            assert_eq!(got[0], 1);
             let released: i64 = evalsha(&calls.release)
                 .query_async(&mut conn)
                 .await
@@ -245,14 +256,21 @@ mod fred_raw {
     pub(super) struct Scripts {
         pub(super) client: Client,
         pub(super) calls: Vec<Prepared>,
+        /// `ACQUIRE_FENCED` instead of `ACQUIRE`.
+        pub(super) fenced: bool,
     }
 
     #[async_trait]
     impl Cycle for Scripts {
         async fn cycle(&self, task: usize) {
             let calls = &self.calls[task];
-            let got: Vec<i64> = evalsha(&self.client, &calls.acquire).await;
-            assert_eq!(got, [1]);
+            let acquire = if self.fenced {
+                &calls.fenced
+            } else {
+                &calls.acquire
+            };
+            let got: Vec<i64> = evalsha(&self.client, acquire).await;
+            assert_eq!(got[0], 1);
             let released: i64 = evalsha(&self.client, &calls.release).await;
             assert_eq!(released, 1);
         }
@@ -444,17 +462,20 @@ async fn main() {
         make: Box::new(move |tasks| handles(&backend, "rs-ours", tasks)),
     });
     redis_rs_raw::load_scripts(&rs_conn).await;
-    let conn = rs_conn.clone();
-    variants.push(Variant {
-        client: "redis-rs",
-        what: "raw scripts",
-        make: Box::new(move |tasks| {
-            Arc::new(redis_rs_raw::Scripts {
-                conn: conn.clone(),
-                calls: prepared("rs-scripts", tasks),
-            })
-        }),
-    });
+    for (what, fenced) in [("raw scripts", false), ("raw fenced scripts", true)] {
+        let conn = rs_conn.clone();
+        variants.push(Variant {
+            client: "redis-rs",
+            what,
+            make: Box::new(move |tasks| {
+                Arc::new(redis_rs_raw::Scripts {
+                    conn: conn.clone(),
+                    calls: prepared(if fenced { "rs-fenced" } else { "rs-scripts" }, tasks),
+                    fenced,
+                })
+            }),
+        });
+    }
     variants.push(Variant {
         client: "redis-rs",
         what: "raw SET NX + DEL",
@@ -488,17 +509,27 @@ async fn main() {
             make: Box::new(move |tasks| handles(&backend, "fred-ours", tasks)),
         });
         fred_raw::load_scripts(&client).await;
-        let raw_client = client.clone();
-        variants.push(Variant {
-            client: "fred",
-            what: "raw scripts",
-            make: Box::new(move |tasks| {
-                Arc::new(fred_raw::Scripts {
-                    client: raw_client.clone(),
-                    calls: prepared("fred-scripts", tasks),
-                })
-            }),
-        });
+        for (what, fenced) in [("raw scripts", false), ("raw fenced scripts", true)] {
+            let raw_client = client.clone();
+            variants.push(Variant {
+                client: "fred",
+                what,
+                make: Box::new(move |tasks| {
+                    Arc::new(fred_raw::Scripts {
+                        client: raw_client.clone(),
+                        calls: prepared(
+                            if fenced {
+                                "fred-fenced"
+                            } else {
+                                "fred-scripts"
+                            },
+                            tasks,
+                        ),
+                        fenced,
+                    })
+                }),
+            });
+        }
         variants.push(Variant {
             client: "fred",
             what: "raw SET NX + DEL",
@@ -541,20 +572,21 @@ async fn main() {
         "\nlock + clear cycles per second ({length:?} per variant, in interleaved {SLICE:?} slices)\n"
     );
     println!(
-        "| client | tasks | ProcessLock | raw scripts | raw SET NX + DEL | ours / raw scripts | ours / SET NX + DEL | Lock guard | guard / raw scripts |"
+        "| client | tasks | ProcessLock | raw scripts | ours / raw scripts | Lock guard | raw fenced scripts | guard / raw fenced | raw SET NX + DEL | ours / SET NX + DEL |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (client, _) in &backends {
         for tasks in [1, 64] {
             let ours = rate_of(client, "ProcessLock", tasks);
             let raw = rate_of(client, "raw scripts", tasks);
             let naive = rate_of(client, "raw SET NX + DEL", tasks);
             let guard = rate_of(client, "Lock guard", tasks);
+            let fenced = rate_of(client, "raw fenced scripts", tasks);
             println!(
-                "| {client} | {tasks} | {ours:.0} | {raw:.0} | {naive:.0} | {:.3} | {:.3} | {guard:.0} | {:.3} |",
+                "| {client} | {tasks} | {ours:.0} | {raw:.0} | {:.3} | {guard:.0} | {fenced:.0} | {:.3} | {naive:.0} | {:.3} |",
                 ours / raw,
+                guard / fenced,
                 ours / naive,
-                guard / raw
             );
         }
     }
