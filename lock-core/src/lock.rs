@@ -506,12 +506,17 @@ impl Lock {
             name: self.name.clone(),
             waiter: Some(waiter.clone()),
         };
+        // When this waiter last woke up after waiting: hand-over latency counts from there.
+        let mut woke = None;
         loop {
             let sent = Instant::now();
             let wake = match self.backend.queue_step(&self.name, &waiter).await {
                 Ok(QueueStep::Acquired { fence }) => {
                     outage.over(&self.name);
                     queued.waiter = None;
+                    if let Some(woke) = woke {
+                        crate::layers::handed_over(Instant::now().duration_since(woke));
+                    }
                     return Ok(Some(self.guard(token, sent, fence, None)));
                 }
                 Ok(QueueStep::Queued {
@@ -550,17 +555,23 @@ impl Lock {
                     let until = still_queued + claim.saturating_sub(drift);
                     if until > now + claim / 2 {
                         queued.waiter = None;
-                        return Ok(Some(self.handed(token, still_queued, fence, until)));
+                        let guard = self.handed(token, still_queued, fence, until);
+                        // Woken by the hand-off itself, which already made this waiter the
+                        // holder: the latency is this process's alone.
+                        crate::layers::handed_over(now.elapsed());
+                        return Ok(Some(guard));
                     }
                     // Too little of the claim is left to trust it unconfirmed: the next step
                     // confirms it (or finds it reclaimed, and queues again). The old
                     // registration goes first: dropping it after would remove the new one.
                     drop(grant);
                     grant = watch.expect_grant(&token);
+                    woke = Some(now);
                 }
                 // The grant channel's connection came back: a hand-off may have been missed.
-                () = watch.released() => {}
+                () = watch.released() => woke = Some(Instant::now()),
                 () = tokio::time::sleep_until(give_up) => {
+                    woke = Some(Instant::now());
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         let sent = Instant::now();
                         return match self.backend.leave_queue(&self.name, &waiter, true).await {

@@ -59,7 +59,8 @@ pub mod names {
     pub const HOLD_DURATION: &str = "process_lock_hold_duration_seconds";
     /// Histogram, seconds: hand-over latency, for an acquisition that had to wait: from the
     /// waiter's last wake-up (a release notice, its turn among its process's waiters, the
-    /// holder's expiry) to holding the lock.
+    /// holder's expiry; with a waiter queue, the hand-off message, which already made it the
+    /// holder, or its heartbeat) to holding the lock.
     pub const HANDOVER_DURATION: &str = "process_lock_handover_seconds";
 }
 
