@@ -1251,3 +1251,49 @@ async fn a_lock_not_granted_after_a_restart_says_so() {
         assert!(!ran.exists(), "the program ran");
     }
 }
+
+/// The long options of `text`: every `--word` in it.
+fn long_options(text: &str) -> std::collections::BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|word| {
+            word.len() > 2 && word.starts_with("--") && word.as_bytes()[2].is_ascii_lowercase()
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `--help` and the README say the same: every option a command's `--help` lists is in the
+/// README, and every option the README names is in some command's `--help`.
+#[tokio::test]
+async fn help_and_readme_name_the_same_options() {
+    let readme = long_options(include_str!("../README.md"));
+    let mut helped = std::collections::BTreeSet::new();
+    for args in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["status", "--help"],
+        &["clear", "--help"],
+    ] {
+        let output = finish(process_lock(args)).await;
+        assert_eq!(code(output.status), 0);
+        helped.extend(long_options(&text(&output.stdout)));
+    }
+    // clap's own; `--full` is an argument of the example program, `--path` one of cargo's.
+    let not_ours = ["--help", "--version", "--full", "--path"];
+    let missing: Vec<_> = helped
+        .iter()
+        .filter(|o| !readme.contains(*o) && !not_ours.contains(&o.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "in --help, not in the README: {missing:?}"
+    );
+    let unknown: Vec<_> = readme
+        .iter()
+        .filter(|o| !helped.contains(*o) && !not_ours.contains(&o.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "in the README, in no --help: {unknown:?}"
+    );
+}
