@@ -853,18 +853,26 @@ async fn bad_input_gives_one_line_and_its_exit_code() {
     );
 }
 
+/// The help of every command (`-h` is `--help`).
+const HELPS: [&[&str]; 4] = [
+    &["--help"],
+    &["run", "--help"],
+    &["clear", "-h"],
+    &["status", "--help"],
+];
+
+/// The help `args` print, which must exit 0.
+async fn help(args: &[&str]) -> String {
+    let output = finish(process_lock(args)).await;
+    assert_eq!(code(output.status), 0);
+    text(&output.stdout)
+}
+
 /// Every exit code is documented in `--help`, for every command.
 #[tokio::test]
 async fn help_documents_the_exit_codes() {
-    for args in [
-        &["--help"][..],
-        &["run", "--help"],
-        &["clear", "-h"],
-        &["status", "--help"],
-    ] {
-        let output = finish(process_lock(args)).await;
-        assert_eq!(code(output.status), 0);
-        let help = text(&output.stdout);
+    for args in HELPS {
+        let help = help(args).await;
         for code in [
             "0", "1", "2", "3", "64", "69", "70", "71", "75", "76", "77", "78", "126", "127",
             "128+N",
@@ -1268,15 +1276,8 @@ fn long_options(text: &str) -> std::collections::BTreeSet<String> {
 async fn help_and_readme_name_the_same_options() {
     let readme = long_options(include_str!("../README.md"));
     let mut helped = std::collections::BTreeSet::new();
-    for args in [
-        &["--help"][..],
-        &["run", "--help"],
-        &["status", "--help"],
-        &["clear", "--help"],
-    ] {
-        let output = finish(process_lock(args)).await;
-        assert_eq!(code(output.status), 0);
-        helped.extend(long_options(&text(&output.stdout)));
+    for args in HELPS {
+        helped.extend(long_options(&help(args).await));
     }
     // clap's own; `--full` is an argument of the example program, `--path` one of cargo's.
     let not_ours = ["--help", "--version", "--full", "--path"];
