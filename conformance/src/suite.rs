@@ -163,6 +163,7 @@ macro_rules! __with_cases {
             [queue_try_once_does_not_barge, queue]
             [queue_dead_waiter_delays_the_next_by_its_claim, queue]
             [queue_leaving_after_a_hand_off_passes_it_on, queue]
+            [queue_a_lapsed_place_lasts_until_its_queue_expires, queue]
             // redis::wire_format
             [a_node_lock_excludes_rust_and_rust_cannot_touch_it, redis_server]
             [a_rust_lock_excludes_node_with_the_plain_token_as_value, redis_server]

@@ -58,6 +58,9 @@ struct State {
 #[derive(Debug, Default)]
 struct Queue {
     entries: BTreeMap<u64, Queued>,
+    /// As on Redis, the queue lasts twice a waiter's lease after that waiter's last step, with
+    /// every place in it, lapsed or not.
+    expires_at: Duration,
 }
 
 #[derive(Debug)]
@@ -246,8 +249,16 @@ impl State {
         }
     }
 
-    /// Drops lapsed waiters of `name`, and its queue once empty.
+    /// Drops `name`'s queue if it expired, as Redis drops the queue's keys.
+    fn expire_queue(&mut self, name: &LockName, now: Duration) {
+        if self.queues.get(name).is_some_and(|q| now > q.expires_at) {
+            self.queues.remove(name);
+        }
+    }
+
+    /// Drops lapsed waiters of `name`, and its queue once empty or expired.
     fn evict(&mut self, name: &LockName, now: Duration) {
+        self.expire_queue(name, now);
         if let Some(queue) = self.queues.get_mut(name) {
             queue.evict(now, EVICT_CAP as usize);
             if queue.entries.is_empty() {
@@ -292,8 +303,11 @@ impl State {
 
     /// Queues `waiter` (keeping its ticket if queued) and renews its lease; returns its place.
     fn enqueue(&mut self, name: &LockName, waiter: &Waiter, now: Duration) -> u64 {
+        self.expire_queue(name, now);
         let next = self.tickets + 1;
         let queue = self.queues.entry(name.clone()).or_default();
+        let life = now.saturating_add(waiter.timing.lease.saturating_mul(2));
+        queue.expires_at = queue.expires_at.max(life);
         let ticket = match queue.ticket_of(&waiter.token) {
             Some(ticket) => ticket,
             None => {
@@ -539,6 +553,7 @@ impl LockBackend for MemoryBackend {
     async fn leave_queue(&self, name: &LockName, waiter: &Waiter, keep: bool) -> Result<Leave> {
         let now = self.shared.clock.now();
         let mut state = self.state();
+        state.expire_queue(name, now);
         let removed = state.dequeue(name, &waiter.token);
         let holds = state
             .live(name.as_str(), now)

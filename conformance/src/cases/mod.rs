@@ -39,6 +39,7 @@ pub use ownership::{
     with_lock_releases_after_the_work, with_lock_stops_the_work_when_the_lock_is_lost,
 };
 pub use queue::{
+    queue_a_lapsed_place_lasts_until_its_queue_expires,
     queue_dead_waiter_delays_the_next_by_its_claim, queue_leaving_after_a_hand_off_passes_it_on,
     queue_serves_waiters_in_arrival_order, queue_skips_waiters_that_left,
     queue_try_once_does_not_barge,

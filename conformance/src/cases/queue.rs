@@ -311,3 +311,46 @@ pub async fn queue_leaving_after_a_hand_off_passes_it_on(fx: &Fixture) {
     );
     assert_eq!(guard.release().await.unwrap(), Release::Released);
 }
+
+/// A place lasts as long as its queue: a waiter that stopped stepping keeps its place, lapsed,
+/// until a step or a release evicts it or its queue expires, twice a lease after the last step.
+/// Leaving in between finds it ([`Leave::Left`]); leaving after finds nothing
+/// ([`Leave::Absent`]), as Redis drops the queue's keys with every place in them.
+pub async fn queue_a_lapsed_place_lasts_until_its_queue_expires(fx: &Fixture) {
+    let name = fx.unique_name("queue-expiry");
+    let lock_name = LockName::new(&name).unwrap();
+    let holder = fx.handle(&name, LONG);
+    assert!(holder.lock().await.unwrap());
+    let lease = fx.ticks(2);
+    let waiter = puppet(lease, LONG);
+    let backend = fx.backend();
+    let mut clock = fx.clock();
+
+    let step = backend.queue_step(&lock_name, &waiter).await.unwrap();
+    assert!(matches!(step, QueueStep::Queued { .. }), "{step:?}");
+    clock.advance(fx.ticks(3)).await;
+    assert_eq!(
+        backend
+            .leave_queue(&lock_name, &waiter, false)
+            .await
+            .unwrap(),
+        Leave::Left,
+        "a lapsed place no one evicted is still there"
+    );
+
+    let step = backend.queue_step(&lock_name, &waiter).await.unwrap();
+    assert!(matches!(step, QueueStep::Queued { .. }), "{step:?}");
+    clock.advance(fx.ticks(5)).await;
+    assert_eq!(
+        backend
+            .leave_queue(&lock_name, &waiter, false)
+            .await
+            .unwrap(),
+        Leave::Absent,
+        "the queue expired twice a lease after the last step, and the place with it"
+    );
+    assert_eq!(
+        holder.clear(false).await.unwrap(),
+        lock_core::Cleared::Cleared
+    );
+}

@@ -14,6 +14,9 @@ pub(super) const WAITER_TTL: u64 = 7;
 pub(super) const LEASE: u64 = 5;
 /// How long a lock handed to a waiter lasts before the waiter confirms it, in ticks.
 pub(super) const CLAIM: u64 = 2;
+/// How long a name's queue lasts after a waiter's last step, in ticks: Redis expires the
+/// queue's keys twice a lease after the last step, with every place in them, lapsed or not.
+pub(super) const QUEUE_LIFE: u64 = 2 * LEASE;
 
 /// The name handle `h` (or waiter `h`) works on.
 pub(super) fn name_of(h: usize) -> usize {
@@ -36,7 +39,8 @@ pub(super) struct Held {
 }
 
 /// The model: each handle's timeout, the logical time, who holds each name, and who queues
-/// for it (in arrival order, each with the last tick its place is alive).
+/// for it (in arrival order, each with the last tick its place is alive, and the last tick the
+/// queue itself is alive).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Model {
     /// Timeout of each handle, in ticks.
@@ -45,6 +49,7 @@ pub(super) struct Model {
     pub(super) now: u64,
     locks: [Option<Held>; NAMES],
     queues: [Vec<(usize, u64)>; NAMES],
+    queue_expiry: [u64; NAMES],
 }
 
 /// One step of a sequence.
@@ -84,6 +89,16 @@ impl Model {
             now: 0,
             locks: [None; NAMES],
             queues: [Vec::new(), Vec::new()],
+            queue_expiry: [0; NAMES],
+        }
+    }
+
+    /// Drops the queues whose keys expired: a lapsed place no step evicted goes with them.
+    fn expire_queues(&mut self) {
+        for name in 0..NAMES {
+            if self.now > self.queue_expiry[name] {
+                self.queues[name].clear();
+            }
         }
     }
 
@@ -118,6 +133,7 @@ impl Model {
     /// Queues waiter `w` (keeping its place) with a fresh lease; returns its place.
     fn enqueue(&mut self, w: usize) -> u64 {
         let (name, now) = (name_of(w), self.now);
+        self.queue_expiry[name] = self.queue_expiry[name].max(now + QUEUE_LIFE);
         let queue = &mut self.queues[name];
         match queue.iter().position(|&(x, _)| x == w) {
             Some(at) => queue[at].1 = now + LEASE,
@@ -186,6 +202,7 @@ impl Model {
 
     /// Applies `call`, returning what the store must answer.
     pub(super) fn step(&mut self, call: Call) -> Answer {
+        self.expire_queues();
         match call {
             Call::Lock(h) => match self.live(name_of(h)) {
                 Some(held) if held.owner != Owner::Handle(h) => Answer::Bool(false),
@@ -285,5 +302,19 @@ mod tests {
         assert_eq!(m.step(Call::Advance(6)), Answer::Nothing);
         assert_eq!(m.step(Call::Clear(2)), Answer::Cleared(Some(true)));
         assert_eq!(m.step(Call::Status(0)), Answer::Locked(false));
+    }
+
+    #[test]
+    fn a_lapsed_place_lasts_until_its_queue_expires() {
+        let mut m = Model::new([8, 8, 8, 8]);
+        assert_eq!(m.step(Call::Lock(0)), Answer::Bool(true));
+        assert_eq!(m.step(Call::Step(0)), Answer::Step(Some(0)));
+        // Lapsed at tick 6 but not evicted: leaving still finds it.
+        assert_eq!(m.step(Call::Advance(6)), Answer::Nothing);
+        assert_eq!(m.step(Call::Leave(0)), Answer::Leave("Left"));
+        // Queued again at tick 6; at tick 18 its queue's keys expired, and the place with them.
+        assert_eq!(m.step(Call::Step(0)), Answer::Step(Some(0)));
+        assert_eq!(m.step(Call::Advance(12)), Answer::Nothing);
+        assert_eq!(m.step(Call::Leave(0)), Answer::Leave("Absent"));
     }
 }
