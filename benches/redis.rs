@@ -232,7 +232,7 @@ mod redis_rs_raw {
 mod fred_raw {
     use super::*;
     use process_lock::fred::fred::prelude::{Client, KeysInterface, LuaInterface};
-    use process_lock::fred::fred::types::{Expiration, FromValue, SetOptions};
+    use process_lock::fred::fred::types::{Expiration, FromValue, Key, SetOptions};
 
     /// Loads the raw scripts through `client`, checking that the server names them by the
     /// protocol's SHA-1.
@@ -246,7 +246,8 @@ mod fred_raw {
     /// `EVALSHA sha numkeys keys... args...`, as the backend's transport sends it (which
     /// clones the keys and arguments for fred too).
     async fn evalsha<T: FromValue>(client: &Client, call: &ScriptCall) -> T {
-        let (keys, args) = (call.keys.clone(), call.args.clone());
+        let keys: Vec<Key> = call.keys.iter().map(Key::from).collect();
+        let args = call.args.clone();
         client
             .evalsha(call.script.sha1(), keys, args)
             .await

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -42,7 +42,9 @@ use crate::ttl::Ttl;
 /// process queue first come, first served, and across processes a waiter sleeps until a
 /// release is announced ([`Capabilities::notify`]), the holder's expiry, or the
 /// [recheck](Lock::with_recheck) interval. Either way a waiter goes on through outages of the
-/// store, with a `tracing` warning and a backoff from 50 ms to 1 s.
+/// store, with a `tracing` warning and a backoff from 50 ms to 1 s. The first `lock()` of a
+/// `Lock` subscribes the backend to the lock's hand-off channel, and the `Lock` (with its
+/// clones) keeps that subscription while it lives: later calls do not ask for it again.
 ///
 /// [`Capabilities::queue`]: crate::Capabilities::queue
 /// [`Capabilities::notify`]: crate::Capabilities::notify
@@ -72,6 +74,11 @@ pub struct Lock {
     ttl: Ttl,
     renewal: Renewal,
     recheck: Duration,
+    /// The watch on this lock's hand-offs, made by the first wait in the queue and shared by
+    /// every later one (and by clones): asking the backend for it cost a third of an
+    /// uncontended `lock()`'s own allocations. While it lives the process stays subscribed to
+    /// the lock's hand-off channel.
+    hand_offs: Arc<Mutex<Option<Watch>>>,
 }
 
 impl Lock {
@@ -136,6 +143,7 @@ impl Lock {
             ttl,
             renewal: Renewal::default(),
             recheck: Self::DEFAULT_RECHECK,
+            hand_offs: Arc::default(),
         })
     }
 
@@ -489,14 +497,20 @@ impl Lock {
         let waiter = Waiter::new(token.clone(), self.ttl, timing);
         let mut outage = Outage::default();
         // Listen first, so that a hand-off right after joining reaches this waiter.
-        let mut watch = loop {
-            match self.backend.queue_watch(&self.name).await {
-                Ok(watch) => break watch,
-                Err(e) if e.is_retryable() => {
-                    outage.wait(&self.name, "watching", e, deadline).await?;
+        let mut watch = match self.kept_hand_offs() {
+            Some(watch) => watch,
+            None => loop {
+                match self.backend.queue_watch(&self.name).await {
+                    Ok(watch) => {
+                        self.keep_hand_offs(&watch);
+                        break watch;
+                    }
+                    Err(e) if e.is_retryable() => {
+                        outage.wait(&self.name, "watching", e, deadline).await?;
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
-            }
+            },
         };
         let mut grant = watch.expect_grant(&token);
         // From here on, going away (cancelled, an error) leaves the queue, and releases a lock
@@ -589,6 +603,26 @@ impl Lock {
                     }
                 }
             }
+        }
+    }
+
+    /// A watch on this lock's hand-offs, if an earlier wait made one.
+    fn kept_hand_offs(&self) -> Option<Watch> {
+        let kept = self
+            .hand_offs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        kept.as_ref().map(Watch::clone)
+    }
+
+    /// Keeps `watch` for the next waits (unless another wait kept one first).
+    fn keep_hand_offs(&self, watch: &Watch) {
+        let mut kept = self
+            .hand_offs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if kept.is_none() {
+            *kept = Some(watch.clone());
         }
     }
 

@@ -35,17 +35,20 @@ type GrantBook = Arc<Grants>;
 /// the process, and one map behind one mutex was the most contended lock of the uncontended
 /// path.
 #[derive(Default)]
-struct Grants([Mutex<HashMap<String, oneshot::Sender<u64>>>; 16]);
+struct Grants([Mutex<HashMap<Token, oneshot::Sender<u64>>>; 16]);
 
 impl Grants {
+    /// The shard of `token`: by the value of its last hex digit (generated tokens spread evenly
+    /// over the 16), or its last byte for any other token.
     fn shard(
         &self,
         token: &str,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<u64>>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<Token, oneshot::Sender<u64>>> {
         let last = token.as_bytes().last().copied().unwrap_or(0);
-        self.0[usize::from(last % 16)]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let shard = char::from(last)
+            .to_digit(16)
+            .map_or(usize::from(last % 16), |d| d as usize);
+        self.0[shard].lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -209,7 +212,7 @@ impl<S: Subscribe> Subscriptions<S> {
             seen,
             queue,
             grants: self.grants.clone(),
-            _registration: Box::new(registration),
+            _registration: Arc::new(registration),
         })
     }
 
@@ -440,7 +443,22 @@ pub struct Watch {
     seen: watch::Receiver<u64>,
     queue: Arc<AsyncMutex<()>>,
     grants: GrantBook,
-    _registration: Box<dyn Send + Sync>,
+    _registration: Arc<dyn Send + Sync>,
+}
+
+/// A clone is a second watch on the same channel, from the moment it is made: a release
+/// before that is not reported to it. The channel is watched until the last clone is dropped.
+impl Clone for Watch {
+    fn clone(&self) -> Self {
+        let mut seen = self.seen.clone();
+        seen.mark_unchanged();
+        Watch {
+            seen,
+            queue: self.queue.clone(),
+            grants: self.grants.clone(),
+            _registration: self._registration.clone(),
+        }
+    }
 }
 
 impl Watch {
@@ -475,12 +493,10 @@ impl Watch {
     /// when the backend delivers it. Dropping the `Grant` stops expecting it.
     pub fn expect_grant(&self, token: &Token) -> Grant {
         let (tx, rx) = oneshot::channel();
-        self.grants
-            .shard(token.as_str())
-            .insert(token.as_str().to_owned(), tx);
+        self.grants.shard(token.as_str()).insert(token.clone(), tx);
         Grant {
             rx,
-            token: token.as_str().to_owned(),
+            token: token.clone(),
             book: self.grants.clone(),
         }
     }
@@ -489,7 +505,7 @@ impl Watch {
 /// A hand-off a waiter expects (see [`Watch::expect_grant`]).
 pub struct Grant {
     rx: oneshot::Receiver<u64>,
-    token: String,
+    token: Token,
     book: GrantBook,
 }
 
@@ -510,7 +526,9 @@ impl Grant {
 
 impl Drop for Grant {
     fn drop(&mut self) {
-        self.book.shard(&self.token).remove(&self.token);
+        self.book
+            .shard(self.token.as_str())
+            .remove(self.token.as_str());
     }
 }
 

@@ -1,5 +1,7 @@
 //! Owner tokens: the random value that says which handle holds a lock.
 
+use std::borrow::Borrow;
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -25,6 +27,46 @@ use crate::error::{Error, ErrorKind, Result};
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Token(Arc<str>);
 
+/// Bytes from the operating system's generator, drawn [`POOL_LEN`] at a time: one system call
+/// per 16 tokens instead of one per token (a fifth of an uncontended lock's own CPU time went
+/// to it). Each thread has its own; a pool filled in another process (a forked child copies
+/// its parent's memory) is drawn again, so two processes never hand out the same bytes.
+struct Pool {
+    bytes: [u8; POOL_LEN],
+    next: usize,
+    pid: u32,
+}
+
+const POOL_LEN: usize = 256;
+const TOKEN_BYTES: usize = 16;
+
+thread_local! {
+    static POOL: RefCell<Pool> = const {
+        RefCell::new(Pool { bytes: [0; POOL_LEN], next: POOL_LEN, pid: 0 })
+    };
+}
+
+/// 128 fresh bits from the pool, which no one else gets (they are wiped from the pool).
+fn random_bytes() -> Result<[u8; TOKEN_BYTES]> {
+    POOL.with_borrow_mut(|pool| {
+        let pid = std::process::id();
+        if pool.next + TOKEN_BYTES > POOL_LEN || pool.pid != pid {
+            getrandom::fill(&mut pool.bytes).map_err(|e| {
+                Error::new(ErrorKind::Backend, "the system random generator failed")
+                    .with_source(e.to_string())
+            })?;
+            pool.next = 0;
+            pool.pid = pid;
+        }
+        let taken = &mut pool.bytes[pool.next..pool.next + TOKEN_BYTES];
+        let mut out = [0u8; TOKEN_BYTES];
+        out.copy_from_slice(taken);
+        taken.fill(0);
+        pool.next += TOKEN_BYTES;
+        Ok(out)
+    })
+}
+
 impl Token {
     /// Longest token accepted by [`Token::from_string`], in bytes.
     pub const MAX_LEN: usize = 1024;
@@ -36,16 +78,16 @@ impl Token {
     /// [`ErrorKind::Backend`] if the operating system's random generator fails (practically
     /// never, but it is not hidden behind a panic).
     pub fn generate() -> Result<Self> {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).map_err(|e| {
-            Error::new(ErrorKind::Backend, "the system random generator failed")
-                .with_source(e.to_string())
-        })?;
-        let mut hex = String::with_capacity(32);
-        for b in bytes {
-            hex.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-            hex.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let bytes = random_bytes()?;
+        let mut hex = [0u8; 2 * TOKEN_BYTES];
+        for (pair, b) in hex.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0xf)];
         }
+        let hex = std::str::from_utf8(&hex).map_err(|e| {
+            Error::new(ErrorKind::Backend, "hex digits are UTF-8").with_source(e.to_string())
+        })?;
         Ok(Token(Arc::from(hex)))
     }
 
@@ -72,6 +114,13 @@ impl Token {
 
     /// The full token, as stored in the lock's key.
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A token compares and hashes as its text, so maps keyed by tokens are looked up by text.
+impl Borrow<str> for Token {
+    fn borrow(&self) -> &str {
         &self.0
     }
 }

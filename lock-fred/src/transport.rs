@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use fred::error::Error as FredError;
 use fred::prelude::{Client, ClientLike, LuaInterface, Pool, Value};
+use fred::types::Key;
 use lock_core::notify::Subscriptions;
 use lock_core::redis::{Deadline, RedisTransport, Reply, ScriptCall};
 use lock_core::{Result, Watch, async_trait};
@@ -126,7 +127,8 @@ async fn evalsha(
     deadline: Instant,
     call: &ScriptCall,
 ) -> std::result::Result<Value, FredError> {
-    let (keys, args) = (call.keys.clone(), call.args.clone());
+    let keys: Vec<Key> = call.keys.iter().map(Key::from).collect();
+    let args = call.args.clone();
     client
         .with_options(&options(deadline))
         .evalsha(call.script.sha1(), keys, args)

@@ -8,6 +8,7 @@
 //! into the outcome.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::errors::unexpected;
@@ -36,8 +37,9 @@ pub struct ScriptCall {
     pub op: &'static str,
     /// The script.
     pub script: Script,
-    /// `KEYS`, in the script's order: all in one hash slot.
-    pub keys: Vec<String>,
+    /// `KEYS`, in the script's order: all in one hash slot. Shared by every call on one
+    /// [`LockName`] (derived once per name).
+    pub keys: Arc<[String]>,
     /// `ARGV`, in the script's order.
     pub args: Vec<String>,
 }
@@ -66,7 +68,7 @@ impl<T> Call<T> {
     fn new(
         op: &'static str,
         script: Script,
-        keys: Vec<String>,
+        keys: Arc<[String]>,
         args: Vec<String>,
         read: fn(&Reply) -> Option<T>,
     ) -> Self {
@@ -123,21 +125,70 @@ pub fn restart_delay_ms(configured: Option<Duration>, ttl: Ttl) -> u64 {
     })
 }
 
-/// The five keys of every script that may touch the queue, in their order: the lock's key, its
-/// fence key, its boot key, its queue key and its lease key.
-fn queue_keys(prefix: &str, name: &LockName) -> Vec<String> {
-    let key = key(prefix, name);
-    let (fence, boot) = (fence_key(&key), boot_key(prefix, &key));
-    let (queue, leases) = (queue_key(&key), lease_key(&key));
-    vec![key, fence, boot, queue, leases]
+/// What the scripts of one lock send that depends only on its name and the prefix: derived
+/// once per [`LockName`] (and kept with it), not at every call.
+struct NameKeys {
+    prefix: Box<str>,
+    /// The five keys of every script that may touch the queue, in their order: the lock's key,
+    /// its fence key, its boot key, its queue key and its lease key.
+    keys: Arc<[String]>,
+    /// The lock's key alone, for the scripts that read only it.
+    lock_key: Arc<[String]>,
+    /// The lock's [`release_channel`].
+    release_channel: String,
+    /// The arguments every script that may hand the lock on ends with (see
+    /// [`EVICT_CAP`](super::scripts::EVICT_CAP)).
+    common_args: [String; 3],
 }
 
-/// The arguments every script that may hand the lock on ends with (see
-/// [`EVICT_CAP`](super::scripts::EVICT_CAP)).
-fn common_args(args: &mut Vec<String>, prefix: &str, name: &LockName) {
-    args.push(FENCE_RETENTION.as_millis().to_string());
-    args.push(EVICT_CAP.to_string());
-    args.push(grant_channel_prefix(&key(prefix, name)));
+impl NameKeys {
+    fn new(prefix: &str, name: &LockName) -> Self {
+        let key = key(prefix, name);
+        let (fence, boot) = (fence_key(&key), boot_key(prefix, &key));
+        let (queue, leases) = (queue_key(&key), lease_key(&key));
+        NameKeys {
+            prefix: prefix.into(),
+            release_channel: release_channel(&key),
+            common_args: [
+                FENCE_RETENTION.as_millis().to_string(),
+                EVICT_CAP.to_string(),
+                grant_channel_prefix(&key),
+            ],
+            lock_key: Arc::new([key.clone()]),
+            keys: Arc::new([key, fence, boot, queue, leases]),
+        }
+    }
+
+    /// `f` of `name`'s keys under `prefix`: those kept with the name when it was first used
+    /// under this prefix, or new ones.
+    fn with<R>(prefix: &str, name: &LockName, f: impl FnOnce(&NameKeys) -> R) -> R {
+        match name.derived(|| NameKeys::new(prefix, name)) {
+            Some(kept) if *kept.prefix == *prefix => f(kept),
+            _ => f(&NameKeys::new(prefix, name)),
+        }
+    }
+
+    fn lock_key(&self) -> Arc<[String]> {
+        self.lock_key.clone()
+    }
+
+    fn queue_keys(&self) -> Arc<[String]> {
+        self.keys.clone()
+    }
+
+    /// The start of the lock's grant channels (the last of the common arguments).
+    fn grant_channel_prefix(&self) -> &str {
+        &self.common_args[2]
+    }
+
+    fn push_common_args(&self, args: &mut Vec<String>) {
+        args.extend_from_slice(&self.common_args);
+    }
+}
+
+/// The key of `name` under `prefix`, as a script's only key.
+fn lock_key(prefix: &str, name: &LockName) -> Arc<[String]> {
+    NameKeys::with(prefix, name, NameKeys::lock_key)
 }
 
 fn ms(d: Duration) -> String {
@@ -172,7 +223,9 @@ pub fn member(waiter: &Waiter, grant_id: &str) -> String {
 /// The channel on which the waiters of a backend with id `grant_id` are told that `name`
 /// (under `prefix`) was handed to one of them.
 pub fn grant_channel(prefix: &str, name: &LockName, grant_id: &str) -> String {
-    grant_channel_prefix(&key(prefix, name)) + grant_id
+    NameKeys::with(prefix, name, |k| {
+        k.grant_channel_prefix().to_owned() + grant_id
+    })
 }
 
 /// [`LockBackend::try_acquire`](crate::LockBackend::try_acquire) of `name` under `prefix`;
@@ -189,8 +242,10 @@ pub fn acquire(
         ttl.as_millis().to_string(),
         restart_delay_ms(restart_delay, ttl).to_string(),
     ];
-    common_args(&mut args, prefix, name);
-    let keys = queue_keys(prefix, name);
+    let keys = NameKeys::with(prefix, name, |k| {
+        k.push_common_args(&mut args);
+        k.queue_keys()
+    });
     Call::new("acquire", Script::Acquire, keys, args, |r| {
         reply::acquire_reply(&r.as_ints()?)
     })
@@ -210,8 +265,10 @@ pub fn acquire_fenced(
         ttl.as_millis().to_string(),
         restart_delay_ms(restart_delay, ttl).to_string(),
     ];
-    common_args(&mut args, prefix, name);
-    let keys = queue_keys(prefix, name);
+    let keys = NameKeys::with(prefix, name, |k| {
+        k.push_common_args(&mut args);
+        k.queue_keys()
+    });
     Call::new("fenced acquire", Script::AcquireFenced, keys, args, |r| {
         reply::fenced_reply(&r.as_ints()?)
     })
@@ -233,8 +290,10 @@ pub fn queue_step(
         restart_delay_ms(restart_delay, waiter.ttl).to_string(),
         ms(waiter.timing.lease),
     ];
-    common_args(&mut args, prefix, name);
-    let keys = queue_keys(prefix, name);
+    let keys = NameKeys::with(prefix, name, |k| {
+        k.push_common_args(&mut args);
+        k.queue_keys()
+    });
     Call::new("queue step", Script::Queue, keys, args, |r| {
         reply::queue_reply(&r.as_ints()?)
     })
@@ -254,10 +313,12 @@ pub fn leave_queue(
         waiter.token.as_str().to_owned(),
         waiter.ttl.as_millis().to_string(),
         if keep { "1" } else { "0" }.to_owned(),
-        release_channel(&key(prefix, name)),
     ];
-    common_args(&mut args, prefix, name);
-    let keys = queue_keys(prefix, name);
+    let keys = NameKeys::with(prefix, name, |k| {
+        args.push(k.release_channel.clone());
+        k.push_common_args(&mut args);
+        k.queue_keys()
+    });
     Call::new("leave queue", Script::Leave, keys, args, |r| {
         reply::leave_reply(&r.as_ints()?)
     })
@@ -266,7 +327,7 @@ pub fn leave_queue(
 /// [`LockBackend::renew`](crate::LockBackend::renew).
 pub fn renew(prefix: &str, name: &LockName, token: &Token, ttl: Ttl) -> Call<bool> {
     let args = vec![token.as_str().to_owned(), ttl.as_millis().to_string()];
-    Call::new("renew", Script::Renew, vec![key(prefix, name)], args, |r| {
+    Call::new("renew", Script::Renew, lock_key(prefix, name), args, |r| {
         reply::renew_reply(r.as_int()?)
     })
 }
@@ -274,10 +335,12 @@ pub fn renew(prefix: &str, name: &LockName, token: &Token, ttl: Ttl) -> Call<boo
 /// [`LockBackend::release`](crate::LockBackend::release), announced on the lock's
 /// [`release_channel`].
 pub fn release(prefix: &str, name: &LockName, token: &Token) -> Call<Release> {
-    let channel = release_channel(&key(prefix, name));
-    let mut args = vec![token.as_str().to_owned(), channel];
-    common_args(&mut args, prefix, name);
-    let keys = queue_keys(prefix, name);
+    let mut args = vec![token.as_str().to_owned()];
+    let keys = NameKeys::with(prefix, name, |k| {
+        args.push(k.release_channel.clone());
+        k.push_common_args(&mut args);
+        k.queue_keys()
+    });
     Call::new("release", Script::Release, keys, args, |r| {
         reply::release_reply(r.as_int()?)
     })
@@ -286,15 +349,15 @@ pub fn release(prefix: &str, name: &LockName, token: &Token) -> Call<Release> {
 /// [`LockBackend::force_release`](crate::LockBackend::force_release), announced on the lock's
 /// [`release_channel`].
 pub fn force_release(prefix: &str, name: &LockName) -> Call<ForceRelease> {
-    let mut args = vec![release_channel(&key(prefix, name))];
-    common_args(&mut args, prefix, name);
-    Call::new(
-        "force release",
-        Script::ForceRelease,
-        queue_keys(prefix, name),
-        args,
-        |r| reply::force_release_reply(r.as_int()?),
-    )
+    let mut args = Vec::with_capacity(4);
+    let keys = NameKeys::with(prefix, name, |k| {
+        args.push(k.release_channel.clone());
+        k.push_common_args(&mut args);
+        k.queue_keys()
+    });
+    Call::new("force release", Script::ForceRelease, keys, args, |r| {
+        reply::force_release_reply(r.as_int()?)
+    })
 }
 
 /// [`LockBackend::status`](crate::LockBackend::status).
@@ -302,7 +365,7 @@ pub fn status(prefix: &str, name: &LockName) -> Call<Status> {
     Call::new(
         "status",
         Script::Status,
-        vec![key(prefix, name)],
+        lock_key(prefix, name),
         vec![],
         |r| reply::status_reply(r.as_int()?),
     )
@@ -314,7 +377,7 @@ pub fn is_held_by(prefix: &str, name: &LockName, token: &Token) -> Call<bool> {
     Call::new(
         "is held by",
         Script::IsHeldBy,
-        vec![key(prefix, name)],
+        lock_key(prefix, name),
         args,
         |r| reply::is_held_by_reply(r.as_int()?),
     )
@@ -323,5 +386,5 @@ pub fn is_held_by(prefix: &str, name: &LockName, token: &Token) -> Call<bool> {
 /// The channel [`LockBackend::watch`](crate::LockBackend::watch) subscribes to for `name` under
 /// `prefix`: where [`release`] and [`force_release`] announce it.
 pub fn watch_channel(prefix: &str, name: &LockName) -> String {
-    release_channel(&key(prefix, name))
+    NameKeys::with(prefix, name, |k| k.release_channel.clone())
 }
