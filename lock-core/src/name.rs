@@ -1,11 +1,8 @@
 //! Lock names: validated once, then shared cheaply.
 
-use std::any::Any;
 use std::borrow::Borrow;
-use std::cmp::Ordering;
 use std::fmt;
-use std::hash::{Hash, Hasher};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
@@ -27,15 +24,8 @@ use crate::error::{Error, Result};
 /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
 /// # Ok::<(), lock_core::Error>(())
 /// ```
-#[derive(Clone)]
-pub struct LockName(Arc<Named>);
-
-/// A name, and what a backend derived from it once (a Redis backend's keys and channels), so
-/// that the operations on a lock do not derive them again each time.
-struct Named {
-    name: Box<str>,
-    derived: OnceLock<Box<dyn Any + Send + Sync>>,
-}
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LockName(Arc<str>);
 
 impl LockName {
     /// The longest name accepted, in bytes of UTF-8.
@@ -59,75 +49,46 @@ impl LockName {
                 Self::MAX_LEN
             )));
         }
-        Ok(LockName(Arc::new(Named {
-            name: name.into(),
-            derived: OnceLock::new(),
-        })))
-    }
-
-    /// What `derive` makes of this name, made once and kept with it; `None` if something of
-    /// another type was kept first (the caller derives it again then).
-    pub(crate) fn derived<T: Any + Send + Sync>(&self, derive: impl FnOnce() -> T) -> Option<&T> {
-        self.0
-            .derived
-            .get_or_init(|| Box::new(derive()))
-            .downcast_ref()
+        Ok(LockName(Arc::from(name)))
     }
 
     /// The name as text.
     pub fn as_str(&self) -> &str {
-        &self.0.name
+        &self.0
     }
-}
 
-// Compared, hashed and ordered as the text alone (as `Borrow<str>` requires).
-impl PartialEq for LockName {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+    /// Where this name's text lives: clones of one name share it.
+    pub(crate) fn addr(&self) -> usize {
+        Arc::as_ptr(&self.0).cast::<u8>() as usize
     }
-}
 
-impl Eq for LockName {}
-
-impl Hash for LockName {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
-    }
-}
-
-impl PartialOrd for LockName {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for LockName {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.as_str().cmp(other.as_str())
+    /// Whether `other` is a clone of this very name (not merely the same text).
+    pub(crate) fn same_as(&self, other: &LockName) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
 impl AsRef<str> for LockName {
     fn as_ref(&self) -> &str {
-        self.as_str()
+        &self.0
     }
 }
 
 impl Borrow<str> for LockName {
     fn borrow(&self) -> &str {
-        self.as_str()
+        &self.0
     }
 }
 
 impl fmt::Display for LockName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.0)
     }
 }
 
 impl fmt::Debug for LockName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
+        fmt::Debug::fmt(&*self.0, f)
     }
 }
 
@@ -165,20 +126,6 @@ mod tests {
         // 'é' is two bytes: 513 of them is 1026 bytes.
         assert!(LockName::new("é".repeat(512)).is_ok());
         assert!(LockName::new("é".repeat(513)).is_err());
-    }
-
-    #[test]
-    fn names_compare_and_hash_as_their_text() {
-        use std::collections::HashSet;
-        let a = LockName::new("jobs").unwrap();
-        assert_eq!(a.derived(|| 7u8), Some(&7));
-        assert_eq!(a.derived(|| 8u8), Some(&7), "derived once");
-        assert_eq!(a.derived(|| "other type"), None);
-        let b = LockName::new("jobs").unwrap();
-        assert_eq!(a, b);
-        assert!(LockName::new("a").unwrap() < a);
-        let set: HashSet<LockName> = [a, b].into_iter().collect();
-        assert!(set.contains("jobs"));
     }
 
     #[test]

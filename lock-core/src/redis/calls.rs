@@ -7,6 +7,7 @@
 //! [`RedisTransport::eval`](super::RedisTransport::eval), and [`Call::read`] turns the answer
 //! into the outcome.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,8 +126,18 @@ pub fn restart_delay_ms(configured: Option<Duration>, ttl: Ttl) -> u64 {
     })
 }
 
+/// How many names' [`NameKeys`] each thread keeps.
+const KEPT_SLOTS: usize = 256;
+
+thread_local! {
+    /// The [`NameKeys`] this thread derived last, by where their name lives: a `Lock` or a
+    /// `ProcessLock` passes the same name (a clone of it) at every call. A kept name is kept
+    /// alive, so a slot never answers for another name at the same place.
+    static KEPT: RefCell<Vec<Option<(LockName, NameKeys)>>> = const { RefCell::new(Vec::new()) };
+}
+
 /// What the scripts of one lock send that depends only on its name and the prefix: derived
-/// once per [`LockName`] (and kept with it), not at every call.
+/// once per name and thread (and kept, see [`KEPT`]), not at every call.
 struct NameKeys {
     prefix: Box<str>,
     /// The five keys of every script that may touch the queue, in their order: the lock's key,
@@ -159,13 +170,22 @@ impl NameKeys {
         }
     }
 
-    /// `f` of `name`'s keys under `prefix`: those kept with the name when it was first used
-    /// under this prefix, or new ones.
+    /// `f` of `name`'s keys under `prefix`: those this thread derived for this very name (a
+    /// clone of it) under this prefix, or new ones, then kept.
     fn with<R>(prefix: &str, name: &LockName, f: impl FnOnce(&NameKeys) -> R) -> R {
-        match name.derived(|| NameKeys::new(prefix, name)) {
-            Some(kept) if *kept.prefix == *prefix => f(kept),
-            _ => f(&NameKeys::new(prefix, name)),
-        }
+        KEPT.with_borrow_mut(|kept| {
+            if kept.is_empty() {
+                kept.resize_with(KEPT_SLOTS, || None);
+            }
+            // Names live in separate allocations of at least 16 bytes.
+            let slot = &mut kept[(name.addr() >> 4) % KEPT_SLOTS];
+            match slot {
+                Some((kept_name, keys)) if kept_name.same_as(name) && *keys.prefix == *prefix => {
+                    f(keys)
+                }
+                _ => f(&slot.insert((name.clone(), NameKeys::new(prefix, name))).1),
+            }
+        })
     }
 
     fn lock_key(&self) -> Arc<[String]> {
@@ -387,4 +407,37 @@ pub fn is_held_by(prefix: &str, name: &LockName, token: &Token) -> Call<bool> {
 /// `prefix`: where [`release`] and [`force_release`] announce it.
 pub fn watch_channel(prefix: &str, name: &LockName) -> String {
     NameKeys::with(prefix, name, |k| k.release_channel.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The keys a call sends are always its own name's under its own prefix, whether this
+    /// thread kept them, kept another name's in the same slot, or kept them under another
+    /// prefix.
+    #[test]
+    fn kept_keys_are_always_the_names_own() {
+        let token = Token::from_string("0123abcd").unwrap();
+        let names: Vec<LockName> = (0..2 * KEPT_SLOTS)
+            .map(|n| LockName::new(format!("jobs-{n}")).unwrap())
+            .collect();
+        for round in 0..3 {
+            for name in &names {
+                for prefix in ["", "app:"] {
+                    let expected = NameKeys::new(prefix, name);
+                    let call = release(prefix, name, &token);
+                    assert_eq!(&call.script().keys[..], &expected.keys[..], "round {round}");
+                    assert_eq!(call.script().args[1], expected.release_channel);
+                    assert_eq!(watch_channel(prefix, name), expected.release_channel);
+                    // A new name with the same text is not the same name, but has the same keys.
+                    let again = LockName::new(name.as_str()).unwrap();
+                    assert_eq!(
+                        &status(prefix, &again).script().keys[..],
+                        &expected.lock_key[..]
+                    );
+                }
+            }
+        }
+    }
 }
