@@ -34,7 +34,9 @@
 //!
 //! It uses `REDIS_URL` if set, else a container of `LOCK_TEST_REDIS_IMAGE`, else `redis-server`
 //! from `PATH`. `BENCH_SECONDS` sets how long each variant runs (default 5), `BENCH_PROCESSES`
-//! the numbers of processes (default `2,8,32`).
+//! the numbers of processes (default `2,8,32`). With `BENCH_OUT` set, each variant's hand-over
+//! and wait times and its figures also go to `$BENCH_OUT/processes.tsv` for
+//! `scripts/bench-report`.
 //!
 //! The workers are this same binary with `PL_BENCH_WORKER` set.
 
@@ -44,6 +46,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[path = "common/results.rs"]
+mod results;
 
 use conformance::redis_server::{CommandCounter, RedisServer};
 use process_lock::{FredBackend, Lock, LockBackend, RedisRsBackend, Release};
@@ -398,7 +403,31 @@ struct Summary {
     late: Vec<(usize, Duration)>,
 }
 
-fn summarise(name: &'static str, processes: usize, outcome: Outcome, length: Duration) -> Summary {
+/// Records `values` (µs) as the samples of `what` for `variant` with `processes` processes.
+fn record_samples(
+    out: &results::Results,
+    what: &str,
+    variant: &str,
+    processes: usize,
+    values: &[u64],
+) {
+    let values: Vec<String> = values.iter().map(u64::to_string).collect();
+    out.record(&[
+        "samples",
+        what,
+        variant,
+        &processes.to_string(),
+        &values.join(" "),
+    ]);
+}
+
+fn summarise(
+    out: &results::Results,
+    name: &'static str,
+    processes: usize,
+    outcome: Outcome,
+    length: Duration,
+) -> Summary {
     let turns = &outcome.turns;
     let mut handovers = Vec::new();
     let (mut same, mut overlaps) = (0usize, 0usize);
@@ -444,6 +473,32 @@ fn summarise(name: &'static str, processes: usize, outcome: Outcome, length: Dur
     let mut commands: Vec<(String, usize)> = by_name.into_iter().collect();
     commands.sort_by_key(|entry| std::cmp::Reverse(entry.1));
     let in_time = turns.iter().filter(|t| t.got < outcome.end_us).count();
+    record_samples(out, "handover", name, processes, &handovers);
+    record_samples(out, "wait", name, processes, &waits);
+    let value = |what: &str, v: f64| {
+        out.record(&[
+            "value",
+            what,
+            name,
+            &processes.to_string(),
+            &format!("{v:.4}"),
+        ]);
+    };
+    value("per_second", in_time as f64 / length.as_secs_f64());
+    value(
+        "same_process",
+        same as f64 / turns.len().saturating_sub(1).max(1) as f64,
+    );
+    value(
+        "commands_per_acquisition",
+        outcome.commands.len() as f64 / turns.len().max(1) as f64,
+    );
+    value(
+        "least_most_while_all_ask",
+        steady.iter().copied().min().unwrap_or(0) as f64
+            / steady.iter().copied().max().unwrap_or(0).max(1) as f64,
+    );
+    value("hold_p50_us", percentile(&holds, 0.50).as_micros() as f64);
     Summary {
         name,
         processes,
@@ -568,12 +623,24 @@ fn parent() {
         let server = RedisServer::start().await.expect("a Redis server");
         let url = server.url().to_owned();
         eprintln!("processes bench against {}", server.origin());
+        let out = results::Results::new("processes");
+        let mut conn = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        out.redis_version(&info);
         for &p in &processes {
             let mut rows = Vec::new();
             for (label, variant) in VARIANTS {
                 let name = format!("bench:processes:{variant}:{p}:{}", std::process::id());
                 let outcome = run(&url, variant, &name, p, length).await;
-                rows.push(summarise(label, p, outcome, length));
+                rows.push(summarise(&out, label, p, outcome, length));
             }
             print_table(p, seconds, &rows);
         }

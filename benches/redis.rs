@@ -25,11 +25,16 @@
 //!
 //! It uses `REDIS_URL` if set, else a container of `LOCK_TEST_REDIS_IMAGE` (default
 //! `process-lock-redis:7`, built by `scripts/test`), else `redis-server` from `PATH`.
-//! `BENCH_SECONDS` sets how long each variant is measured in all (default 6).
+//! `BENCH_SECONDS` sets how long each variant is measured in all (default 6), `BENCH_TASKS` the
+//! numbers of concurrent tasks (default `1,64`). With `BENCH_OUT` set, the rates also go to
+//! `$BENCH_OUT/redis.tsv` for `scripts/bench-report`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+#[path = "common/results.rs"]
+mod results;
 
 use conformance::redis_server::{CommandCounter, RedisServer};
 use process_lock::raw::async_trait;
@@ -354,6 +359,22 @@ async fn interleaved(cycles: &[Arc<dyn Cycle>], tasks: usize, total: Duration) -
         .collect()
 }
 
+/// `BENCH_TASKS`: the numbers of concurrent tasks to measure (default 1 and 64).
+fn task_counts() -> Vec<usize> {
+    std::env::var("BENCH_TASKS")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.split(',')
+                .map(|t| match t.trim().parse() {
+                    Ok(n) if n > 0 => n,
+                    _ => panic!("BENCH_TASKS: {t:?} is not a number of tasks"),
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| vec![1, 64])
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -437,6 +458,8 @@ async fn round_trips(client: &str, backend: Arc<dyn LockBackend>, url: &str) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let length = Duration::from_secs(env_u64("BENCH_SECONDS", 6));
+    let task_counts = task_counts();
+    let out = results::Results::new("redis");
 
     let server = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
     println!("Redis: {}", server.origin());
@@ -454,6 +477,12 @@ async fn main() {
         .await
         .unwrap();
     let rs_conn = rs.connection_manager().clone();
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut rs_conn.clone())
+        .await
+        .unwrap();
+    out.redis_version(&info);
     let rs: Arc<dyn LockBackend> = Arc::new(rs);
     backends.push(("redis-rs", rs.clone()));
     let backend = rs.clone();
@@ -551,11 +580,13 @@ async fn main() {
     let mut results: Vec<GroupRates> = Vec::new();
     for (client, _) in &backends {
         let group: Vec<&Variant> = variants.iter().filter(|v| v.client == *client).collect();
-        for tasks in [1usize, 64] {
+        for &tasks in &task_counts {
             let cycles: Vec<Arc<dyn Cycle>> = group.iter().map(|v| (v.make)(tasks)).collect();
             let rates = interleaved(&cycles, tasks, length).await;
             for (v, r) in group.iter().zip(&rates) {
                 eprintln!("{client} {} x{tasks}: {r:.0}/s", v.what);
+                let (tasks, rate) = (tasks.to_string(), format!("{r:.1}"));
+                out.record(&["rate", client, v.what, &tasks, &rate]);
             }
             let named = group.iter().map(|v| v.what).zip(rates).collect();
             results.push((client, tasks, named));
@@ -577,7 +608,7 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for (client, _) in &backends {
-        for tasks in [1, 64] {
+        for &tasks in &task_counts {
             let ours = rate_of(client, "ProcessLock", tasks);
             let raw = rate_of(client, "raw scripts", tasks);
             let naive = rate_of(client, "raw SET NX + DEL", tasks);
