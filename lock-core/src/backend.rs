@@ -391,59 +391,149 @@ fn unsupported(backend: &(impl LockBackend + ?Sized), what: &str) -> Error {
     )
 }
 
-/// A shared backend is a backend, so wrappers and `Arc<dyn LockBackend>` pass through unchanged.
-#[async_trait]
-impl<B: LockBackend + ?Sized> LockBackend for Arc<B> {
-    fn capabilities(&self) -> Capabilities {
-        (**self).capabilities()
-    }
+/// Implements [`LockBackend`] for a type by handing every call to another backend, the future
+/// of the other's answer passed on as is: no future of its own to box for each call (as an
+/// `async fn` under [`async_trait`] would), which on the uncontended path costs an allocation
+/// per operation and per level.
+///
+/// ```text
+/// lock_core::__forward_lock_backend!([B: LockBackend + ?Sized] Arc<B> => deref);
+/// lock_core::__forward_lock_backend!([] MyBackend => field inner);
+/// ```
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __forward_lock_backend {
+    (@to $s:ident deref) => { (**$s) };
+    (@to $s:ident field $field:ident) => { ($s.$field) };
+    ([$($generics:tt)*] $ty:ty => $($to:tt)+) => {
+        impl<$($generics)*> $crate::LockBackend for $ty {
+            fn capabilities(&self) -> $crate::Capabilities {
+                $crate::__forward_lock_backend!(@to self $($to)+).capabilities()
+            }
 
-    async fn try_acquire(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<Acquire> {
-        (**self).try_acquire(name, token, ttl).await
-    }
+            fn try_acquire<'l0, 'l1, 'l2, 'at>(
+                &'l0 self,
+                name: &'l1 $crate::LockName, token: &'l2 $crate::Token, ttl: $crate::Ttl,
+            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::Acquire>> + ::core::marker::Send + 'at>>
+            where
+                'l0: 'at, 'l1: 'at, 'l2: 'at,
+                Self: 'at,
+            {
+                $crate::__forward_lock_backend!(@to self $($to)+).try_acquire(name, token, ttl)
+            }
 
-    async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool> {
-        (**self).renew(name, token, ttl).await
-    }
+            fn renew<'l0, 'l1, 'l2, 'at>(
+                &'l0 self,
+                name: &'l1 $crate::LockName, token: &'l2 $crate::Token, ttl: $crate::Ttl,
+            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<bool>> + ::core::marker::Send + 'at>>
+            where
+                'l0: 'at, 'l1: 'at, 'l2: 'at,
+                Self: 'at,
+            {
+                $crate::__forward_lock_backend!(@to self $($to)+).renew(name, token, ttl)
+            }
 
-    async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
-        (**self).release(name, token).await
-    }
+            fn release<'l0, 'l1, 'l2, 'at>(
+                &'l0 self,
+                name: &'l1 $crate::LockName, token: &'l2 $crate::Token,
+            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::Release>> + ::core::marker::Send + 'at>>
+            where
+                'l0: 'at, 'l1: 'at, 'l2: 'at,
+                Self: 'at,
+            {
+                $crate::__forward_lock_backend!(@to self $($to)+).release(name, token)
+            }
 
-    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
-        (**self).force_release(name).await
-    }
+            fn force_release<'l0, 'l1, 'at>(
+                &'l0 self,
+                name: &'l1 $crate::LockName,
+            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::ForceRelease>> + ::core::marker::Send + 'at>>
+            where
+                'l0: 'at, 'l1: 'at,
+                Self: 'at,
+            {
+                $crate::__forward_lock_backend!(@to self $($to)+).force_release(name)
+            }
 
-    async fn status(&self, name: &LockName) -> Result<Status> {
-        (**self).status(name).await
-    }
+            fn status<'l0, 'l1, 'at>(
+                &'l0 self,
+                name: &'l1 $crate::LockName,
+            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::Status>> + ::core::marker::Send + 'at>>
+            where
+                'l0: 'at, 'l1: 'at,
+                Self: 'at,
+            {
+                $crate::__forward_lock_backend!(@to self $($to)+).status(name)
+            }
 
-    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
-        (**self).is_held_by(name, token).await
-    }
+            fn is_held_by<'l0, 'l1, 'l2, 'at>(
+                &'l0 self,
+                name: &'l1 $crate::LockName, token: &'l2 $crate::Token,
+            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<bool>> + ::core::marker::Send + 'at>>
+            where
+                'l0: 'at, 'l1: 'at, 'l2: 'at,
+                Self: 'at,
+            {
+                $crate::__forward_lock_backend!(@to self $($to)+).is_held_by(name, token)
+            }
 
-    async fn try_acquire_fenced(
-        &self,
-        name: &LockName,
-        token: &Token,
-        ttl: Ttl,
-    ) -> Result<FencedAcquire> {
-        (**self).try_acquire_fenced(name, token, ttl).await
-    }
+            fn try_acquire_fenced<'l0, 'l1, 'l2, 'at>(
+                &'l0 self,
+                name: &'l1 $crate::LockName, token: &'l2 $crate::Token, ttl: $crate::Ttl,
+            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::FencedAcquire>> + ::core::marker::Send + 'at>>
+            where
+                'l0: 'at, 'l1: 'at, 'l2: 'at,
+                Self: 'at,
+            {
+                $crate::__forward_lock_backend!(@to self $($to)+).try_acquire_fenced(name, token, ttl)
+            }
 
-    async fn watch(&self, name: &LockName) -> Result<Watch> {
-        (**self).watch(name).await
-    }
+            fn watch<'l0, 'l1, 'at>(
+                &'l0 self,
+                name: &'l1 $crate::LockName,
+            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::Watch>> + ::core::marker::Send + 'at>>
+            where
+                'l0: 'at, 'l1: 'at,
+                Self: 'at,
+            {
+                $crate::__forward_lock_backend!(@to self $($to)+).watch(name)
+            }
 
-    async fn queue_step(&self, name: &LockName, waiter: &Waiter) -> Result<QueueStep> {
-        (**self).queue_step(name, waiter).await
-    }
+            fn queue_step<'l0, 'l1, 'l2, 'at>(
+                &'l0 self,
+                name: &'l1 $crate::LockName, waiter: &'l2 $crate::queue::Waiter,
+            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::queue::QueueStep>> + ::core::marker::Send + 'at>>
+            where
+                'l0: 'at, 'l1: 'at, 'l2: 'at,
+                Self: 'at,
+            {
+                $crate::__forward_lock_backend!(@to self $($to)+).queue_step(name, waiter)
+            }
 
-    async fn leave_queue(&self, name: &LockName, waiter: &Waiter, keep: bool) -> Result<Leave> {
-        (**self).leave_queue(name, waiter, keep).await
-    }
+            fn leave_queue<'l0, 'l1, 'l2, 'at>(
+                &'l0 self,
+                name: &'l1 $crate::LockName, waiter: &'l2 $crate::queue::Waiter, keep: bool,
+            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::queue::Leave>> + ::core::marker::Send + 'at>>
+            where
+                'l0: 'at, 'l1: 'at, 'l2: 'at,
+                Self: 'at,
+            {
+                $crate::__forward_lock_backend!(@to self $($to)+).leave_queue(name, waiter, keep)
+            }
 
-    async fn queue_watch(&self, name: &LockName) -> Result<Watch> {
-        (**self).queue_watch(name).await
-    }
+            fn queue_watch<'l0, 'l1, 'at>(
+                &'l0 self,
+                name: &'l1 $crate::LockName,
+            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::Watch>> + ::core::marker::Send + 'at>>
+            where
+                'l0: 'at, 'l1: 'at,
+                Self: 'at,
+            {
+                $crate::__forward_lock_backend!(@to self $($to)+).queue_watch(name)
+            }
+        }
+    };
 }
+
+// A shared backend is a backend, so wrappers and `Arc<dyn LockBackend>` pass through unchanged.
+crate::__forward_lock_backend!([B: LockBackend + ?Sized] Arc<B> => deref);

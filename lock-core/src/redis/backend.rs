@@ -36,8 +36,8 @@ const MAX_RETRY: Duration = Duration::from_millis(250);
 /// behind the caller's back.
 ///
 /// A client crate builds one from its transport and the [`Settings`] of its builder, and its
-/// public backend type wraps it (as a [`LayeredBackend`](crate::layer::LayeredBackend) that
-/// overrides nothing).
+/// public backend type wraps it and hands it every operation
+/// ([`backend_api!`](crate::redis::backend_api)).
 #[derive(Debug, Clone)]
 pub struct RedisBackend<T> {
     transport: T,

@@ -84,9 +84,9 @@ impl Default for Settings {
 /// Defines, once for every Redis client backend, the backend type users hold: a struct (with
 /// the documentation given in the call) around a [`RedisBackend`](super::RedisBackend) over the
 /// client's transport, with what every such backend offers: `connect(url)` and `from_env()`
-/// (through the backend's own `builder(url)`), `prefix()`, and the
-/// [`LayeredBackend`](crate::layer::LayeredBackend) implementation that makes it a
-/// [`LockBackend`](crate::LockBackend), every operation being the protocol's. The builder
+/// (through the backend's own `builder(url)`), `prefix()`, and its
+/// [`LockBackend`](crate::LockBackend) implementation, every operation being the protocol's
+/// (handed to the [`RedisBackend`](super::RedisBackend), its futures passed on unboxed again). The builder
 /// (named for the documentation) comes with [`builder_api!`](crate::redis::builder_api), and
 /// makes the backend with the crate-private `new(transport, &settings)`.
 ///
@@ -156,14 +156,8 @@ macro_rules! __redis_backend_api {
             }
         }
 
-        /// Every operation is [`lock_core::redis`]'s, over this backend's transport.
-        impl $crate::layer::LayeredBackend for $backend {
-            type Inner = $crate::redis::RedisBackend<$transport>;
-
-            fn inner(&self) -> &Self::Inner {
-                &self.inner
-            }
-        }
+        // Every operation is `lock_core::redis`'s, over this backend's transport.
+        $crate::__forward_lock_backend!([] $backend => field inner);
     };
 }
 
