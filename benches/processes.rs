@@ -602,18 +602,7 @@ fn parent() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let processes: Vec<usize> = std::env::var("BENCH_PROCESSES")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.split(',')
-                .map(|p| match p.trim().parse() {
-                    Ok(n) if n > 0 => n,
-                    _ => panic!("BENCH_PROCESSES: {p:?} is not a number of processes"),
-                })
-                .collect()
-        })
-        .unwrap_or_else(|| vec![2, 8, 32]);
+    let processes = results::counts_from_env("BENCH_PROCESSES", &[2, 8, 32]);
     let length = Duration::from_secs(seconds);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

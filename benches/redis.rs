@@ -359,22 +359,6 @@ async fn interleaved(cycles: &[Arc<dyn Cycle>], tasks: usize, total: Duration) -
         .collect()
 }
 
-/// `BENCH_TASKS`: the numbers of concurrent tasks to measure (default 1 and 64).
-fn task_counts() -> Vec<usize> {
-    std::env::var("BENCH_TASKS")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.split(',')
-                .map(|t| match t.trim().parse() {
-                    Ok(n) if n > 0 => n,
-                    _ => panic!("BENCH_TASKS: {t:?} is not a number of tasks"),
-                })
-                .collect()
-        })
-        .unwrap_or_else(|| vec![1, 64])
-}
-
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -458,7 +442,7 @@ async fn round_trips(client: &str, backend: Arc<dyn LockBackend>, url: &str) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let length = Duration::from_secs(env_u64("BENCH_SECONDS", 6));
-    let task_counts = task_counts();
+    let task_counts = results::counts_from_env("BENCH_TASKS", &[1, 64]);
     let out = results::Results::new("redis");
 
     let server = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));

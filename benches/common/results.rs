@@ -62,6 +62,28 @@ impl Results {
     }
 }
 
+/// The comma-separated counts (of tasks, of processes) in environment variable `var`, or
+/// `default`.
+///
+/// # Panics
+///
+/// On a count that is not a positive number: a bench run with settings it cannot honour
+/// would measure something else.
+pub(crate) fn counts_from_env(var: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(var)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.split(',')
+                .map(|n| match n.trim().parse() {
+                    Ok(n) if n > 0 => n,
+                    _ => panic!("{var}: {n:?} is not a positive count"),
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| default.to_vec())
+}
+
 /// How this bench was run, as a person would type it.
 fn command_line() -> String {
     let bench = std::env::args()

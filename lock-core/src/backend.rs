@@ -405,132 +405,59 @@ fn unsupported(backend: &(impl LockBackend + ?Sized), what: &str) -> Error {
 macro_rules! __forward_lock_backend {
     (@to $s:ident deref) => { (**$s) };
     (@to $s:ident field $field:ident) => { ($s.$field) };
+    // One operation: its borrowed arguments (each with a lifetime of its own, as async_trait
+    // writes them), then those passed by value.
+    (@fn [$($to:tt)+] $name:ident($($arg:ident: &$lt:lifetime $ty:ty),*; $($val:ident: $vty:ty),*) -> $out:ty) => {
+        fn $name<'l0, $($lt,)* 'at>(
+            &'l0 self,
+            $($arg: &$lt $ty,)*
+            $($val: $vty,)*
+        ) -> ::core::pin::Pin<::std::boxed::Box<
+            dyn ::core::future::Future<Output = $crate::Result<$out>> + ::core::marker::Send + 'at,
+        >>
+        where
+            'l0: 'at,
+            $($lt: 'at,)*
+            Self: 'at,
+        {
+            $crate::__forward_lock_backend!(@to self $($to)+).$name($($arg,)* $($val),*)
+        }
+    };
     ([$($generics:tt)*] $ty:ty => $($to:tt)+) => {
         impl<$($generics)*> $crate::LockBackend for $ty {
             fn capabilities(&self) -> $crate::Capabilities {
                 $crate::__forward_lock_backend!(@to self $($to)+).capabilities()
             }
 
-            fn try_acquire<'l0, 'l1, 'l2, 'at>(
-                &'l0 self,
-                name: &'l1 $crate::LockName, token: &'l2 $crate::Token, ttl: $crate::Ttl,
-            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::Acquire>> + ::core::marker::Send + 'at>>
-            where
-                'l0: 'at, 'l1: 'at, 'l2: 'at,
-                Self: 'at,
-            {
-                $crate::__forward_lock_backend!(@to self $($to)+).try_acquire(name, token, ttl)
-            }
-
-            fn renew<'l0, 'l1, 'l2, 'at>(
-                &'l0 self,
-                name: &'l1 $crate::LockName, token: &'l2 $crate::Token, ttl: $crate::Ttl,
-            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<bool>> + ::core::marker::Send + 'at>>
-            where
-                'l0: 'at, 'l1: 'at, 'l2: 'at,
-                Self: 'at,
-            {
-                $crate::__forward_lock_backend!(@to self $($to)+).renew(name, token, ttl)
-            }
-
-            fn release<'l0, 'l1, 'l2, 'at>(
-                &'l0 self,
-                name: &'l1 $crate::LockName, token: &'l2 $crate::Token,
-            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::Release>> + ::core::marker::Send + 'at>>
-            where
-                'l0: 'at, 'l1: 'at, 'l2: 'at,
-                Self: 'at,
-            {
-                $crate::__forward_lock_backend!(@to self $($to)+).release(name, token)
-            }
-
-            fn force_release<'l0, 'l1, 'at>(
-                &'l0 self,
-                name: &'l1 $crate::LockName,
-            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::ForceRelease>> + ::core::marker::Send + 'at>>
-            where
-                'l0: 'at, 'l1: 'at,
-                Self: 'at,
-            {
-                $crate::__forward_lock_backend!(@to self $($to)+).force_release(name)
-            }
-
-            fn status<'l0, 'l1, 'at>(
-                &'l0 self,
-                name: &'l1 $crate::LockName,
-            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::Status>> + ::core::marker::Send + 'at>>
-            where
-                'l0: 'at, 'l1: 'at,
-                Self: 'at,
-            {
-                $crate::__forward_lock_backend!(@to self $($to)+).status(name)
-            }
-
-            fn is_held_by<'l0, 'l1, 'l2, 'at>(
-                &'l0 self,
-                name: &'l1 $crate::LockName, token: &'l2 $crate::Token,
-            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<bool>> + ::core::marker::Send + 'at>>
-            where
-                'l0: 'at, 'l1: 'at, 'l2: 'at,
-                Self: 'at,
-            {
-                $crate::__forward_lock_backend!(@to self $($to)+).is_held_by(name, token)
-            }
-
-            fn try_acquire_fenced<'l0, 'l1, 'l2, 'at>(
-                &'l0 self,
-                name: &'l1 $crate::LockName, token: &'l2 $crate::Token, ttl: $crate::Ttl,
-            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::FencedAcquire>> + ::core::marker::Send + 'at>>
-            where
-                'l0: 'at, 'l1: 'at, 'l2: 'at,
-                Self: 'at,
-            {
-                $crate::__forward_lock_backend!(@to self $($to)+).try_acquire_fenced(name, token, ttl)
-            }
-
-            fn watch<'l0, 'l1, 'at>(
-                &'l0 self,
-                name: &'l1 $crate::LockName,
-            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::Watch>> + ::core::marker::Send + 'at>>
-            where
-                'l0: 'at, 'l1: 'at,
-                Self: 'at,
-            {
-                $crate::__forward_lock_backend!(@to self $($to)+).watch(name)
-            }
-
-            fn queue_step<'l0, 'l1, 'l2, 'at>(
-                &'l0 self,
-                name: &'l1 $crate::LockName, waiter: &'l2 $crate::queue::Waiter,
-            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::queue::QueueStep>> + ::core::marker::Send + 'at>>
-            where
-                'l0: 'at, 'l1: 'at, 'l2: 'at,
-                Self: 'at,
-            {
-                $crate::__forward_lock_backend!(@to self $($to)+).queue_step(name, waiter)
-            }
-
-            fn leave_queue<'l0, 'l1, 'l2, 'at>(
-                &'l0 self,
-                name: &'l1 $crate::LockName, waiter: &'l2 $crate::queue::Waiter, keep: bool,
-            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::queue::Leave>> + ::core::marker::Send + 'at>>
-            where
-                'l0: 'at, 'l1: 'at, 'l2: 'at,
-                Self: 'at,
-            {
-                $crate::__forward_lock_backend!(@to self $($to)+).leave_queue(name, waiter, keep)
-            }
-
-            fn queue_watch<'l0, 'l1, 'at>(
-                &'l0 self,
-                name: &'l1 $crate::LockName,
-            ) -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = $crate::Result<$crate::Watch>> + ::core::marker::Send + 'at>>
-            where
-                'l0: 'at, 'l1: 'at,
-                Self: 'at,
-            {
-                $crate::__forward_lock_backend!(@to self $($to)+).queue_watch(name)
-            }
+            $crate::__forward_lock_backend!(@fn [$($to)+]
+                try_acquire(name: &'l1 $crate::LockName, token: &'l2 $crate::Token; ttl: $crate::Ttl)
+                    -> $crate::Acquire);
+            $crate::__forward_lock_backend!(@fn [$($to)+]
+                renew(name: &'l1 $crate::LockName, token: &'l2 $crate::Token; ttl: $crate::Ttl)
+                    -> bool);
+            $crate::__forward_lock_backend!(@fn [$($to)+]
+                release(name: &'l1 $crate::LockName, token: &'l2 $crate::Token;) -> $crate::Release);
+            $crate::__forward_lock_backend!(@fn [$($to)+]
+                force_release(name: &'l1 $crate::LockName;) -> $crate::ForceRelease);
+            $crate::__forward_lock_backend!(@fn [$($to)+]
+                status(name: &'l1 $crate::LockName;) -> $crate::Status);
+            $crate::__forward_lock_backend!(@fn [$($to)+]
+                is_held_by(name: &'l1 $crate::LockName, token: &'l2 $crate::Token;) -> bool);
+            $crate::__forward_lock_backend!(@fn [$($to)+]
+                try_acquire_fenced(
+                    name: &'l1 $crate::LockName, token: &'l2 $crate::Token; ttl: $crate::Ttl
+                ) -> $crate::FencedAcquire);
+            $crate::__forward_lock_backend!(@fn [$($to)+]
+                watch(name: &'l1 $crate::LockName;) -> $crate::Watch);
+            $crate::__forward_lock_backend!(@fn [$($to)+]
+                queue_step(name: &'l1 $crate::LockName, waiter: &'l2 $crate::queue::Waiter;)
+                    -> $crate::queue::QueueStep);
+            $crate::__forward_lock_backend!(@fn [$($to)+]
+                leave_queue(
+                    name: &'l1 $crate::LockName, waiter: &'l2 $crate::queue::Waiter; keep: bool
+                ) -> $crate::queue::Leave);
+            $crate::__forward_lock_backend!(@fn [$($to)+]
+                queue_watch(name: &'l1 $crate::LockName;) -> $crate::Watch);
         }
     };
 }

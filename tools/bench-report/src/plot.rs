@@ -40,6 +40,22 @@ fn canvas<'p>(
     Ok(plot)
 }
 
+/// Draws `chart`'s legend at `at`, and writes the file.
+fn finish<'p, CT: CoordTranslate>(
+    root: &DrawingArea<SVGBackend<'p>, Shift>,
+    chart: &mut ChartContext<'p, SVGBackend<'p>, CT>,
+    at: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 /// Counts are drawn at their base-2 logarithm, so 1, 2, 4 ... 64 are evenly spaced.
 fn log2(n: usize) -> f64 {
     (n.max(1) as f64).log2()
@@ -104,14 +120,7 @@ pub(crate) fn rates(path: &Path, data: &Data, client: &str, footer: &str) -> Res
             .collect();
         line!(chart, points, i, variant.as_str());
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish(&root, &mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 /// The distribution (CDF) of `what` (µs samples) at `processes`, one line per variant, on a
@@ -196,14 +205,7 @@ pub(crate) fn cdf(
             .label(format!("{variant} ({n} turns)"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish(&root, &mut chart, SeriesLabelPosition::LowerRight)
 }
 
 /// A figure against the number of processes, one line per variant.
@@ -247,12 +249,5 @@ pub(crate) fn per_processes(
         let points = points.iter().map(|&(p, v)| (log2(p), v)).collect();
         line!(chart, points, i, variant.as_str());
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish(&root, &mut chart, SeriesLabelPosition::UpperLeft)
 }
