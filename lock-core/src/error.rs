@@ -9,9 +9,27 @@ use std::error::Error as StdError;
 use std::fmt;
 
 /// A `Result` whose error is this crate's [`Error`].
+///
+/// # Examples
+///
+/// ```
+/// fn parse_name(name: &str) -> lock_core::Result<lock_core::LockName> {
+///     lock_core::LockName::new(name)
+/// }
+/// assert!(parse_name("").is_err());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What went wrong, for callers to match on.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::{ErrorKind, Ttl};
+///
+/// let err = Ttl::from_secs(0).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidInput);
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -92,6 +110,15 @@ pub struct Error {
 
 impl Error {
     /// An error of `kind` with a message for people.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::{Error, ErrorKind};
+    ///
+    /// let err = Error::new(ErrorKind::Config, "REDIS_URL is not set");
+    /// assert_eq!(err.message(), "REDIS_URL is not set");
+    /// ```
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
         Error {
             kind,
@@ -101,6 +128,17 @@ impl Error {
     }
 
     /// Attaches the underlying error, kept as [`source`](StdError::source).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    /// use lock_core::{Error, ErrorKind};
+    ///
+    /// let io = std::io::Error::other("connection reset");
+    /// let err = Error::new(ErrorKind::Connection, "release failed").with_source(io);
+    /// assert_eq!(err.source().unwrap().to_string(), "connection reset");
+    /// ```
     #[must_use]
     pub fn with_source(mut self, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         self.source = Some(source.into());
@@ -108,17 +146,42 @@ impl Error {
     }
 
     /// What went wrong.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::{ErrorKind, LockName};
+    ///
+    /// assert_eq!(LockName::new("").unwrap_err().kind(), ErrorKind::InvalidInput);
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
     /// The message, without the kind or the source.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::{Error, ErrorKind};
+    ///
+    /// assert_eq!(Error::new(ErrorKind::Timeout, "no answer").message(), "no answer");
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
 
     /// Whether trying the same operation again may succeed: true for connection errors and
     /// timeouts, false for bad input, configuration and replies that make no sense.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::{Error, ErrorKind};
+    ///
+    /// assert!(Error::new(ErrorKind::Timeout, "no answer").is_retryable());
+    /// assert!(!Error::new(ErrorKind::InvalidInput, "empty name").is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
         matches!(self.kind, ErrorKind::Connection | ErrorKind::Timeout)
     }

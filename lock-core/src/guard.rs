@@ -16,6 +16,23 @@ use crate::token::Token;
 use crate::ttl::Ttl;
 
 /// Why a [`LockGuard`] lost its lock.
+///
+/// # Examples
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// # use lock_core::{Lock, LockBackend};
+/// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+/// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+/// let guard = lock.lock().await?;
+/// let lost = guard.lost().await;
+/// match lost.reason() {
+///     lock_core::LostReason::NotOwner => println!("someone else has {}", lost.name()),
+///     lock_core::LostReason::Expired => println!("the store was out of reach"),
+///     _ => {}
+/// }
+/// # Ok(()) }
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LostReason {
@@ -30,6 +47,21 @@ pub enum LostReason {
 
 /// The loss of a [`LockGuard`]'s lock: its [reason](Lost::reason) and, for an expiry, the last
 /// error the renewals met.
+///
+/// # Examples
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// # use lock_core::{Lock, LockBackend};
+/// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+/// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+/// let guard = lock.lock().await?;
+/// tokio::select! {
+///     lost = guard.lost() => eprintln!("lost {} ({:?})", lost.name(), lost.reason()),
+///     () = tokio::time::sleep(Duration::from_secs(5)) => guard.release().await.map(drop)?,
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Lost {
     name: LockName,
@@ -40,22 +72,78 @@ pub struct Lost {
 
 impl Lost {
     /// Why the lock was lost.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
+    /// if let Some(lost) = guard.try_lost() {
+    ///     assert!(!guard.is_held());
+    ///     println!("lost: {:?}", lost.reason());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn reason(&self) -> LostReason {
         self.reason
     }
 
     /// The lock's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
+    /// let lost = guard.lost().await;
+    /// assert_eq!(lost.name().as_str(), "reports");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &LockName {
         &self.name
     }
 
     /// Since when the lock cannot be counted on: for [`LostReason::Expired`], the end of its
     /// validity (whenever the loss was noticed); otherwise, when the loss was found.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
+    /// let lost = guard.lost().await;
+    /// println!("not to be counted on since {:?} ago", lost.at().elapsed());
+    /// # Ok(()) }
+    /// ```
     pub fn at(&self) -> Instant {
         self.at
     }
 
     /// The last error a renewal met, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
+    /// let lost = guard.lost().await;
+    /// if let Some(error) = lost.cause() {
+    ///     eprintln!("the last renewal failed: {error}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn cause(&self) -> Option<&Error> {
         self.cause.as_deref()
     }
@@ -131,6 +219,17 @@ impl Renewal {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidInput`] unless `0 < fraction < 1`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::Renewal;
+    ///
+    /// let renewal = Renewal::default().every(0.5)?;
+    /// assert_eq!(renewal.fraction(), 0.5);
+    /// assert!(Renewal::default().every(1.0).is_err());
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn every(mut self, fraction: f64) -> Result<Self> {
         if !(fraction > 0.0 && fraction < 1.0) {
             return Err(Error::new(
@@ -143,6 +242,14 @@ impl Renewal {
     }
 
     /// The fraction of the timeout between renewals.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::Renewal;
+    ///
+    /// assert!((Renewal::default().fraction() - 1.0 / 3.0).abs() < 1e-9);
+    /// ```
     pub fn fraction(&self) -> f64 {
         self.fraction
     }
@@ -155,6 +262,17 @@ impl Renewal {
 
     /// How much shorter than the timeout a lock is trusted, for the drift between this
     /// process's clock and the store's: 1% of the timeout plus 2 ms, as Redlock allows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lock_core::{Renewal, Ttl};
+    ///
+    /// let ttl = Ttl::from_secs(10)?;
+    /// assert_eq!(Renewal::drift(ttl), Duration::from_millis(102));
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn drift(ttl: Ttl) -> Duration {
         ttl.as_duration() / 100 + Duration::from_millis(2)
     }
@@ -434,6 +552,24 @@ impl Shared {
 /// the guard never blocks and never panics: inside a tokio runtime it releases the lock in the
 /// background; outside one (the runtime shut down) it leaves the key to expire after at most
 /// the timeout.
+///
+/// # Examples
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// # use lock_core::{Lock, LockBackend};
+/// # async fn write_reports(_fence: Option<u64>) {}
+/// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+/// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+/// let guard = lock.lock().await?;
+/// tokio::select! {
+///     () = write_reports(guard.fence()) => {
+///         guard.release().await?;
+///     }
+///     lost = guard.lost() => eprintln!("lost the lock: {:?}", lost.reason()),
+/// }
+/// # Ok(()) }
+/// ```
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct LockGuard {
     shared: Arc<Shared>,
@@ -513,16 +649,52 @@ impl LockGuard {
     }
 
     /// The lock's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
+    /// assert_eq!(guard.name().as_str(), "reports");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &LockName {
         &self.shared.name
     }
 
     /// This guard's owner token: the value of the lock's key while it holds it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
+    /// assert_eq!(guard.token().as_str().len(), 32);
+    /// # Ok(()) }
+    /// ```
     pub fn token(&self) -> &Token {
         &self.shared.token
     }
 
     /// The lock's timeout, to which each renewal resets its expiry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
+    /// assert_eq!(guard.ttl().as_millis(), 30_000);
+    /// # Ok(()) }
+    /// ```
     pub fn ttl(&self) -> Ttl {
         self.shared.ttl
     }
@@ -533,23 +705,81 @@ impl LockGuard {
     ///
     /// Pass it with every write to the resource the lock protects, and have the resource
     /// reject a token smaller than the largest it has seen.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
+    /// // Pass the fencing token along with every write the lock protects.
+    /// if let Some(fence) = guard.fence() {
+    ///     println!("writing with fencing token {fence}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn fence(&self) -> Option<u64> {
         self.fence
     }
 
     /// Whether the lock is still held: not lost, and still within its validity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
+    /// assert!(guard.is_held());
+    /// # Ok(()) }
+    /// ```
     pub fn is_held(&self) -> bool {
         self.shared.check().is_none()
     }
 
     /// Until when the lock is known to be held, unless a renewal confirms it longer; `None`
     /// once lost.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
+    /// if let Some(until) = guard.valid_until() {
+    ///     println!("held for at least {:?} more", until.saturating_duration_since(tokio::time::Instant::now()));
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn valid_until(&self) -> Option<Instant> {
         self.shared.check();
         self.shared.valid_until()
     }
 
     /// The loss, if the lock is lost; never blocks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
+    /// for chunk in 0..10 {
+    ///     if guard.try_lost().is_some() {
+    ///         break; // stop before writing anything more
+    ///     }
+    ///     println!("chunk {chunk}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn try_lost(&self) -> Option<Lost> {
         self.shared.check()
     }
@@ -560,6 +790,23 @@ impl LockGuard {
     /// # Cancel safety
     ///
     /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
+    /// tokio::select! {
+    ///     lost = guard.lost() => eprintln!("stopping: {:?}", lost.reason()),
+    ///     () = tokio::time::sleep(Duration::from_secs(1)) => {
+    ///         guard.release().await?;
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn lost(&self) -> Lost {
         loop {
             // Listening before looking: a change between the two still wakes this.
@@ -628,6 +875,18 @@ impl LockGuard {
     ///
     /// Dropping the future before it completes leaves the release to the background, as
     /// dropping the guard does: the lock is released (or expires) all the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// let guard = lock.lock().await?;
+    /// assert_eq!(guard.release().await?, lock_core::Release::Released);
+    /// # Ok(()) }
+    /// ```
     pub async fn release(mut self) -> Result<Release> {
         self.stop_renewing();
         self.released = true;

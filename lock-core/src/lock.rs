@@ -84,12 +84,34 @@ pub struct Lock {
 impl Lock {
     /// How often, by default, a waiter that is told of releases looks at the lock anyway:
     /// 2 s. See [`with_recheck`](Lock::with_recheck).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// assert_eq!(lock.recheck(), Lock::DEFAULT_RECHECK);
+    /// # Ok(()) }
+    /// ```
     pub const DEFAULT_RECHECK: Duration = Duration::from_secs(2);
 
     /// The shortest timeout a `Lock` accepts: 100 ms. A guard renews every third of the
     /// timeout and must hear back within its validity; below this a network round trip or a
     /// scheduling hiccup loses the lock. ([`ProcessLock`](crate::ProcessLock), which does not
     /// renew by itself, accepts any timeout.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{ErrorKind, Lock, LockBackend};
+    /// # fn example(backend: Arc<dyn LockBackend>) {
+    /// let too_short = Lock::new(backend, "reports", Lock::MIN_TTL / 2).unwrap_err();
+    /// assert_eq!(too_short.kind(), ErrorKind::InvalidInput);
+    /// # }
+    /// ```
     pub const MIN_TTL: Duration = Duration::from_millis(100);
 
     /// The lock `name` on `backend`; a guard keeps it for `timeout` at a time, renewing it
@@ -125,6 +147,18 @@ impl Lock {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidInput`] for a timeout below [`MIN_TTL`](Lock::MIN_TTL).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use lock_core::{Lock, LockBackend, LockName, Ttl};
+    /// # fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let name = LockName::new("reports")?;
+    /// let lock = Lock::from_parts(backend, name.clone(), Ttl::from_secs(30)?)?;
+    /// assert_eq!(lock.name(), &name);
+    /// # Ok(()) }
+    /// ```
     pub fn from_parts(backend: Arc<dyn LockBackend>, name: LockName, ttl: Ttl) -> Result<Self> {
         if ttl.as_duration() < Self::MIN_TTL {
             return Err(Error::new(
@@ -148,6 +182,19 @@ impl Lock {
     }
 
     /// How the guards of this lock renew it (default: every third of the timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend, Renewal};
+    /// # fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// // Renew every quarter of the timeout instead of every third.
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?
+    ///     .with_renewal(Renewal::default().every(0.25)?);
+    /// assert_eq!(lock.renewal().fraction(), 0.25);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn with_renewal(mut self, renewal: Renewal) -> Self {
         self.renewal = renewal;
@@ -155,6 +202,17 @@ impl Lock {
     }
 
     /// How the guards of this lock renew it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend, Renewal};
+    /// # fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// assert_eq!(lock.renewal().fraction(), Renewal::default().fraction());
+    /// # Ok(()) }
+    /// ```
     pub fn renewal(&self) -> Renewal {
         self.renewal
     }
@@ -189,6 +247,18 @@ impl Lock {
 
     /// How often a notified waiter looks at the lock anyway (see
     /// [`with_recheck`](Lock::with_recheck)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?
+    ///     .with_recheck(Duration::from_millis(500));
+    /// assert_eq!(lock.recheck(), Duration::from_millis(500));
+    /// # Ok(()) }
+    /// ```
     pub fn recheck(&self) -> Duration {
         self.recheck
     }
@@ -369,6 +439,19 @@ impl Lock {
     /// # Cancel safety
     ///
     /// Safe: it changes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend, LockState};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// if lock.status().await? == LockState::Locked {
+    ///     println!("someone is writing the reports");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn status(&self) -> Result<LockState> {
         Ok(self.backend.status(&self.name).await?.state)
     }
@@ -713,16 +796,49 @@ impl Lock {
     }
 
     /// The lock's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// assert_eq!(lock.name().as_str(), "reports");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &LockName {
         &self.name
     }
 
     /// The timeout a guard keeps the lock for at a time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// assert_eq!(lock.ttl().as_millis(), 30_000);
+    /// # Ok(()) }
+    /// ```
     pub fn ttl(&self) -> Ttl {
         self.ttl
     }
 
     /// The backend this lock lives on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{Lock, LockBackend};
+    /// # fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = Lock::new(backend.clone(), "reports", Duration::from_secs(30))?;
+    /// assert!(Arc::ptr_eq(lock.backend(), &backend));
+    /// # Ok(()) }
+    /// ```
     pub fn backend(&self) -> &Arc<dyn LockBackend> {
         &self.backend
     }

@@ -29,6 +29,15 @@ pub struct LockName(Arc<str>);
 
 impl LockName {
     /// The longest name accepted, in bytes of UTF-8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::LockName;
+    ///
+    /// assert!(LockName::new("x".repeat(LockName::MAX_LEN)).is_ok());
+    /// assert!(LockName::new("x".repeat(LockName::MAX_LEN + 1)).is_err());
+    /// ```
     pub const MAX_LEN: usize = 1024;
 
     /// Validates `name`.
@@ -37,6 +46,16 @@ impl LockName {
     ///
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) if `name` is empty or longer
     /// than [`LockName::MAX_LEN`] bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::LockName;
+    ///
+    /// let name = LockName::new("billing:{eu}:invoices")?;
+    /// assert_eq!(name.as_str(), "billing:{eu}:invoices");
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn new(name: impl AsRef<str>) -> Result<Self> {
         let name = name.as_ref();
         if name.is_empty() {
@@ -53,6 +72,15 @@ impl LockName {
     }
 
     /// The name as text.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::LockName;
+    ///
+    /// assert_eq!(LockName::new("jobs")?.as_str(), "jobs");
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -37,6 +37,18 @@ pub enum Cleared {
 impl Cleared {
     /// The value `process-lock-node`'s `clear` documents: `Some(true)` cleared, `Some(false)`
     /// not the owner, `None` did not exist.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = ProcessLock::new(backend, "nightly-report", Duration::from_secs(30))?;
+    /// // As process-lock-node: true cleared, false not the owner, null missing.
+    /// let cleared: Option<bool> = lock.clear(false).await?.as_option();
+    /// # Ok(()) }
+    /// ```
     pub fn as_option(self) -> Option<bool> {
         match self {
             Cleared::Cleared => Some(true),
@@ -133,6 +145,17 @@ impl ProcessLock {
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an empty name, a name
     /// over [`LockName::MAX_LEN`] bytes, a zero timeout or one over [`Ttl::MAX_MILLIS`]
     /// milliseconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = ProcessLock::new(backend, "nightly-report", Duration::from_secs(30))?;
+    /// assert_eq!(lock.name().as_str(), "nightly-report");
+    /// # Ok(()) }
+    /// ```
     pub fn new(
         backend: Arc<dyn LockBackend>,
         name: impl AsRef<str>,
@@ -148,6 +171,17 @@ impl ProcessLock {
     /// # Errors
     ///
     /// As [`new`](ProcessLock::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = ProcessLock::with_secs(backend, "nightly-report", 30)?;
+    /// assert_eq!(lock.ttl().as_millis(), 30_000);
+    /// # Ok(()) }
+    /// ```
     pub fn with_secs(
         backend: Arc<dyn LockBackend>,
         name: impl AsRef<str>,
@@ -160,6 +194,19 @@ impl ProcessLock {
 
     /// A handle from already validated parts, for example to act as an owner whose token is
     /// known.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use lock_core::{LockBackend, LockName, ProcessLock, Token, Ttl};
+    /// # fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// // Take over a lock known by its token, for example one a crashed run wrote down.
+    /// let token = Token::from_string("0123abcd")?;
+    /// let lock = ProcessLock::from_parts(backend, LockName::new("nightly-report")?, token, Ttl::from_secs(30)?);
+    /// assert_eq!(lock.token().as_str(), "0123abcd");
+    /// # Ok(()) }
+    /// ```
     pub fn from_parts(
         backend: Arc<dyn LockBackend>,
         name: LockName,
@@ -186,6 +233,20 @@ impl ProcessLock {
     ///
     /// Dropping the future may leave the lock taken; it then expires after the timeout, or
     /// [`clear`](ProcessLock::clear) frees it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = ProcessLock::new(backend, "nightly-report", Duration::from_secs(30))?;
+    /// if lock.lock().await? {
+    ///     // ... the work, calling lock.update() now and then ...
+    ///     lock.clear(false).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn lock(&self) -> Result<bool> {
         let outcome = self
             .backend
@@ -204,6 +265,19 @@ impl ProcessLock {
     /// # Cancel safety
     ///
     /// Dropping the future may or may not have renewed the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = ProcessLock::new(backend, "nightly-report", Duration::from_secs(30))?;
+    /// if lock.lock().await? && !lock.update().await? {
+    ///     eprintln!("lost the lock: stop");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn update(&self) -> Result<bool> {
         self.backend.renew(&self.name, &self.token, self.ttl).await
     }
@@ -218,6 +292,23 @@ impl ProcessLock {
     /// # Cancel safety
     ///
     /// Dropping the future may or may not have freed the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = ProcessLock::new(backend, "nightly-report", Duration::from_secs(30))?;
+    /// use lock_core::Cleared;
+    /// match lock.clear(false).await? {
+    ///     Cleared::Cleared => println!("released"),
+    ///     Cleared::NotOwner => println!("someone else holds it: left alone"),
+    ///     Cleared::Missing => println!("no one held it"),
+    ///     _ => {}
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn clear(&self, force: bool) -> Result<Cleared> {
         if force {
             Ok(self.backend.force_release(&self.name).await?.into())
@@ -265,26 +356,82 @@ impl ProcessLock {
     /// # Cancel safety
     ///
     /// Safe: it changes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = ProcessLock::new(backend, "nightly-report", Duration::from_secs(30))?;
+    /// println!("{}", lock.status().await?); // "open" or "locked"
+    /// # Ok(()) }
+    /// ```
     pub async fn status(&self) -> Result<LockState> {
         Ok(self.backend.status(&self.name).await?.state)
     }
 
     /// The lock's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = ProcessLock::new(backend, "nightly-report", Duration::from_secs(30))?;
+    /// assert_eq!(lock.name().as_str(), "nightly-report");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &LockName {
         &self.name
     }
 
     /// This handle's owner token: the value stored under the name while this handle holds it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = ProcessLock::new(backend, "nightly-report", Duration::from_secs(30))?;
+    /// // Two handles are two owners.
+    /// assert_ne!(lock.token(), ProcessLock::new(lock.backend().clone(), "nightly-report", Duration::from_secs(30))?.token());
+    /// # Ok(()) }
+    /// ```
     pub fn token(&self) -> &Token {
         &self.token
     }
 
     /// The timeout a lock taken or renewed by this handle lasts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = ProcessLock::new(backend, "nightly-report", Duration::from_secs(30))?;
+    /// assert_eq!(lock.ttl().as_duration(), Duration::from_secs(30));
+    /// # Ok(()) }
+    /// ```
     pub fn ttl(&self) -> Ttl {
         self.ttl
     }
 
     /// The backend this handle uses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, ProcessLock};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let lock = ProcessLock::new(backend, "nightly-report", Duration::from_secs(30))?;
+    /// let same_store = ProcessLock::new(lock.backend().clone(), "other-report", Duration::from_secs(30))?;
+    /// # Ok(()) }
+    /// ```
     pub fn backend(&self) -> &Arc<dyn LockBackend> {
         &self.backend
     }

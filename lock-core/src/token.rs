@@ -69,6 +69,15 @@ fn random_bytes() -> Result<[u8; TOKEN_BYTES]> {
 
 impl Token {
     /// Longest token accepted by [`Token::from_string`], in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::Token;
+    ///
+    /// assert!(Token::from_string("x".repeat(Token::MAX_LEN)).is_ok());
+    /// assert!(Token::from_string("x".repeat(Token::MAX_LEN + 1)).is_err());
+    /// ```
     pub const MAX_LEN: usize = 1024;
 
     /// A fresh random token.
@@ -77,6 +86,17 @@ impl Token {
     ///
     /// [`ErrorKind::Backend`] if the operating system's random generator fails (practically
     /// never, but it is not hidden behind a panic).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::Token;
+    ///
+    /// let (a, b) = (Token::generate()?, Token::generate()?);
+    /// assert_ne!(a, b);
+    /// assert!(a.as_str().chars().all(|c| c.is_ascii_hexdigit()));
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn generate() -> Result<Self> {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let bytes = random_bytes()?;
@@ -97,6 +117,17 @@ impl Token {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidInput`] if `value` is empty or longer than [`Token::MAX_LEN`] bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::Token;
+    ///
+    /// let token = Token::from_string("written-by-node-0001")?;
+    /// assert_eq!(token.as_str(), "written-by-node-0001");
+    /// assert!(Token::from_string("").is_err());
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn from_string(value: impl Into<String>) -> Result<Self> {
         let value = value.into();
         if value.is_empty() {
@@ -113,6 +144,15 @@ impl Token {
     }
 
     /// The full token, as stored in the lock's key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::Token;
+    ///
+    /// assert_eq!(Token::from_string("0123abcd")?.as_str(), "0123abcd");
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -29,6 +29,15 @@ pub struct Ttl(u64);
 impl Ttl {
     /// The longest timeout, in milliseconds: 2^53 − 1 (about 285,000 years), the largest whole
     /// number that every store and script language (Lua numbers are doubles) holds exactly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::Ttl;
+    ///
+    /// assert!(Ttl::from_millis(Ttl::MAX_MILLIS).is_ok());
+    /// assert!(Ttl::from_millis(Ttl::MAX_MILLIS + 1).is_err());
+    /// ```
     pub const MAX_MILLIS: u64 = (1 << 53) - 1;
 
     /// Validates `timeout`, rounding a fraction of a millisecond up.
@@ -37,6 +46,17 @@ impl Ttl {
     ///
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) if `timeout` is zero or longer
     /// than [`Ttl::MAX_MILLIS`] milliseconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lock_core::Ttl;
+    ///
+    /// assert_eq!(Ttl::new(Duration::from_millis(1500))?.as_millis(), 1500);
+    /// assert!(Ttl::new(Duration::ZERO).is_err());
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn new(timeout: Duration) -> Result<Self> {
         if timeout.is_zero() {
             return Err(Error::invalid_input("lock timeout is zero"));
@@ -56,6 +76,15 @@ impl Ttl {
     /// # Errors
     ///
     /// As [`Ttl::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::Ttl;
+    ///
+    /// assert_eq!(Ttl::from_secs(30)?.as_millis(), 30_000);
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn from_secs(secs: u64) -> Result<Self> {
         Ttl::new(Duration::from_secs(secs))
     }
@@ -65,16 +94,44 @@ impl Ttl {
     /// # Errors
     ///
     /// As [`Ttl::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::Ttl;
+    ///
+    /// assert_eq!(Ttl::from_millis(250)?.as_millis(), 250);
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn from_millis(millis: u64) -> Result<Self> {
         Ttl::new(Duration::from_millis(millis))
     }
 
     /// The timeout in milliseconds, always from 1 to [`Ttl::MAX_MILLIS`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::Ttl;
+    ///
+    /// assert_eq!(Ttl::from_secs(2)?.as_millis(), 2000);
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn as_millis(self) -> u64 {
         self.0
     }
 
     /// The timeout as a [`Duration`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lock_core::Ttl;
+    ///
+    /// assert_eq!(Ttl::from_secs(2)?.as_duration(), Duration::from_secs(2));
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn as_duration(self) -> Duration {
         Duration::from_millis(self.0)
     }
