@@ -51,6 +51,22 @@ pub struct Capabilities {
 }
 
 /// The outcome of [`LockBackend::try_acquire_fenced`].
+///
+/// # Examples
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// # use lock_core::{LockBackend, LockName, Token, Ttl};
+/// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::generate()?, Ttl::from_secs(30)?);
+/// use lock_core::FencedAcquire;
+/// match backend.try_acquire_fenced(&name, &token, ttl).await? {
+///     FencedAcquire::Acquired { fence } => println!("held, fencing token {fence}"),
+///     FencedAcquire::Held { remaining } => println!("held by another for {remaining:?}"),
+///     _ => {}
+/// }
+/// # Ok(()) }
+/// ```
 #[non_exhaustive]
 #[must_use = "the lock may not have been acquired"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +85,22 @@ pub enum FencedAcquire {
 }
 
 /// The outcome of [`LockBackend::try_acquire`].
+///
+/// # Examples
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// # use lock_core::{LockBackend, LockName, Token, Ttl};
+/// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::generate()?, Ttl::from_secs(30)?);
+/// use lock_core::Acquire;
+/// match backend.try_acquire(&name, &token, ttl).await? {
+///     Acquire::Acquired => println!("held"),
+///     Acquire::Held { remaining } => println!("held by another for {remaining:?}"),
+///     _ => {}
+/// }
+/// # Ok(()) }
+/// ```
 #[non_exhaustive]
 #[must_use = "the lock may not have been acquired"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +118,19 @@ pub enum Acquire {
 
 impl Release {
     /// Whether the caller's lock was freed (with or without notice to the waiters).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, LockName, Token, Ttl};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let (name, token, ttl) = (LockName::new("jobs")?, Token::generate()?, Ttl::from_secs(30)?);
+    /// if backend.try_acquire(&name, &token, ttl).await?.is_acquired() {
+    ///     assert!(backend.release(&name, &token).await?.is_released());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn is_released(self) -> bool {
         matches!(self, Release::Released | Release::ReleasedWithoutNotice)
     }
@@ -93,6 +138,19 @@ impl Release {
 
 impl ForceRelease {
     /// Whether a lock was freed (with or without notice to the waiters).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, LockName, Token, Ttl};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let (name, token, ttl) = (LockName::new("jobs")?, Token::generate()?, Ttl::from_secs(30)?);
+    /// if backend.try_acquire(&name, &token, ttl).await?.is_acquired() {
+    ///     assert!(backend.release(&name, &token).await?.is_released());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn is_released(self) -> bool {
         matches!(
             self,
@@ -103,12 +161,40 @@ impl ForceRelease {
 
 impl Acquire {
     /// Whether the lock was acquired.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, LockName, Token, Ttl};
+    /// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+    /// let (name, token, ttl) = (LockName::new("jobs")?, Token::generate()?, Ttl::from_secs(30)?);
+    /// let taken = backend.try_acquire(&name, &token, ttl).await?.is_acquired();
+    /// # Ok(()) }
+    /// ```
     pub fn is_acquired(self) -> bool {
         matches!(self, Acquire::Acquired)
     }
 }
 
 /// The outcome of [`LockBackend::release`].
+///
+/// # Examples
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// # use lock_core::{LockBackend, LockName, Token, Ttl};
+/// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::generate()?, Ttl::from_secs(30)?);
+/// use lock_core::Release;
+/// match backend.release(&name, &token).await? {
+///     Release::Released | Release::ReleasedWithoutNotice => println!("released"),
+///     Release::NotOwner => println!("someone else holds it: left alone"),
+///     Release::Missing => println!("it had expired"),
+///     _ => {}
+/// }
+/// # Ok(()) }
+/// ```
 #[non_exhaustive]
 #[must_use = "the lock may not have been released"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,6 +215,19 @@ pub enum Release {
 }
 
 /// The outcome of [`LockBackend::force_release`].
+///
+/// # Examples
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use lock_core::{LockBackend, LockName};
+/// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+/// let forced = backend.force_release(&LockName::new("jobs")?).await?;
+/// if !forced.is_released() {
+///     println!("no one held it");
+/// }
+/// # Ok(()) }
+/// ```
 #[non_exhaustive]
 #[must_use = "the lock may not have been released"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -164,6 +263,15 @@ pub enum LockState {
 
 impl LockState {
     /// `"open"` or `"locked"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::LockState;
+    ///
+    /// assert_eq!(LockState::Locked.as_str(), "locked");
+    /// assert_eq!("open".parse::<LockState>(), Ok(LockState::Open));
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             LockState::Open => "open",
@@ -179,6 +287,15 @@ impl fmt::Display for LockState {
 }
 
 /// The error of parsing a [`LockState`] from anything but `open` or `locked`.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::LockState;
+///
+/// let err = "closed".parse::<LockState>().unwrap_err();
+/// assert_eq!(err.to_string(), "a lock state is \"open\" or \"locked\"");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseLockStateError(());
 
@@ -204,6 +321,19 @@ impl std::str::FromStr for LockState {
 
 /// The outcome of [`LockBackend::status`]: whether the lock is held and, when the backend knows,
 /// for how much longer.
+///
+/// # Examples
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use lock_core::{LockBackend, LockName, LockState};
+/// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+/// let status = backend.status(&LockName::new("jobs")?).await?;
+/// if status.state == LockState::Locked {
+///     println!("locked, {:?} left", status.remaining);
+/// }
+/// # Ok(()) }
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
@@ -216,6 +346,15 @@ pub struct Status {
 
 impl Status {
     /// A lock no one holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::{LockState, Status};
+    ///
+    /// assert_eq!(Status::open().state, LockState::Open);
+    /// assert_eq!(Status::open().remaining, None);
+    /// ```
     pub fn open() -> Self {
         Status {
             state: LockState::Open,
@@ -224,6 +363,16 @@ impl Status {
     }
 
     /// A held lock with `remaining` time to live, if known.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lock_core::{LockState, Status};
+    ///
+    /// let status = Status::locked(Some(Duration::from_secs(3)));
+    /// assert_eq!(status.state, LockState::Locked);
+    /// ```
     pub fn locked(remaining: Option<Duration>) -> Self {
         Status {
             state: LockState::Locked,
@@ -246,6 +395,21 @@ impl Status {
 ///
 /// Dropping a returned future before it completes may or may not have applied the operation on
 /// the store, as with any network request; it never applies it partially.
+///
+/// # Examples
+///
+/// ```
+/// # use std::{sync::Arc, time::Duration};
+/// # use lock_core::{LockBackend, LockName, Token, Ttl};
+/// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::generate()?, Ttl::from_secs(30)?);
+/// // What `ProcessLock` and `Lock` do, one call each.
+/// if backend.try_acquire(&name, &token, ttl).await?.is_acquired() {
+///     assert!(backend.renew(&name, &token, ttl).await?);
+///     assert!(backend.release(&name, &token).await?.is_released());
+/// }
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
     /// What this backend offers beyond the required primitives.

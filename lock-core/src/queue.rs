@@ -40,6 +40,17 @@ pub struct Waiter {
 
 impl Waiter {
     /// A waiter for `token`, holding the lock for `ttl` once it has it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::queue::{QueueTiming, Waiter};
+    /// use lock_core::{Token, Ttl};
+    ///
+    /// let ttl = Ttl::from_secs(30)?;
+    /// let waiter = Waiter::new(Token::generate()?, ttl, QueueTiming::for_ttl(ttl));
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn new(token: Token, ttl: Ttl, timing: QueueTiming) -> Self {
         Waiter { token, ttl, timing }
     }
@@ -52,6 +63,18 @@ impl Waiter {
 ///
 /// These bound how long a dead waiter delays the others: at most `claim` plus a round trip
 /// each, and `lease + claim` plus a round trip for any number that died together.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::queue::QueueTiming;
+/// use lock_core::Ttl;
+///
+/// let timing = QueueTiming::for_ttl(Ttl::from_secs(30)?);
+/// assert!(timing.heartbeat <= QueueTiming::MAX_HEARTBEAT);
+/// assert!(timing.lease > timing.heartbeat);
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct QueueTiming {
@@ -66,6 +89,18 @@ pub struct QueueTiming {
 
 impl QueueTiming {
     /// The longest heartbeat: 1 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::queue::QueueTiming;
+    /// use lock_core::Ttl;
+    ///
+    /// // However long the lock's timeout, a waiter steps at least once a second.
+    /// let timing = QueueTiming::for_ttl(Ttl::from_secs(600)?);
+    /// assert!(timing.heartbeat <= QueueTiming::MAX_HEARTBEAT);
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub const MAX_HEARTBEAT: Duration = Duration::from_secs(1);
 
     /// The timing for a lock held for `ttl`: a heartbeat of a third of `ttl`, at most
@@ -98,6 +133,23 @@ impl QueueTiming {
 }
 
 /// The outcome of [`LockBackend::queue_step`](crate::LockBackend::queue_step).
+///
+/// # Examples
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use lock_core::{LockBackend, LockName, Token, Ttl};
+/// # use lock_core::queue::{QueueStep, QueueTiming, Waiter};
+/// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+/// let ttl = Ttl::from_secs(30)?;
+/// let waiter = Waiter::new(Token::generate()?, ttl, QueueTiming::for_ttl(ttl));
+/// match backend.queue_step(&LockName::new("jobs")?, &waiter).await? {
+///     QueueStep::Acquired { fence } => println!("holding it, fencing token {fence}"),
+///     QueueStep::Queued { position, .. } => println!("{position} waiters ahead"),
+///     _ => {}
+/// }
+/// # Ok(()) }
+/// ```
 #[non_exhaustive]
 #[must_use = "the lock may have been acquired"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +171,23 @@ pub enum QueueStep {
 }
 
 /// The outcome of [`LockBackend::leave_queue`](crate::LockBackend::leave_queue).
+///
+/// # Examples
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use lock_core::{LockBackend, LockName, Token, Ttl};
+/// # use lock_core::queue::{Leave, QueueTiming, Waiter};
+/// # async fn example(backend: Arc<dyn LockBackend>) -> lock_core::Result<()> {
+/// let ttl = Ttl::from_secs(30)?;
+/// let waiter = Waiter::new(Token::generate()?, ttl, QueueTiming::for_ttl(ttl));
+/// let name = LockName::new("jobs")?;
+/// // Giving up, but keeping a lock handed over meanwhile.
+/// if let Leave::Kept { fence } = backend.leave_queue(&name, &waiter, true).await? {
+///     println!("handed the lock after all, fencing token {fence}");
+/// }
+/// # Ok(()) }
+/// ```
 #[non_exhaustive]
 #[must_use = "the lock may have been kept"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +222,17 @@ pub fn parse_grant(message: &str) -> Option<(&str, u64)> {
 }
 
 /// The message [`parse_grant`] reads.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::queue::grant_message;
+/// use lock_core::Token;
+///
+/// let token = Token::from_string("0123abcd")?;
+/// assert_eq!(grant_message(&token, 42), "g 0123abcd 42");
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 pub fn grant_message(token: &Token, fence: u64) -> String {
     format!("g {} {fence}", token.as_str())
 }
