@@ -75,6 +75,20 @@ lock_core::redis::backend_api! {
 impl FredBackend {
     /// A client this backend uses (for a pool, the next in turn), for commands of the application's
     /// own. For a backend built from a URL it works as long as the backend lives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn example() -> lock_core::Result<()> {
+    /// use fred::prelude::ClientLike;
+    /// use lock_fred::FredBackend;
+    ///
+    /// let backend = FredBackend::connect("redis://127.0.0.1/").await?;
+    /// let pong: String = backend.client().ping(None).await.map_err(|e| {
+    ///     lock_core::Error::new(lock_core::ErrorKind::Connection, "PING failed").with_source(e)
+    /// })?;
+    /// # Ok(()) }
+    /// ```
     pub fn client(&self) -> &Client {
         self.inner.transport().client()
     }

@@ -23,6 +23,21 @@ impl FredBackend {
     /// Accepts the URLs the `redis-rs` backend accepts over TCP: the schemes `redis`, `valkey`,
     /// and `rediss`, `valkeys` for TLS. Other topologies (cluster, sentinel, unix socket) go
     /// through a `fred` client built by the application ([`with_client`](Self::with_client)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn example() -> lock_core::Result<()> {
+    /// use std::time::Duration;
+    /// use lock_fred::FredBackend;
+    ///
+    /// let backend = FredBackend::builder("redis://127.0.0.1:6379/0")
+    ///     .prefix("myapp:")
+    ///     .response_timeout(Duration::from_secs(2))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn builder(url: &str) -> FredBuilder {
         let target = lock_core::redact_url(url);
         let config = config_from_url(url, &target);
@@ -38,6 +53,23 @@ impl FredBackend {
     /// timeouts) and its reconnection policy, or the
     /// [default one](FredBuilder::default_reconnect_policy) if it has none; the application's
     /// client itself never subscribes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn example() -> lock_core::Result<()> {
+    /// use fred::prelude::{Builder, Config};
+    /// use lock_fred::FredBackend;
+    ///
+    /// let config = Config::from_url("redis://127.0.0.1/").map_err(|e| {
+    ///     lock_core::Error::new(lock_core::ErrorKind::Config, "bad URL").with_source(e)
+    /// })?;
+    /// let client = Builder::from_config(config).build().map_err(|e| {
+    ///     lock_core::Error::new(lock_core::ErrorKind::Config, "bad client").with_source(e)
+    /// })?;
+    /// let backend = FredBackend::with_client(client).connect().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn with_client(client: Client) -> FredBuilder {
         let target = describe(&client.client_config());
         FredBuilder::new(Source::Client(client), target)
@@ -47,6 +79,23 @@ impl FredBackend {
     /// client is connected if needed): operations take its clients in turn. As
     /// [`with_client`](Self::with_client) otherwise (one Pub/Sub connection for the backend,
     /// made from the configuration of the pool's clients).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn example() -> lock_core::Result<()> {
+    /// use fred::prelude::{Builder, Config};
+    /// use lock_fred::FredBackend;
+    ///
+    /// let config = Config::from_url("redis://127.0.0.1/").map_err(|e| {
+    ///     lock_core::Error::new(lock_core::ErrorKind::Config, "bad URL").with_source(e)
+    /// })?;
+    /// let pool = Builder::from_config(config).build_pool(4).map_err(|e| {
+    ///     lock_core::Error::new(lock_core::ErrorKind::Config, "bad pool").with_source(e)
+    /// })?;
+    /// let backend = FredBackend::with_pool(pool).connect().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn with_pool(pool: Pool) -> FredBuilder {
         let target = describe(&pool.client_config());
         FredBuilder::new(Source::Pool(pool), target)
@@ -65,6 +114,21 @@ enum Source {
 
 /// Configures and connects a [`FredBackend`]; made by [`FredBackend::builder`],
 /// [`FredBackend::with_client`] or [`FredBackend::with_pool`].
+///
+/// # Examples
+///
+/// ```
+/// # async fn example() -> lock_core::Result<()> {
+/// use std::time::Duration;
+/// use lock_fred::FredBackend;
+///
+/// let backend = FredBackend::builder("redis://127.0.0.1/")
+///     .connect_timeout(Duration::from_secs(5))
+///     .reconnect_attempts(3)
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
 #[must_use = "a builder does nothing until .connect().await"]
 pub struct FredBuilder {
     source: Source,
@@ -108,6 +172,19 @@ impl FredBuilder {
     ///
     /// fred itself does not reconnect at all unless given a policy: its client would stay
     /// disconnected after the first server restart.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn example() -> lock_core::Result<()> {
+    /// use lock_fred::{FredBackend, FredBuilder};
+    ///
+    /// let backend = FredBackend::builder("redis://127.0.0.1/")
+    ///     .reconnect_policy(FredBuilder::default_reconnect_policy())
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn default_reconnect_policy() -> ReconnectPolicy {
         default_reconnect_policy()
     }
@@ -120,6 +197,21 @@ impl FredBuilder {
     /// Only for a backend built from a URL: an application's [`Client`] or [`Pool`] keeps the
     /// policy it was built with. The backend's Pub/Sub connection (for waiters) follows the
     /// same policy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn example() -> lock_core::Result<()> {
+    /// use fred::types::config::ReconnectPolicy;
+    /// use lock_fred::FredBackend;
+    ///
+    /// // Try again every 100 ms, 20 times at most, then give up.
+    /// let backend = FredBackend::builder("redis://127.0.0.1/")
+    ///     .reconnect_policy(ReconnectPolicy::new_constant(20, 100))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn reconnect_policy(mut self, policy: ReconnectPolicy) -> Self {
         self.reconnect_policy = policy;
         self
@@ -139,6 +231,20 @@ impl FredBuilder {
     /// # Cancel safety
     ///
     /// Safe: dropping the future drops the connection being made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn example() -> lock_core::Result<()> {
+    /// use lock_fred::FredBackend;
+    ///
+    /// match FredBackend::builder("redis://127.0.0.1/").connect().await {
+    ///     Ok(backend) => println!("connected: {backend:?}"),
+    ///     Err(e) if e.is_retryable() => eprintln!("Redis is not reachable yet: {e}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(self) -> Result<FredBackend> {
         let settings = &self.settings;
         let starter = Starter {

@@ -23,6 +23,24 @@ use crate::clock::{Clock, TokioClock};
 /// Like Redis, a lock is alive up to and including the instant of its expiry and gone after it,
 /// and expired entries are removed when touched and by a periodic sweep, so memory stays bounded
 /// by the locks that are alive.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use lock_core::ProcessLock;
+/// use lock_memory::MemoryBackend;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lock_core::Result<()> {
+/// let backend = Arc::new(MemoryBackend::new());
+/// let a = ProcessLock::new(backend.clone(), "jobs", Duration::from_secs(30))?;
+/// let b = ProcessLock::new(backend, "jobs", Duration::from_secs(30))?;
+/// assert!(a.lock().await?);
+/// assert!(!b.lock().await?);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct MemoryBackend {
     shared: Arc<Shared>,
@@ -120,11 +138,39 @@ const MIN_SWEEP: usize = 64;
 
 impl MemoryBackend {
     /// A backend on tokio's clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_memory::MemoryBackend;
+    ///
+    /// let backend = MemoryBackend::new();
+    /// assert!(backend.is_empty());
+    /// ```
     pub fn new() -> Self {
         MemoryBackend::with_clock(TokioClock::new())
     }
 
     /// A backend on the given clock, for example a [`ManualClock`](crate::ManualClock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use lock_core::ProcessLock;
+    /// use lock_memory::{ManualClock, MemoryBackend};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// let clock = ManualClock::new();
+    /// let backend = Arc::new(MemoryBackend::with_clock(clock.clone()));
+    /// let lock = ProcessLock::new(backend.clone(), "jobs", Duration::from_secs(30))?;
+    /// assert!(lock.lock().await?);
+    /// clock.advance(Duration::from_secs(31)); // no sleeping: the lock has expired
+    /// assert!(backend.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn with_clock(clock: impl Clock) -> Self {
         MemoryBackend {
             shared: Arc::new(Shared {
@@ -143,6 +189,22 @@ impl MemoryBackend {
     }
 
     /// How many locks are alive now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use lock_core::ProcessLock;
+    /// use lock_memory::MemoryBackend;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// let backend = Arc::new(MemoryBackend::new());
+    /// ProcessLock::new(backend.clone(), "jobs", Duration::from_secs(30))?.lock().await?;
+    /// assert_eq!(backend.len(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn len(&self) -> usize {
         let now = self.shared.clock.now();
         let state = self.state();
@@ -150,6 +212,14 @@ impl MemoryBackend {
     }
 
     /// Whether no lock is alive now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_memory::MemoryBackend;
+    ///
+    /// assert!(MemoryBackend::new().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

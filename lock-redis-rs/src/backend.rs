@@ -82,6 +82,23 @@ impl RedisRsBackend {
     /// [`ErrorKind::Unsupported`]), so [`Lock::lock`](lock_core::Lock::lock)
     /// polls the lock while waiting. To wait by notification with a client of your own, use
     /// [`with_client`](RedisRsBackend::with_client).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn example() -> lock_core::Result<()> {
+    /// use std::time::Duration;
+    /// use lock_redis_rs::RedisRsBackend;
+    ///
+    /// let client = redis::Client::open("redis://127.0.0.1/").map_err(|e| {
+    ///     lock_core::Error::new(lock_core::ErrorKind::Config, "bad URL").with_source(e)
+    /// })?;
+    /// let conn = redis::aio::ConnectionManager::new(client).await.map_err(|e| {
+    ///     lock_core::Error::new(lock_core::ErrorKind::Connection, "no Redis").with_source(e)
+    /// })?;
+    /// let backend = RedisRsBackend::from_connection_manager(conn, "", Duration::from_secs(2));
+    /// # Ok(()) }
+    /// ```
     pub fn from_connection_manager(
         conn: ConnectionManager,
         prefix: impl Into<String>,
@@ -97,6 +114,19 @@ impl RedisRsBackend {
     /// The delayed restart rule's delay for locks on this backend (see
     /// [`RedisRsBuilder::restart_delay`]), as a builder would set it; the default (`None`) is each
     /// lock's own timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn example() -> lock_core::Result<()> {
+    /// use std::time::Duration;
+    /// use lock_redis_rs::RedisRsBackend;
+    ///
+    /// // A server whose data survives restarts (AOF with fsync always): no delay needed.
+    /// let backend = RedisRsBackend::connect("redis://127.0.0.1/").await?
+    ///     .with_restart_delay(Some(Duration::ZERO));
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn with_restart_delay(self, delay: Option<Duration>) -> Self {
         RedisRsBackend {
@@ -105,6 +135,20 @@ impl RedisRsBackend {
     }
 
     /// The connection this backend uses, for commands of the application's own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn example() -> lock_core::Result<()> {
+    /// use lock_redis_rs::RedisRsBackend;
+    ///
+    /// let backend = RedisRsBackend::connect("redis://127.0.0.1/").await?;
+    /// let mut conn = backend.connection_manager().clone();
+    /// let pong: String = redis::cmd("PING").query_async(&mut conn).await.map_err(|e| {
+    ///     lock_core::Error::new(lock_core::ErrorKind::Connection, "PING failed").with_source(e)
+    /// })?;
+    /// # Ok(()) }
+    /// ```
     pub fn connection_manager(&self) -> &ConnectionManager {
         self.inner.transport().connection_manager()
     }

@@ -20,6 +20,21 @@ impl RedisRsBackend {
     /// A `rediss://` (or `valkeys://`) URL needs this crate's `tls` feature: without it,
     /// [`connect`](RedisRsBuilder::connect) fails with [`ErrorKind::Config`] before anything is
     /// attempted, whatever features the `redis` crate has.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn example() -> lock_core::Result<()> {
+    /// use std::time::Duration;
+    /// use lock_redis_rs::RedisRsBackend;
+    ///
+    /// let backend = RedisRsBackend::builder("redis://127.0.0.1:6379/0")
+    ///     .prefix("myapp:")
+    ///     .response_timeout(Duration::from_secs(2))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn builder(url: &str) -> RedisRsBuilder {
         let target = lock_core::redact_url(url);
         RedisRsBuilder::new(connect::client_for_url(url, &target), target)
@@ -29,6 +44,19 @@ impl RedisRsBackend {
     ///
     /// A client that connects with TLS needs this crate's `tls` feature: without it,
     /// [`connect`](RedisRsBuilder::connect) fails with [`ErrorKind::Config`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn example() -> lock_core::Result<()> {
+    /// use lock_redis_rs::RedisRsBackend;
+    ///
+    /// let client = redis::Client::open("redis://127.0.0.1/").map_err(|e| {
+    ///     lock_core::Error::new(lock_core::ErrorKind::Config, "bad URL").with_source(e)
+    /// })?;
+    /// let backend = RedisRsBackend::with_client(client).connect().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn with_client(client: redis::Client) -> RedisRsBuilder {
         let (client, target) = connect::application_client(client);
         RedisRsBuilder::new(client, target)
@@ -37,6 +65,21 @@ impl RedisRsBackend {
 
 /// Configures and connects a [`RedisRsBackend`]; made by [`RedisRsBackend::builder`] or
 /// [`RedisRsBackend::with_client`].
+///
+/// # Examples
+///
+/// ```
+/// # async fn example() -> lock_core::Result<()> {
+/// use std::time::Duration;
+/// use lock_redis_rs::RedisRsBackend;
+///
+/// let backend = RedisRsBackend::builder("redis://127.0.0.1/")
+///     .connect_timeout(Duration::from_secs(5))
+///     .reconnect_attempts(3)
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
 #[must_use = "a builder does nothing until .connect().await"]
 pub struct RedisRsBuilder {
     client: Result<redis::Client>,
@@ -85,6 +128,20 @@ impl RedisRsBuilder {
     /// # Cancel safety
     ///
     /// Safe: dropping the future drops the connection being made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn example() -> lock_core::Result<()> {
+    /// use lock_redis_rs::RedisRsBackend;
+    ///
+    /// match RedisRsBackend::builder("redis://127.0.0.1/").connect().await {
+    ///     Ok(backend) => println!("connected: {backend:?}"),
+    ///     Err(e) if e.is_retryable() => eprintln!("Redis is not reachable yet: {e}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(self) -> Result<RedisRsBackend> {
         let transport = connect::transport(self.client?, self.target, &self.settings).await?;
         Ok(RedisRsBackend::new(transport, &self.settings))
