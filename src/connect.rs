@@ -130,6 +130,15 @@ impl BackendBuilder {
     /// The Redis server: `redis://[user:password@]host[:port][/db]`, `rediss://` for TLS (with
     /// the backend's TLS feature). By default, the URL in
     /// [`REDIS_URL_ENV`](crate::REDIS_URL_ENV) when connecting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use process_lock::Backend;
+    ///
+    /// let builder = Backend::DEFAULT_REDIS.builder().url("redis://10.0.0.5:6379/2");
+    /// ```
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
         self
@@ -138,6 +147,16 @@ impl BackendBuilder {
     /// Puts every lock's key under `prefix` (the key becomes `prefix + name`). None by default,
     /// which is what `process-lock-node` uses: set one only if every process sharing the locks
     /// sets the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use process_lock::Backend;
+    ///
+    /// // Every process sharing the locks must set the same prefix.
+    /// let builder = Backend::DEFAULT_REDIS.builder().prefix("billing:");
+    /// ```
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Some(prefix.into());
         self
@@ -145,6 +164,15 @@ impl BackendBuilder {
 
     /// How long to wait for a connection to be established, all attempts together (default:
     /// [`redis::DEFAULT_CONNECT_TIMEOUT`](lock_core::redis::DEFAULT_CONNECT_TIMEOUT)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use process_lock::Backend;
+    ///
+    /// let builder = Backend::DEFAULT_REDIS.builder().connect_timeout(Duration::from_secs(2));
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
         self
@@ -154,6 +182,15 @@ impl BackendBuilder {
     /// [`redis::DEFAULT_RESPONSE_TIMEOUT`](lock_core::redis::DEFAULT_RESPONSE_TIMEOUT)). Past
     /// it the operation fails with [`ErrorKind::Timeout`](crate::ErrorKind::Timeout); it may
     /// or may not have been applied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use process_lock::Backend;
+    ///
+    /// let builder = Backend::DEFAULT_REDIS.builder().response_timeout(Duration::from_millis(500));
+    /// ```
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = Some(timeout);
         self
@@ -161,6 +198,15 @@ impl BackendBuilder {
 
     /// How many more times to try connecting after a failed attempt, with exponential backoff
     /// (default: [`redis::DEFAULT_RECONNECT_ATTEMPTS`](lock_core::redis::DEFAULT_RECONNECT_ATTEMPTS)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use process_lock::Backend;
+    ///
+    /// let builder = Backend::DEFAULT_REDIS.builder().reconnect_attempts(10);
+    /// ```
     pub fn reconnect_attempts(mut self, attempts: usize) -> Self {
         self.reconnect_attempts = Some(attempts);
         self
@@ -171,6 +217,16 @@ impl BackendBuilder {
     /// go on working until their timeout. By default, the timeout of the lock being acquired;
     /// set the longest timeout any process uses, or [`Duration::ZERO`] for a server whose data
     /// survives restarts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use process_lock::Backend;
+    ///
+    /// // The longest timeout any process uses for these locks.
+    /// let builder = Backend::DEFAULT_REDIS.builder().restart_delay(Duration::from_secs(60));
+    /// ```
     pub fn restart_delay(mut self, delay: Duration) -> Self {
         self.restart_delay = Some(delay);
         self
@@ -190,6 +246,18 @@ impl BackendBuilder {
     /// # Cancel safety
     ///
     /// Safe: dropping the future drops the connection being made.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> process_lock::Result<()> {
+    /// use std::time::Duration;
+    /// use process_lock::{Backend, Lock};
+    ///
+    /// let backend = Backend::from_env()?.builder().connect().await?;
+    /// let lock = Lock::new(backend, "reports", Duration::from_secs(30))?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(self) -> Result<Arc<dyn LockBackend>> {
         // The two Redis builders have the same methods, not a common trait.
         #[allow(unused_macros)]

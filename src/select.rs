@@ -9,6 +9,15 @@ use lock_core::redis::REDIS_URL_ENV;
 use lock_core::{Error, ErrorKind, LockBackend, Result};
 
 /// Names the backend to use when several could apply: `memory`, `redis-rs` or `fred`.
+///
+/// # Examples
+///
+/// ```
+/// use process_lock::BACKEND_ENV;
+///
+/// // PROCESS_LOCK_BACKEND=fred picks the fred backend (when compiled in).
+/// assert_eq!(BACKEND_ENV, "PROCESS_LOCK_BACKEND");
+/// ```
 pub const BACKEND_ENV: &str = "PROCESS_LOCK_BACKEND";
 
 /// A backend this crate can be built with, named as in [`BACKEND_ENV`], in features and on the
@@ -39,6 +48,16 @@ pub enum Backend {
 
 impl Backend {
     /// Every backend, whether compiled in or not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use process_lock::Backend;
+    ///
+    /// for backend in Backend::ALL {
+    ///     println!("{backend}: compiled in: {}", backend.is_enabled());
+    /// }
+    /// ```
     pub const ALL: [Backend; 3] = [Backend::Memory, Backend::RedisRs, Backend::Fred];
 
     /// The Redis backend to use when none is named: `redis-rs` when compiled in, otherwise
@@ -97,6 +116,14 @@ impl Backend {
     }
 
     /// Whether this backend's feature is enabled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use process_lock::Backend;
+    ///
+    /// assert_eq!(Backend::Memory.is_enabled(), cfg!(feature = "memory"));
+    /// ```
     pub fn is_enabled(self) -> bool {
         match self {
             Backend::Memory => cfg!(feature = "memory"),
@@ -106,11 +133,28 @@ impl Backend {
     }
 
     /// Whether this backend talks to Redis (and so needs `REDIS_URL`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use process_lock::Backend;
+    ///
+    /// assert!(Backend::Fred.is_redis());
+    /// assert!(!Backend::Memory.is_redis());
+    /// ```
     pub fn is_redis(self) -> bool {
         matches!(self, Backend::RedisRs | Backend::Fred)
     }
 
     /// The backends compiled in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use process_lock::Backend;
+    ///
+    /// assert!(Backend::enabled().iter().all(|b| b.is_enabled()));
+    /// ```
     pub fn enabled() -> Vec<Backend> {
         Backend::ALL
             .into_iter()
@@ -127,6 +171,17 @@ impl Backend {
     /// [`ErrorKind::Config`] when the named backend is unknown or not compiled in, when
     /// `REDIS_URL` is set but no Redis backend, or both, are compiled in (and
     /// [`BACKEND_ENV`] does not choose), or when nothing applies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use process_lock::Backend;
+    ///
+    /// match Backend::from_env() {
+    ///     Ok(backend) => println!("using {backend}"),
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// ```
     pub fn from_env() -> Result<Backend> {
         let requested = std::env::var(BACKEND_ENV).ok().filter(|s| !s.is_empty());
         let redis_url = std::env::var(REDIS_URL_ENV).ok().filter(|s| !s.is_empty());
