@@ -24,6 +24,21 @@ use crate::token::Token;
 
 /// How long a queue subscription (see [`Subscriptions::watch_lingering`]) stays after its last
 /// watch is dropped: a process that waits again within this time does not subscribe again.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lock_core::Result<()> {
+/// use lock_core::notify::{InProcess, Subscriptions};
+///
+/// let subscriptions = Subscriptions::new(InProcess);
+/// let watch = subscriptions.watch_lingering("grants".to_owned()).await?;
+/// drop(watch);
+/// // Still subscribed: a waiter coming back within LINGER does not subscribe again.
+/// assert_eq!(subscriptions.watched(), 1);
+/// # Ok(()) }
+/// ```
 pub const LINGER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The waiters of this process to whom a lock may be handed, by token: the fence of the
@@ -56,6 +71,29 @@ impl Grants {
 ///
 /// Each call returns once the store has confirmed the subscription (for Redis, once the
 /// `SUBSCRIBE` reply arrived), so a waiter that then tries the lock cannot miss a release.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::notify::Subscribe;
+/// use lock_core::async_trait;
+///
+/// /// A subscriber that prints what it would send.
+/// struct Printing;
+///
+/// #[async_trait]
+/// impl Subscribe for Printing {
+///     async fn subscribe(&self, channel: &str) -> lock_core::Result<()> {
+///         println!("SUBSCRIBE {channel}");
+///         Ok(())
+///     }
+///
+///     async fn unsubscribe(&self, channel: &str) -> lock_core::Result<()> {
+///         println!("UNSUBSCRIBE {channel}");
+///         Ok(())
+///     }
+/// }
+/// ```
 #[async_trait]
 pub trait Subscribe: Send + Sync + 'static {
     /// Subscribes to `channel`.
@@ -74,6 +112,19 @@ pub trait Subscribe: Send + Sync + 'static {
 }
 
 /// A subscriber for a store in this process (such as memory): nothing to subscribe to.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lock_core::Result<()> {
+/// use lock_core::notify::{InProcess, Subscriptions};
+///
+/// let subscriptions = Subscriptions::new(InProcess);
+/// let watch = subscriptions.watch("jobs".to_owned()).await?;
+/// assert_eq!(subscriptions.channels().await, ["jobs"]);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct InProcess;
 
@@ -109,6 +160,20 @@ struct Slot {
 /// is subscribed to.
 ///
 /// Shared (`Arc`) by the backend and every [`Watch`] it handed out.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lock_core::Result<()> {
+/// use lock_core::notify::{InProcess, Subscriptions};
+///
+/// let subscriptions = Subscriptions::new(InProcess);
+/// let mut watch = subscriptions.watch("jobs".to_owned()).await?;
+/// subscriptions.notify("jobs"); // the store told of a release
+/// watch.released().await;
+/// # Ok(()) }
+/// ```
 pub struct Subscriptions<S> {
     subscriber: S,
     slots: Mutex<HashMap<String, Slot>>,
@@ -128,6 +193,18 @@ pub struct Subscriptions<S> {
 
 impl<S: Subscribe> Subscriptions<S> {
     /// Bookkeeping for `subscriber`'s connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions};
+    ///
+    /// let subscriptions = Subscriptions::new(InProcess);
+    /// assert_eq!(subscriptions.watched(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn new(subscriber: S) -> Arc<Self> {
         Arc::new(Subscriptions {
             subscriber,
@@ -140,6 +217,18 @@ impl<S: Subscribe> Subscriptions<S> {
     }
 
     /// The subscriber given to [`new`](Subscriptions::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions};
+    ///
+    /// let subscriptions = Subscriptions::new(InProcess);
+    /// let _: &InProcess = subscriptions.subscriber();
+    /// # Ok(()) }
+    /// ```
     pub fn subscriber(&self) -> &S {
         &self.subscriber
     }
@@ -156,6 +245,20 @@ impl<S: Subscribe> Subscriptions<S> {
     ///
     /// Dropping the future undoes the registration; a subscription the server already made
     /// stays, and is dropped with the channel's last waiter as usual.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions};
+    ///
+    /// let subscriptions = Subscriptions::new(InProcess);
+    /// let watch = subscriptions.watch("jobs".to_owned()).await?;
+    /// assert_eq!(subscriptions.watched(), 1);
+    /// drop(watch); // unsubscribes in the background
+    /// # Ok(()) }
+    /// ```
     pub async fn watch(self: &Arc<Self>, channel: String) -> Result<Watch> {
         self.watch_with(channel, false).await
     }
@@ -171,6 +274,18 @@ impl<S: Subscribe> Subscriptions<S> {
     /// # Cancel safety
     ///
     /// As [`watch`](Subscriptions::watch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions};
+    ///
+    /// let subscriptions = Subscriptions::new(InProcess);
+    /// let watch = subscriptions.watch_lingering("grants".to_owned()).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn watch_lingering(self: &Arc<Self>, channel: String) -> Result<Watch> {
         self.watch_with(channel, true).await
     }
@@ -221,6 +336,25 @@ impl<S: Subscribe> Subscriptions<S> {
     /// channel's watches as [`notify`](Subscriptions::notify) does. A hand-off no waiter
     /// expects any more is dropped: the waiter gave up, and leaving the queue released it
     /// (see [`LockBackend::leave_queue`](crate::LockBackend::leave_queue)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions};
+    ///
+    /// let subscriptions = Subscriptions::new(InProcess);
+    /// use lock_core::Token;
+    /// use lock_core::queue::grant_message;
+    ///
+    /// let watch = subscriptions.watch_lingering("grants".to_owned()).await?;
+    /// let token = Token::generate()?;
+    /// let mut grant = watch.expect_grant(&token);
+    /// subscriptions.deliver("grants", &grant_message(&token, 7));
+    /// assert_eq!(grant.granted().await, 7);
+    /// # Ok(()) }
+    /// ```
     pub fn deliver(&self, channel: &str, message: &str) {
         let Some((token, fence)) = parse_grant(message) else {
             return self.notify(channel);
@@ -235,6 +369,20 @@ impl<S: Subscribe> Subscriptions<S> {
     ///
     /// Costs one atomic load when nothing is watched. A watch registered before the caller's
     /// release (in the store's order, such as under the same lock) is always seen.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions};
+    ///
+    /// let subscriptions = Subscriptions::new(InProcess);
+    /// let mut watch = subscriptions.watch("jobs".to_owned()).await?;
+    /// subscriptions.notify("jobs");
+    /// watch.released().await;
+    /// # Ok(()) }
+    /// ```
     pub fn notify(&self, channel: &str) {
         if self.watched.load(Ordering::SeqCst) == 0 {
             return;
@@ -246,6 +394,20 @@ impl<S: Subscribe> Subscriptions<S> {
 
     /// Wakes every [`Watch`] of every channel: a release may have happened unseen (the
     /// connection broke). Waiters look at the lock again and go back to waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions};
+    ///
+    /// let subscriptions = Subscriptions::new(InProcess);
+    /// let mut watch = subscriptions.watch("jobs".to_owned()).await?;
+    /// subscriptions.notify_all(); // the connection broke: anything may have happened
+    /// watch.released().await;
+    /// # Ok(()) }
+    /// ```
     pub fn notify_all(&self) {
         for slot in self.lock_slots().values() {
             slot.sent.send_modify(|n| *n = n.wrapping_add(1));
@@ -257,6 +419,19 @@ impl<S: Subscribe> Subscriptions<S> {
     /// # Cancel safety
     ///
     /// Safe: it only reads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions};
+    ///
+    /// let subscriptions = Subscriptions::new(InProcess);
+    /// let _watch = subscriptions.watch("jobs".to_owned()).await?;
+    /// assert_eq!(subscriptions.channels().await, ["jobs"]);
+    /// # Ok(()) }
+    /// ```
     pub async fn channels(&self) -> Vec<String> {
         self.server.lock().await.iter().cloned().collect()
     }
@@ -273,6 +448,21 @@ impl<S: Subscribe> Subscriptions<S> {
     ///
     /// Dropping the future may leave some channels not yet subscribed again, and the waiters
     /// not woken; call it again (as after any failure) to finish.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions};
+    ///
+    /// let subscriptions = Subscriptions::new(InProcess);
+    /// let mut watch = subscriptions.watch("jobs".to_owned()).await?;
+    /// // After reconnecting: subscribe again, and wake every waiter.
+    /// subscriptions.resubscribe().await?;
+    /// watch.released().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn resubscribe(&self) -> Result<()> {
         let outcome = async {
             let server = self.server.lock().await;
@@ -288,6 +478,20 @@ impl<S: Subscribe> Subscriptions<S> {
 
     /// How many channels have waiters in this process, or keep a lingering subscription (see
     /// [`watch_lingering`](Subscriptions::watch_lingering)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions};
+    ///
+    /// let subscriptions = Subscriptions::new(InProcess);
+    /// let _a = subscriptions.watch("a".to_owned()).await?;
+    /// let _b = subscriptions.watch("b".to_owned()).await?;
+    /// assert_eq!(subscriptions.watched(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn watched(&self) -> usize {
         self.watched.load(Ordering::SeqCst)
     }
@@ -439,6 +643,21 @@ impl<S: Subscribe> Drop for Registration<S> {
 /// Wake-ups can be spurious (after a reconnection every waiter is woken, in case a message was
 /// lost): a waiter always looks at the lock again. Dropping the watch leaves; the backend
 /// unsubscribes in the background once no waiter of the process watches that lock.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lock_core::Result<()> {
+/// use lock_core::notify::{InProcess, Subscriptions};
+///
+/// let subscriptions = Subscriptions::new(InProcess);
+/// let mut watch = subscriptions.watch("jobs".to_owned()).await?;
+/// let also = watch.clone(); // a second watch of the same channel, from now on
+/// subscriptions.notify("jobs");
+/// watch.released().await;
+/// # Ok(()) }
+/// ```
 pub struct Watch {
     seen: watch::Receiver<u64>,
     queue: Arc<AsyncMutex<()>>,
@@ -467,6 +686,20 @@ impl Watch {
     /// # Cancel safety
     ///
     /// Cancel safe: a release that happens while no one awaits is reported by the next call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions};
+    ///
+    /// let subscriptions = Subscriptions::new(InProcess);
+    /// let mut watch = subscriptions.watch("jobs".to_owned()).await?;
+    /// subscriptions.notify("jobs");
+    /// watch.released().await;
+    /// # Ok(()) }
+    /// ```
     pub async fn released(&mut self) {
         // An error means the backend is gone: nothing more will come, so wake up and let the
         // waiter find out by trying the lock.
@@ -484,6 +717,21 @@ impl Watch {
     /// # Cancel safety
     ///
     /// Cancel safe: dropping the future gives up the place in the queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions};
+    ///
+    /// let subscriptions = Subscriptions::new(InProcess);
+    /// let watch = subscriptions.watch("jobs".to_owned()).await?;
+    /// let turn = watch.turn().await;
+    /// // ... try the lock; the next waiter of this process tries once `turn` is dropped ...
+    /// drop(turn);
+    /// # Ok(()) }
+    /// ```
     pub async fn turn(&self) -> Turn {
         Turn(self.queue.clone().lock_owned().await)
     }
@@ -491,6 +739,25 @@ impl Watch {
     /// Expects a hand-off of the lock to `token` (a waiter in the backend's
     /// [queue](crate::queue)): the returned [`Grant`] resolves to the hand-off's fencing token
     /// when the backend delivers it. Dropping the `Grant` stops expecting it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions};
+    ///
+    /// let subscriptions = Subscriptions::new(InProcess);
+    /// use lock_core::Token;
+    /// use lock_core::queue::grant_message;
+    ///
+    /// let watch = subscriptions.watch_lingering("grants".to_owned()).await?;
+    /// let token = Token::generate()?;
+    /// let mut grant = watch.expect_grant(&token);
+    /// subscriptions.deliver("grants", &grant_message(&token, 42));
+    /// assert_eq!(grant.granted().await, 42);
+    /// # Ok(()) }
+    /// ```
     pub fn expect_grant(&self, token: &Token) -> Grant {
         let (tx, rx) = oneshot::channel();
         self.grants.shard(token.as_str()).insert(token.clone(), tx);
@@ -503,6 +770,25 @@ impl Watch {
 }
 
 /// A hand-off a waiter expects (see [`Watch::expect_grant`]).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lock_core::Result<()> {
+/// use lock_core::notify::{InProcess, Subscriptions};
+///
+/// let subscriptions = Subscriptions::new(InProcess);
+/// use lock_core::Token;
+///
+/// let watch = subscriptions.watch_lingering("grants".to_owned()).await?;
+/// let mut grant = watch.expect_grant(&Token::generate()?);
+/// tokio::select! {
+///     fence = grant.granted() => println!("handed the lock, fencing token {fence}"),
+///     () = tokio::time::sleep(std::time::Duration::from_millis(10)) => println!("not yet"),
+/// }
+/// # Ok(()) }
+/// ```
 pub struct Grant {
     rx: oneshot::Receiver<u64>,
     token: Token,
@@ -516,6 +802,25 @@ impl Grant {
     /// # Cancel safety
     ///
     /// Cancel safe: a hand-off that arrives while no one awaits is returned by the next call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions};
+    ///
+    /// let subscriptions = Subscriptions::new(InProcess);
+    /// use lock_core::Token;
+    /// use lock_core::queue::grant_message;
+    ///
+    /// let watch = subscriptions.watch_lingering("grants".to_owned()).await?;
+    /// let token = Token::generate()?;
+    /// let mut grant = watch.expect_grant(&token);
+    /// subscriptions.deliver("grants", &grant_message(&token, 3));
+    /// assert_eq!(grant.granted().await, 3);
+    /// # Ok(()) }
+    /// ```
     pub async fn granted(&mut self) -> u64 {
         match (&mut self.rx).await {
             Ok(fence) => fence,
@@ -545,6 +850,22 @@ impl fmt::Debug for Watch {
 }
 
 /// A waiter's turn (see [`Watch::turn`]); the next waiter's turn begins when this is dropped.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lock_core::Result<()> {
+/// use lock_core::notify::{InProcess, Subscriptions};
+///
+/// let subscriptions = Subscriptions::new(InProcess);
+/// let watch = subscriptions.watch("jobs".to_owned()).await?;
+/// {
+///     let _turn = watch.turn().await;
+///     // this waiter's turn among the process's waiters of "jobs"
+/// }
+/// # Ok(()) }
+/// ```
 #[must_use = "the turn ends when this is dropped"]
 pub struct Turn(#[allow(dead_code)] OwnedMutexGuard<()>);
 

@@ -31,36 +31,108 @@ pub mod names {
     /// ([`try_acquire`](crate::LockBackend::try_acquire) or
     /// [`try_acquire_fenced`](crate::LockBackend::try_acquire_fenced)) took. Label `outcome`:
     /// `acquired`, `held` or `error`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::layers::names::ACQUIRE_DURATION;
+    ///
+    /// assert_eq!(ACQUIRE_DURATION, "process_lock_acquire_duration_seconds");
+    /// ```
     pub const ACQUIRE_DURATION: &str = "process_lock_acquire_duration_seconds";
     /// Counter: acquisition attempts that found the lock held by another owner.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::layers::names::ACQUIRE_CONTENDED;
+    ///
+    /// assert_eq!(ACQUIRE_CONTENDED, "process_lock_acquire_contended_total");
+    /// ```
     pub const ACQUIRE_CONTENDED: &str = "process_lock_acquire_contended_total";
     /// Counter: renewals that did not extend the lock. Label `reason`: `not_held` (the store
     /// says the token no longer holds it: for a guard, the lock is lost) or `error`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::layers::names::RENEWAL_FAILURES;
+    ///
+    /// assert_eq!(RENEWAL_FAILURES, "process_lock_renewal_failures_total");
+    /// ```
     pub const RENEWAL_FAILURES: &str = "process_lock_renewal_failures_total";
     /// Counter: releases. Labels `outcome` (`released`, `released_without_notice`, `not_owner`,
     /// `missing` or `error`) and `forced` (`true` for
     /// [`force_release`](crate::LockBackend::force_release)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::layers::names::RELEASES;
+    ///
+    /// assert_eq!(RELEASES, "process_lock_releases_total");
+    /// ```
     pub const RELEASES: &str = "process_lock_releases_total";
     /// Counter: locks a [`LockGuard`](crate::LockGuard) lost while held. Label `reason`:
     /// `not_owner` (a renewal found it free or held by another owner) or `expired` (no renewal
     /// was confirmed before its validity ran out). Recorded by the guards themselves, with or
     /// without a [`MetricsLayer`](super::MetricsLayer), and never with a `lock` label (a guard
     /// does not know the layer's settings).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::layers::names::LOCKS_LOST;
+    ///
+    /// assert_eq!(LOCKS_LOST, "process_lock_locks_lost_total");
+    /// ```
     pub const LOCKS_LOST: &str = "process_lock_locks_lost_total";
     /// Histogram, seconds: how long a [`Lock::lock`](crate::Lock::lock) (or its deadline
     /// variants) waited, from the call to its answer. Label `outcome`: `acquired`, `timeout`
     /// or `error`. Recorded by the lock itself, like the four below.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::layers::names::WAIT_DURATION;
+    ///
+    /// assert_eq!(WAIT_DURATION, "process_lock_wait_duration_seconds");
+    /// ```
     pub const WAIT_DURATION: &str = "process_lock_wait_duration_seconds";
     /// Gauge: waiters of this process now inside [`Lock::lock`](crate::Lock::lock) or its
     /// deadline variants.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::layers::names::WAITERS;
+    ///
+    /// assert_eq!(WAITERS, "process_lock_waiters");
+    /// ```
     pub const WAITERS: &str = "process_lock_waiters";
     /// Histogram, seconds: how long a guard held its lock, from the acquiring request to its
     /// release, drop or loss.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::layers::names::HOLD_DURATION;
+    ///
+    /// assert_eq!(HOLD_DURATION, "process_lock_hold_duration_seconds");
+    /// ```
     pub const HOLD_DURATION: &str = "process_lock_hold_duration_seconds";
     /// Histogram, seconds: hand-over latency, for an acquisition that had to wait: from the
     /// waiter's last wake-up (a release notice, its turn among its process's waiters, the
     /// holder's expiry; with a waiter queue, the hand-off message, which already made it the
     /// holder, or its heartbeat) to holding the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::layers::names::HANDOVER_DURATION;
+    ///
+    /// assert_eq!(HANDOVER_DURATION, "process_lock_handover_seconds");
+    /// ```
     pub const HANDOVER_DURATION: &str = "process_lock_handover_seconds";
 }
 
@@ -254,11 +326,36 @@ pub struct MetricsBackend<B> {
 
 impl<B> MetricsBackend<B> {
     /// The wrapped backend.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::LockBackend;
+    /// use lock_core::layer::LockBackendExt;
+    /// use lock_core::layers::MetricsLayer;
+    ///
+    /// fn capabilities_of<B: LockBackend>(backend: B) -> lock_core::Capabilities {
+    ///     let measured = backend.layer(MetricsLayer::new());
+    ///     measured.get_ref().capabilities()
+    /// }
+    /// ```
     pub fn get_ref(&self) -> &B {
         &self.inner
     }
 
     /// The wrapped backend, unwrapped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::LockBackend;
+    /// use lock_core::layer::LockBackendExt;
+    /// use lock_core::layers::MetricsLayer;
+    ///
+    /// fn unmeasured<B: LockBackend>(backend: B) -> B {
+    ///     backend.layer(MetricsLayer::new()).into_inner()
+    /// }
+    /// ```
     pub fn into_inner(self) -> B {
         self.inner
     }

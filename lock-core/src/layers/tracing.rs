@@ -108,11 +108,36 @@ pub struct TracingBackend<B> {
 
 impl<B> TracingBackend<B> {
     /// The wrapped backend.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::LockBackend;
+    /// use lock_core::layer::LockBackendExt;
+    /// use lock_core::layers::TracingLayer;
+    ///
+    /// fn capabilities_of<B: LockBackend>(backend: B) -> lock_core::Capabilities {
+    ///     let traced = backend.layer(TracingLayer::new());
+    ///     traced.get_ref().capabilities()
+    /// }
+    /// ```
     pub fn get_ref(&self) -> &B {
         &self.inner
     }
 
     /// The wrapped backend, unwrapped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::LockBackend;
+    /// use lock_core::layer::LockBackendExt;
+    /// use lock_core::layers::TracingLayer;
+    ///
+    /// fn untraced<B: LockBackend>(backend: B) -> B {
+    ///     backend.layer(TracingLayer::new()).into_inner()
+    /// }
+    /// ```
     pub fn into_inner(self) -> B {
         self.inner
     }
