@@ -38,6 +38,47 @@ const MAX_RETRY: Duration = Duration::from_millis(250);
 /// A client crate builds one from its transport and the [`Settings`] of its builder, and its
 /// public backend type wraps it and hands it every operation
 /// ([`backend_api!`](crate::redis::backend_api)).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use lock_core::redis::{Deadline, RedisTransport, Reply, ScriptCall};
+/// use lock_core::{Watch, async_trait};
+///
+/// /// A transport that answers every script with 1 (for a unit test of a caller).
+/// #[derive(Debug)]
+/// struct AlwaysOne;
+///
+/// #[async_trait]
+/// impl RedisTransport for AlwaysOne {
+///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
+///         Ok(Reply::Int(1))
+///     }
+///
+///     fn notifies(&self) -> bool {
+///         false
+///     }
+///
+///     async fn watch(&self, _channel: String) -> lock_core::Result<Watch> {
+///         Err(lock_core::Error::new(lock_core::ErrorKind::Unsupported, "no Pub/Sub"))
+///     }
+///
+///     async fn watch_grants(&self, channel: String) -> lock_core::Result<Watch> {
+///         self.watch(channel).await
+///     }
+/// }
+///
+/// use lock_core::redis::{RedisBackend, Settings};
+/// let backend = RedisBackend::new(AlwaysOne, &Settings::default());
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> lock_core::Result<()> {
+/// # let backend = RedisBackend::new(AlwaysOne, &Settings::default());
+/// use lock_core::{LockBackend, LockName, Token};
+/// let held = backend.is_held_by(&LockName::new("jobs")?, &Token::generate()?).await?;
+/// assert!(held); // AlwaysOne answers 1
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct RedisBackend<T> {
     transport: T,
@@ -53,6 +94,41 @@ pub struct RedisBackend<T> {
 impl<T: RedisTransport> RedisBackend<T> {
     /// A backend on `transport`, with the prefix, response timeout and restart delay of
     /// `settings`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_core::redis::{Deadline, RedisTransport, Reply, ScriptCall};
+    /// use lock_core::{Watch, async_trait};
+    ///
+    /// /// A transport that answers every script with 1 (for a unit test of a caller).
+    /// #[derive(Debug)]
+    /// struct AlwaysOne;
+    ///
+    /// #[async_trait]
+    /// impl RedisTransport for AlwaysOne {
+    ///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
+    ///         Ok(Reply::Int(1))
+    ///     }
+    ///
+    ///     fn notifies(&self) -> bool {
+    ///         false
+    ///     }
+    ///
+    ///     async fn watch(&self, _channel: String) -> lock_core::Result<Watch> {
+    ///         Err(lock_core::Error::new(lock_core::ErrorKind::Unsupported, "no Pub/Sub"))
+    ///     }
+    ///
+    ///     async fn watch_grants(&self, channel: String) -> lock_core::Result<Watch> {
+    ///         self.watch(channel).await
+    ///     }
+    /// }
+    ///
+    /// use lock_core::redis::{RedisBackend, Settings};
+    /// let backend = RedisBackend::new(AlwaysOne, &Settings::default());
+    /// assert_eq!(backend.prefix(), "");
+    /// ```
     pub fn new(transport: T, settings: &Settings) -> Self {
         RedisBackend {
             transport,
@@ -64,27 +140,204 @@ impl<T: RedisTransport> RedisBackend<T> {
     }
 
     /// The transport.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_core::redis::{Deadline, RedisTransport, Reply, ScriptCall};
+    /// use lock_core::{Watch, async_trait};
+    ///
+    /// /// A transport that answers every script with 1 (for a unit test of a caller).
+    /// #[derive(Debug)]
+    /// struct AlwaysOne;
+    ///
+    /// #[async_trait]
+    /// impl RedisTransport for AlwaysOne {
+    ///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
+    ///         Ok(Reply::Int(1))
+    ///     }
+    ///
+    ///     fn notifies(&self) -> bool {
+    ///         false
+    ///     }
+    ///
+    ///     async fn watch(&self, _channel: String) -> lock_core::Result<Watch> {
+    ///         Err(lock_core::Error::new(lock_core::ErrorKind::Unsupported, "no Pub/Sub"))
+    ///     }
+    ///
+    ///     async fn watch_grants(&self, channel: String) -> lock_core::Result<Watch> {
+    ///         self.watch(channel).await
+    ///     }
+    /// }
+    ///
+    /// use lock_core::redis::{RedisBackend, Settings};
+    /// let backend = RedisBackend::new(AlwaysOne, &Settings::default());
+    /// let _: &AlwaysOne = backend.transport();
+    /// ```
     pub fn transport(&self) -> &T {
         &self.transport
     }
 
     /// The key prefix (empty by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_core::redis::{Deadline, RedisTransport, Reply, ScriptCall};
+    /// use lock_core::{Watch, async_trait};
+    ///
+    /// /// A transport that answers every script with 1 (for a unit test of a caller).
+    /// #[derive(Debug)]
+    /// struct AlwaysOne;
+    ///
+    /// #[async_trait]
+    /// impl RedisTransport for AlwaysOne {
+    ///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
+    ///         Ok(Reply::Int(1))
+    ///     }
+    ///
+    ///     fn notifies(&self) -> bool {
+    ///         false
+    ///     }
+    ///
+    ///     async fn watch(&self, _channel: String) -> lock_core::Result<Watch> {
+    ///         Err(lock_core::Error::new(lock_core::ErrorKind::Unsupported, "no Pub/Sub"))
+    ///     }
+    ///
+    ///     async fn watch_grants(&self, channel: String) -> lock_core::Result<Watch> {
+    ///         self.watch(channel).await
+    ///     }
+    /// }
+    ///
+    /// use lock_core::redis::{RedisBackend, Settings};
+    /// let mut settings = Settings::default();
+    /// settings.prefix = "app:".into();
+    /// assert_eq!(RedisBackend::new(AlwaysOne, &settings).prefix(), "app:");
+    /// ```
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
 
     /// How long one operation may take, sending it again included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_core::redis::{Deadline, RedisTransport, Reply, ScriptCall};
+    /// use lock_core::{Watch, async_trait};
+    ///
+    /// /// A transport that answers every script with 1 (for a unit test of a caller).
+    /// #[derive(Debug)]
+    /// struct AlwaysOne;
+    ///
+    /// #[async_trait]
+    /// impl RedisTransport for AlwaysOne {
+    ///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
+    ///         Ok(Reply::Int(1))
+    ///     }
+    ///
+    ///     fn notifies(&self) -> bool {
+    ///         false
+    ///     }
+    ///
+    ///     async fn watch(&self, _channel: String) -> lock_core::Result<Watch> {
+    ///         Err(lock_core::Error::new(lock_core::ErrorKind::Unsupported, "no Pub/Sub"))
+    ///     }
+    ///
+    ///     async fn watch_grants(&self, channel: String) -> lock_core::Result<Watch> {
+    ///         self.watch(channel).await
+    ///     }
+    /// }
+    ///
+    /// use lock_core::redis::{RedisBackend, Settings};
+    /// let backend = RedisBackend::new(AlwaysOne, &Settings::default());
+    /// assert_eq!(backend.response_timeout(), lock_core::redis::DEFAULT_RESPONSE_TIMEOUT);
+    /// ```
     pub fn response_timeout(&self) -> Duration {
         self.response_timeout
     }
 
     /// The delayed restart rule's delay; `None`: each lock's own timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_core::redis::{Deadline, RedisTransport, Reply, ScriptCall};
+    /// use lock_core::{Watch, async_trait};
+    ///
+    /// /// A transport that answers every script with 1 (for a unit test of a caller).
+    /// #[derive(Debug)]
+    /// struct AlwaysOne;
+    ///
+    /// #[async_trait]
+    /// impl RedisTransport for AlwaysOne {
+    ///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
+    ///         Ok(Reply::Int(1))
+    ///     }
+    ///
+    ///     fn notifies(&self) -> bool {
+    ///         false
+    ///     }
+    ///
+    ///     async fn watch(&self, _channel: String) -> lock_core::Result<Watch> {
+    ///         Err(lock_core::Error::new(lock_core::ErrorKind::Unsupported, "no Pub/Sub"))
+    ///     }
+    ///
+    ///     async fn watch_grants(&self, channel: String) -> lock_core::Result<Watch> {
+    ///         self.watch(channel).await
+    ///     }
+    /// }
+    ///
+    /// use lock_core::redis::{RedisBackend, Settings};
+    /// let backend = RedisBackend::new(AlwaysOne, &Settings::default());
+    /// assert_eq!(backend.restart_delay(), None); // each lock's own timeout
+    /// ```
     pub fn restart_delay(&self) -> Option<Duration> {
         self.restart_delay
     }
 
     /// This backend with the delayed restart rule's delay `delay` (`None`: each lock's own
     /// timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_core::redis::{Deadline, RedisTransport, Reply, ScriptCall};
+    /// use lock_core::{Watch, async_trait};
+    ///
+    /// /// A transport that answers every script with 1 (for a unit test of a caller).
+    /// #[derive(Debug)]
+    /// struct AlwaysOne;
+    ///
+    /// #[async_trait]
+    /// impl RedisTransport for AlwaysOne {
+    ///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
+    ///         Ok(Reply::Int(1))
+    ///     }
+    ///
+    ///     fn notifies(&self) -> bool {
+    ///         false
+    ///     }
+    ///
+    ///     async fn watch(&self, _channel: String) -> lock_core::Result<Watch> {
+    ///         Err(lock_core::Error::new(lock_core::ErrorKind::Unsupported, "no Pub/Sub"))
+    ///     }
+    ///
+    ///     async fn watch_grants(&self, channel: String) -> lock_core::Result<Watch> {
+    ///         self.watch(channel).await
+    ///     }
+    /// }
+    ///
+    /// use lock_core::redis::{RedisBackend, Settings};
+    /// let backend = RedisBackend::new(AlwaysOne, &Settings::default());
+    /// let backend = backend.with_restart_delay(Some(std::time::Duration::ZERO));
+    /// assert_eq!(backend.restart_delay(), Some(std::time::Duration::ZERO));
+    /// ```
     #[must_use]
     pub fn with_restart_delay(mut self, delay: Option<Duration>) -> Self {
         self.restart_delay = delay;
@@ -102,6 +355,48 @@ impl<T: RedisTransport> RedisBackend<T> {
     /// # Cancel safety
     ///
     /// As [`RedisTransport::eval`]'s: the script may or may not have run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_core::redis::{Deadline, RedisTransport, Reply, ScriptCall};
+    /// use lock_core::{Watch, async_trait};
+    ///
+    /// /// A transport that answers every script with 1 (for a unit test of a caller).
+    /// #[derive(Debug)]
+    /// struct AlwaysOne;
+    ///
+    /// #[async_trait]
+    /// impl RedisTransport for AlwaysOne {
+    ///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
+    ///         Ok(Reply::Int(1))
+    ///     }
+    ///
+    ///     fn notifies(&self) -> bool {
+    ///         false
+    ///     }
+    ///
+    ///     async fn watch(&self, _channel: String) -> lock_core::Result<Watch> {
+    ///         Err(lock_core::Error::new(lock_core::ErrorKind::Unsupported, "no Pub/Sub"))
+    ///     }
+    ///
+    ///     async fn watch_grants(&self, channel: String) -> lock_core::Result<Watch> {
+    ///         self.watch(channel).await
+    ///     }
+    /// }
+    ///
+    /// use lock_core::redis::{RedisBackend, Settings};
+    /// let backend = RedisBackend::new(AlwaysOne, &Settings::default());
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> lock_core::Result<()> {
+    /// # let backend = RedisBackend::new(AlwaysOne, &Settings::default());
+    /// use lock_core::redis::calls;
+    /// use lock_core::{LockName, Token, Ttl};
+    /// let call = calls::renew("", &LockName::new("jobs")?, &Token::generate()?, Ttl::from_secs(30)?);
+    /// assert!(backend.run(&call).await?);
+    /// # Ok(()) }
+    /// ```
     pub async fn run<R>(&self, call: &Call<R>) -> Result<R> {
         let deadline = Deadline::after(self.response_timeout);
         let mut backoff = FIRST_RETRY;

@@ -32,6 +32,21 @@ use super::scripts::{ACQUIRE, ACQUIRE_FENCED};
 ///
 /// `Debug` shows the keys but only the number of arguments: one of them may be the owner's
 /// token, which lets anyone release the lock.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::calls;
+/// use lock_core::{LockName, Token, Ttl};
+///
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::from_string("0123abcd")?, Ttl::from_secs(30)?);
+/// let call = calls::acquire("", &name, &token, ttl, None);
+/// let script = call.script();
+/// assert_eq!(script.op, "acquire");
+/// assert_eq!(script.keys[0], "jobs");
+/// assert_eq!(script.args[0], "0123abcd");
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct ScriptCall {
     /// The operation, for messages (`"acquire"`, `"force release"`, ...).
@@ -58,6 +73,21 @@ impl fmt::Debug for ScriptCall {
 
 /// An operation of the protocol: the [`ScriptCall`] to send, and how to read its answer into a
 /// `T`. Made by the functions of [this module](self).
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::calls;
+/// use lock_core::{LockName, Token, Ttl};
+///
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::from_string("0123abcd")?, Ttl::from_secs(30)?);
+/// use lock_core::redis::Reply;
+///
+/// let call = calls::renew("", &name, &token, ttl);
+/// assert_eq!(call.read(Reply::Int(1))?, true);
+/// assert!(call.read(Reply::Int(7)).is_err());
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 #[must_use = "a call does nothing until a transport runs it"]
 #[derive(Clone)]
 pub struct Call<T> {
@@ -83,6 +113,18 @@ impl<T> Call<T> {
     }
 
     /// What to send.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::redis::calls;
+    /// use lock_core::{LockName, Token, Ttl};
+    ///
+    /// let (name, token, ttl) = (LockName::new("jobs")?, Token::from_string("0123abcd")?, Ttl::from_secs(30)?);
+    /// let call = calls::status("", &name);
+    /// assert_eq!(&call.script().keys[..], ["jobs"]);
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn script(&self) -> &ScriptCall {
         &self.script
     }
@@ -93,6 +135,21 @@ impl<T> Call<T> {
     ///
     /// [`ErrorKind::UnexpectedReply`](crate::ErrorKind::UnexpectedReply) for an answer the
     /// script never gives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::redis::calls;
+    /// use lock_core::{LockName, Token, Ttl};
+    ///
+    /// let (name, token, ttl) = (LockName::new("jobs")?, Token::from_string("0123abcd")?, Ttl::from_secs(30)?);
+    /// use lock_core::Release;
+    /// use lock_core::redis::Reply;
+    ///
+    /// let call = calls::release("", &name, &token);
+    /// assert_eq!(call.read(Reply::Int(0))?, Release::NotOwner);
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
     pub fn read(&self, reply: Reply) -> Result<T> {
         (self.read)(&reply).ok_or_else(|| unexpected(self.script.op, reply))
     }
@@ -242,6 +299,17 @@ pub fn member(waiter: &Waiter, grant_id: &str) -> String {
 
 /// The channel on which the waiters of a backend with id `grant_id` are told that `name`
 /// (under `prefix`) was handed to one of them.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::calls::grant_channel;
+/// use lock_core::LockName;
+///
+/// let channel = grant_channel("app:", &LockName::new("jobs")?, "ff00");
+/// assert!(channel.ends_with("ff00"));
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 pub fn grant_channel(prefix: &str, name: &LockName, grant_id: &str) -> String {
     NameKeys::with(prefix, name, |k| {
         k.grant_channel_prefix().to_owned() + grant_id
@@ -250,6 +318,21 @@ pub fn grant_channel(prefix: &str, name: &LockName, grant_id: &str) -> String {
 
 /// [`LockBackend::try_acquire`](crate::LockBackend::try_acquire) of `name` under `prefix`;
 /// `restart_delay` as configured (`None`: the lock's timeout).
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::calls;
+/// use lock_core::{LockName, Token, Ttl};
+///
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::from_string("0123abcd")?, Ttl::from_secs(30)?);
+/// use lock_core::redis::scripts::Script;
+///
+/// let call = calls::acquire("app:", &name, &token, ttl, None);
+/// assert_eq!(call.script().script, Script::Acquire);
+/// assert_eq!(call.script().keys[0], "app:jobs");
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 pub fn acquire(
     prefix: &str,
     name: &LockName,
@@ -273,6 +356,22 @@ pub fn acquire(
 
 /// [`LockBackend::try_acquire_fenced`](crate::LockBackend::try_acquire_fenced); as
 /// [`acquire`].
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::calls;
+/// use lock_core::{LockName, Token, Ttl};
+///
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::from_string("0123abcd")?, Ttl::from_secs(30)?);
+/// use lock_core::FencedAcquire;
+/// use lock_core::redis::Reply;
+///
+/// let call = calls::acquire_fenced("", &name, &token, ttl, None);
+/// let answer = Reply::Array(vec![Reply::Int(1), Reply::Int(17)]);
+/// assert_eq!(call.read(answer)?, FencedAcquire::Acquired { fence: 17 });
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 pub fn acquire_fenced(
     prefix: &str,
     name: &LockName,
@@ -296,6 +395,21 @@ pub fn acquire_fenced(
 
 /// [`LockBackend::queue_step`](crate::LockBackend::queue_step) of `waiter`, a waiter of the
 /// backend with id `grant_id`.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::calls;
+/// use lock_core::{LockName, Token, Ttl};
+///
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::from_string("0123abcd")?, Ttl::from_secs(30)?);
+/// use lock_core::queue::{QueueTiming, Waiter};
+///
+/// let waiter = Waiter::new(token, ttl, QueueTiming::for_ttl(ttl));
+/// let call = calls::queue_step("", &name, &waiter, "ff00", None);
+/// assert_eq!(call.script().keys.len(), 5);
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 pub fn queue_step(
     prefix: &str,
     name: &LockName,
@@ -321,6 +435,22 @@ pub fn queue_step(
 
 /// [`LockBackend::leave_queue`](crate::LockBackend::leave_queue) of `waiter`, a waiter of the
 /// backend with id `grant_id`.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::calls;
+/// use lock_core::{LockName, Token, Ttl};
+///
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::from_string("0123abcd")?, Ttl::from_secs(30)?);
+/// use lock_core::queue::{Leave, QueueTiming, Waiter};
+/// use lock_core::redis::Reply;
+///
+/// let waiter = Waiter::new(token, ttl, QueueTiming::for_ttl(ttl));
+/// let call = calls::leave_queue("", &name, &waiter, "ff00", false);
+/// assert_eq!(call.read(Reply::Array(vec![Reply::Int(1)]))?, Leave::Left);
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 pub fn leave_queue(
     prefix: &str,
     name: &LockName,
@@ -345,6 +475,18 @@ pub fn leave_queue(
 }
 
 /// [`LockBackend::renew`](crate::LockBackend::renew).
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::calls;
+/// use lock_core::{LockName, Token, Ttl};
+///
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::from_string("0123abcd")?, Ttl::from_secs(30)?);
+/// let call = calls::renew("", &name, &token, ttl);
+/// assert_eq!(call.script().args, ["0123abcd", "30000"]);
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 pub fn renew(prefix: &str, name: &LockName, token: &Token, ttl: Ttl) -> Call<bool> {
     let args = vec![token.as_str().to_owned(), ttl.as_millis().to_string()];
     Call::new("renew", Script::Renew, lock_key(prefix, name), args, |r| {
@@ -354,6 +496,18 @@ pub fn renew(prefix: &str, name: &LockName, token: &Token, ttl: Ttl) -> Call<boo
 
 /// [`LockBackend::release`](crate::LockBackend::release), announced on the lock's
 /// [`release_channel`].
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::calls;
+/// use lock_core::{LockName, Token, Ttl};
+///
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::from_string("0123abcd")?, Ttl::from_secs(30)?);
+/// let call = calls::release("", &name, &token);
+/// assert_eq!(call.script().args[0], "0123abcd");
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 pub fn release(prefix: &str, name: &LockName, token: &Token) -> Call<Release> {
     let mut args = vec![token.as_str().to_owned()];
     let keys = NameKeys::with(prefix, name, |k| {
@@ -368,6 +522,21 @@ pub fn release(prefix: &str, name: &LockName, token: &Token) -> Call<Release> {
 
 /// [`LockBackend::force_release`](crate::LockBackend::force_release), announced on the lock's
 /// [`release_channel`].
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::calls;
+/// use lock_core::{LockName, Token, Ttl};
+///
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::from_string("0123abcd")?, Ttl::from_secs(30)?);
+/// use lock_core::ForceRelease;
+/// use lock_core::redis::Reply;
+///
+/// let call = calls::force_release("", &name);
+/// assert_eq!(call.read(Reply::Int(0))?, ForceRelease::Missing);
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 pub fn force_release(prefix: &str, name: &LockName) -> Call<ForceRelease> {
     let mut args = Vec::with_capacity(4);
     let keys = NameKeys::with(prefix, name, |k| {
@@ -381,6 +550,21 @@ pub fn force_release(prefix: &str, name: &LockName) -> Call<ForceRelease> {
 }
 
 /// [`LockBackend::status`](crate::LockBackend::status).
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::calls;
+/// use lock_core::{LockName, Token, Ttl};
+///
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::from_string("0123abcd")?, Ttl::from_secs(30)?);
+/// use lock_core::LockState;
+/// use lock_core::redis::Reply;
+///
+/// let call = calls::status("", &name);
+/// assert_eq!(call.read(Reply::Int(-2))?.state, LockState::Open);
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 pub fn status(prefix: &str, name: &LockName) -> Call<Status> {
     Call::new(
         "status",
@@ -392,6 +576,20 @@ pub fn status(prefix: &str, name: &LockName) -> Call<Status> {
 }
 
 /// [`LockBackend::is_held_by`](crate::LockBackend::is_held_by).
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::calls;
+/// use lock_core::{LockName, Token, Ttl};
+///
+/// let (name, token, ttl) = (LockName::new("jobs")?, Token::from_string("0123abcd")?, Ttl::from_secs(30)?);
+/// use lock_core::redis::Reply;
+///
+/// let call = calls::is_held_by("", &name, &token);
+/// assert_eq!(call.read(Reply::Int(1))?, true);
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 pub fn is_held_by(prefix: &str, name: &LockName, token: &Token) -> Call<bool> {
     let args = vec![token.as_str().to_owned()];
     Call::new(
@@ -405,6 +603,16 @@ pub fn is_held_by(prefix: &str, name: &LockName, token: &Token) -> Call<bool> {
 
 /// The channel [`LockBackend::watch`](crate::LockBackend::watch) subscribes to for `name` under
 /// `prefix`: where [`release`] and [`force_release`] announce it.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::calls::watch_channel;
+/// use lock_core::LockName;
+///
+/// assert_eq!(watch_channel("", &LockName::new("jobs")?), "process-lock:released:jobs");
+/// # Ok::<(), lock_core::Error>(())
+/// ```
 pub fn watch_channel(prefix: &str, name: &LockName) -> String {
     NameKeys::with(prefix, name, |k| k.release_channel.clone())
 }

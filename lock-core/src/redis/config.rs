@@ -9,6 +9,14 @@ use std::time::Duration;
 use crate::error::{Error, ErrorKind, Result};
 
 /// The environment variable `process-lock-node` reads the server's URL from.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::REDIS_URL_ENV;
+///
+/// assert_eq!(REDIS_URL_ENV, "REDIS_URL"); // as process-lock-node
+/// ```
 pub const REDIS_URL_ENV: &str = "REDIS_URL";
 
 /// Default time to establish a connection, all attempts together: 2 s.
@@ -25,6 +33,17 @@ pub const DEFAULT_RECONNECT_ATTEMPTS: usize = 3;
 /// # Errors
 ///
 /// [`ErrorKind::Config`] if the variable is unset or not valid UTF-8.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::url_from_env;
+///
+/// match url_from_env() {
+///     Ok(url) => println!("Redis at {}", lock_core::redact_url(&url)),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// ```
 pub fn url_from_env() -> Result<String> {
     url_from(std::env::var(REDIS_URL_ENV))
 }
@@ -40,6 +59,15 @@ fn url_from(var: std::result::Result<String, std::env::VarError>) -> Result<Stri
 }
 
 /// Whether `url` asks for TLS (`rediss://`, `valkeys://`, any letter case).
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::wants_tls;
+///
+/// assert!(wants_tls("rediss://cache:6380/"));
+/// assert!(!wants_tls("redis://cache:6379/"));
+/// ```
 pub fn wants_tls(url: &str) -> bool {
     let scheme = url.split("://").next().unwrap_or_default();
     ["rediss", "valkeys"]
@@ -50,6 +78,16 @@ pub fn wants_tls(url: &str) -> bool {
 /// The settings every Redis client's builder has, with the same defaults: each builder keeps
 /// one, [`builder_api!`](crate::redis::builder_api) gives it the setters, and
 /// [`RedisBackend::new`](super::RedisBackend::new) takes what the protocol needs from it.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::{DEFAULT_RESPONSE_TIMEOUT, Settings};
+///
+/// let settings = Settings::default();
+/// assert_eq!(settings.prefix, "");
+/// assert_eq!(settings.response_timeout, DEFAULT_RESPONSE_TIMEOUT);
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {

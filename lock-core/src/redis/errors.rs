@@ -34,6 +34,17 @@ pub fn server_error_kind(code: &str) -> Option<ErrorKind> {
 /// The message of an error of `kind` met while `context` (`"acquire on redis://host/"`, the
 /// URL without its password), saying what to do where the kind tells; `within` is the time
 /// allowed, for timeouts.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::ErrorKind;
+/// use lock_core::redis::error_message;
+///
+/// let message = error_message(ErrorKind::Timeout, "release on redis://cache:6379", Duration::from_secs(2));
+/// assert!(message.contains("release on redis://cache:6379"));
+/// ```
 pub fn error_message(kind: ErrorKind, context: &str, within: Duration) -> String {
     match kind {
         ErrorKind::WrongType => {
@@ -49,6 +60,15 @@ pub fn error_message(kind: ErrorKind, context: &str, within: Duration) -> String
 }
 
 /// The error of a reply to `op` that makes no sense.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::ErrorKind;
+/// use lock_core::redis::unexpected;
+///
+/// assert_eq!(unexpected("renew", "a string").kind(), ErrorKind::UnexpectedReply);
+/// ```
 pub fn unexpected(op: &str, what: impl fmt::Debug) -> Error {
     Error::new(
         ErrorKind::UnexpectedReply,
@@ -59,6 +79,17 @@ pub fn unexpected(op: &str, what: impl fmt::Debug) -> Error {
 /// The error of an operation (`context`: `"acquire on redis://host/"`) still unanswered after
 /// `within`: [`ErrorKind::Timeout`] ("no answer") if the connection was up, or
 /// [`ErrorKind::Connection`] ("no connection") if the request was waiting for a reconnection.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::ErrorKind;
+/// use lock_core::redis::no_reply;
+///
+/// let err = no_reply("renew on redis://cache", Duration::from_secs(2), true);
+/// assert_eq!(err.kind(), ErrorKind::Timeout);
+/// ```
 pub fn no_reply(context: &str, within: Duration, connected: bool) -> Error {
     let (kind, missing) = if connected {
         (ErrorKind::Timeout, "no answer")
@@ -70,6 +101,16 @@ pub fn no_reply(context: &str, within: Duration, connected: bool) -> Error {
 
 /// The error of a connection (`context`: `"connecting to redis://host/"`) not established
 /// within `within`: [`ErrorKind::Timeout`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::redis::no_connection;
+///
+/// let err = no_connection("renew on redis://cache", Duration::from_secs(2));
+/// assert!(err.is_retryable());
+/// ```
 pub fn no_connection(context: &str, within: Duration) -> Error {
     Error::new(
         ErrorKind::Timeout,

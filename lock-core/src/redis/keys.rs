@@ -27,6 +27,14 @@ pub fn key(prefix: &str, name: &LockName) -> String {
 
 /// The channel the releases of the lock at `key` are published on (a Pub/Sub channel name, not
 /// a key: it takes no space in the database).
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::keys::release_channel;
+///
+/// assert_eq!(release_channel("jobs"), "process-lock:released:jobs");
+/// ```
 pub fn release_channel(key: &str) -> String {
     format!("process-lock:released:{key}")
 }
@@ -86,18 +94,43 @@ pub fn slot_key(key: &str, suffix: &str) -> String {
 
 /// The key of the lock at `key`'s waiter queue: a sorted set of the waiting members, scored by
 /// their ticket (arrival order). See [`scripts`](super::scripts).
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::keys::{hash_slot, queue_key};
+///
+/// assert_eq!(hash_slot(&queue_key("jobs")), hash_slot("jobs"));
+/// ```
 pub fn queue_key(key: &str) -> String {
     slot_key(key, "pl-q")
 }
 
 /// The key of the leases of the lock at `key`'s waiters: a sorted set of the same members,
 /// scored by the server time (ms) at which each one's lease runs out.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::keys::{hash_slot, lease_key};
+///
+/// assert_eq!(hash_slot(&lease_key("jobs")), hash_slot("jobs"));
+/// ```
 pub fn lease_key(key: &str) -> String {
     slot_key(key, "pl-l")
 }
 
 /// The start of the channels on which the lock at `key` is handed to this process's waiters:
 /// the channel of a backend instance is this followed by its id, in `key`'s slot.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::keys::{grant_channel_prefix, hash_slot};
+///
+/// let channel = grant_channel_prefix("jobs") + "ff00";
+/// assert_eq!(hash_slot(&channel), hash_slot("jobs"));
+/// ```
 pub fn grant_channel_prefix(key: &str) -> String {
     slot_key(key, "pl-g:")
 }
@@ -163,6 +196,15 @@ fn hash_tag(key: &str) -> Option<&str> {
 
 /// The Redis Cluster hash slot of `key` (0..16384): CRC16 (XMODEM) of its hash tag, or of the
 /// whole key without one.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::keys::hash_slot;
+///
+/// assert_eq!(hash_slot("foo"), 12182); // as CLUSTER KEYSLOT foo
+/// assert_eq!(hash_slot("{user1}.a"), hash_slot("{user1}.b"));
+/// ```
 pub fn hash_slot(key: &str) -> u16 {
     let hashed = hash_tag(key).unwrap_or(key);
     crc16(hashed.as_bytes()) % 16384

@@ -13,6 +13,15 @@ use super::scripts::{ACQUIRE, ACQUIRE_FENCED, FORCE_RELEASE, IS_HELD_BY, RELEASE
 
 /// A script's answer, in the few shapes the scripts give (Lua numbers become integers, tables
 /// arrays): a transport converts its client's value into this.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::Reply;
+///
+/// let reply = Reply::Array(vec![Reply::Int(0), Reply::Int(1200)]);
+/// assert_eq!(reply.as_ints(), Some(vec![0, 1200]));
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
@@ -27,6 +36,15 @@ pub enum Reply {
 
 impl Reply {
     /// The integer, if this is one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::redis::Reply;
+    ///
+    /// assert_eq!(Reply::Int(3).as_int(), Some(3));
+    /// assert_eq!(Reply::Other("OK".into()).as_int(), None);
+    /// ```
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Reply::Int(n) => Some(*n),
@@ -35,6 +53,15 @@ impl Reply {
     }
 
     /// The integers, if this is an array of integers only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::redis::Reply;
+    ///
+    /// assert_eq!(Reply::Array(vec![Reply::Int(1)]).as_ints(), Some(vec![1]));
+    /// assert_eq!(Reply::Int(1).as_ints(), None);
+    /// ```
     pub fn as_ints(&self) -> Option<Vec<i64>> {
         match self {
             Reply::Array(items) => items.iter().map(Reply::as_int).collect(),
@@ -66,6 +93,16 @@ pub fn acquire_reply(reply: &[i64]) -> Option<Acquire> {
 }
 
 /// Reads [`RENEW`]'s answer: whether the lock was renewed; `None` for anything but 1 or 0.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::reply::renew_reply;
+///
+/// assert_eq!(renew_reply(1), Some(true));
+/// assert_eq!(renew_reply(0), Some(false));
+/// assert_eq!(renew_reply(5), None);
+/// ```
 pub fn renew_reply(reply: i64) -> Option<bool> {
     match reply {
         1 => Some(true),
@@ -76,6 +113,15 @@ pub fn renew_reply(reply: i64) -> Option<bool> {
 
 /// Reads [`IS_HELD_BY`]'s answer: whether the token holds the lock; `None` for anything but 1
 /// or 0.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::reply::is_held_by_reply;
+///
+/// assert_eq!(is_held_by_reply(1), Some(true));
+/// assert_eq!(is_held_by_reply(2), None);
+/// ```
 pub fn is_held_by_reply(reply: i64) -> Option<bool> {
     renew_reply(reply)
 }
@@ -102,6 +148,16 @@ pub fn release_reply(reply: i64) -> Option<Release> {
 }
 
 /// Reads [`FORCE_RELEASE`]'s answer; `None` for anything but 1, 2 or 0.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::ForceRelease;
+/// use lock_core::redis::reply::force_release_reply;
+///
+/// assert_eq!(force_release_reply(1), Some(ForceRelease::Released));
+/// assert_eq!(force_release_reply(0), Some(ForceRelease::Missing));
+/// ```
 pub fn force_release_reply(reply: i64) -> Option<ForceRelease> {
     match reply {
         1 => Some(ForceRelease::Released),
@@ -112,6 +168,18 @@ pub fn force_release_reply(reply: i64) -> Option<ForceRelease> {
 }
 
 /// Reads [`STATUS`]'s answer (a `PTTL`); `None` below -2.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::{LockState, Status};
+/// use lock_core::redis::reply::status_reply;
+///
+/// assert_eq!(status_reply(-2), Some(Status::open()));
+/// assert_eq!(status_reply(1500), Some(Status::locked(Some(Duration::from_millis(1500)))));
+/// assert_eq!(status_reply(-1).map(|s| s.state), Some(LockState::Locked));
+/// ```
 pub fn status_reply(pttl: i64) -> Option<Status> {
     match pttl {
         -2 => Some(Status::open()),

@@ -53,6 +53,15 @@ use super::keys::{
 /// next token is drawn from the server's clock alone (see the [module docs](self)). A server
 /// clock stepped back by more than this between two acquisitions of a name could repeat a
 /// token.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::redis::scripts::FENCE_RETENTION;
+///
+/// assert_eq!(FENCE_RETENTION, Duration::from_secs(600));
+/// ```
 pub const FENCE_RETENTION: Duration = Duration::from_secs(600);
 
 /// The Lua functions the acquiring scripts share, after the [queue functions](self) (they use
@@ -269,6 +278,14 @@ end
 /// to keep the fencing counter past the ttl ([`FENCE_RETENTION`], ms), how many queue entries
 /// one call may drop ([`EVICT_CAP`]), and the prefix of the grant channels
 /// ([`grant_channel_prefix`]).
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::scripts::EVICT_CAP;
+///
+/// assert_eq!(EVICT_CAP, 16);
+/// ```
 pub const EVICT_CAP: u32 = 16;
 
 /// Acquire, trying once. `KEYS` as the [queue functions](self) (lock, fence, boot, queue,
@@ -281,6 +298,14 @@ pub const EVICT_CAP: u32 = 16;
 /// (`ms` until it may be granted). **No barging:** a free lock with live waiters queued goes
 /// to the first of them, and the caller gets `{0, ms}`. A key of another type fails with
 /// `WRONGTYPE`, unchanged.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::scripts::{ACQUIRE, Script};
+///
+/// assert_eq!(Script::Acquire.lua(), ACQUIRE);
+/// ```
 pub const ACQUIRE: &str = concat!(
     queue_lua!(),
     restart_wait!(),
@@ -321,6 +346,15 @@ return {1}
 /// Returns 1 renewed, 0 not the owner (free, expired or held by another token). A key of
 /// another type fails with `WRONGTYPE`. It is also how a waiter the lock was handed to
 /// confirms it: a hand-off sets only the waiter's claim time.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::scripts::{RENEW, Script};
+///
+/// assert_eq!(Script::Renew.lua(), RENEW);
+/// assert!(RENEW.contains("PEXPIRE"));
+/// ```
 pub const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -335,6 +369,14 @@ return 0
 /// on the release channel when no one queues), 2 released but no one could be told (the user
 /// may not publish there), 0 not the owner (left alone), -1 did not exist. A key of another
 /// type fails with `WRONGTYPE`, unchanged.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::scripts::{RELEASE, Script};
+///
+/// assert_eq!(Script::Release.lua(), RELEASE);
+/// ```
 pub const RELEASE: &str = concat!(
     queue_lua!(),
     r"
@@ -358,6 +400,14 @@ return free(q, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5])
 ///
 /// Returns 1 released (handed on or announced), 2 released but no one could be told, 0 did
 /// not exist. A key of another type fails with `WRONGTYPE` and is left alone.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::scripts::{FORCE_RELEASE, Script};
+///
+/// assert_eq!(Script::ForceRelease.lua(), FORCE_RELEASE);
+/// ```
 pub const FORCE_RELEASE: &str = concat!(
     queue_lua!(),
     r"
@@ -376,6 +426,15 @@ return free(q, ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])
 ///
 /// Returns the key's `PTTL`: -2 open, -1 locked with no expiry, otherwise locked with that many
 /// milliseconds left. A key of another type fails with `WRONGTYPE`.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::scripts::{STATUS, Script};
+///
+/// assert_eq!(Script::Status.lua(), STATUS);
+/// assert!(STATUS.contains("PTTL"));
+/// ```
 pub const STATUS: &str = r"
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'none' and kind ~= 'string' then
@@ -388,6 +447,14 @@ return redis.call('PTTL', KEYS[1])
 ///
 /// Returns 1 when the token holds the lock, 0 otherwise; reads only (no expiry is reset). A
 /// key of another type fails with `WRONGTYPE`.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::scripts::{IS_HELD_BY, Script};
+///
+/// assert_eq!(Script::IsHeldBy.lua(), IS_HELD_BY);
+/// ```
 pub const IS_HELD_BY: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 1
@@ -404,6 +471,14 @@ return 0
 /// as [`ACQUIRE`], which includes not barging ahead of queued waiters. Every read that can
 /// fail (a key of another type, a counter that is not a number) comes before any write, so a
 /// failed script changes nothing.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::scripts::{ACQUIRE_FENCED, Script};
+///
+/// assert_eq!(Script::AcquireFenced.lua(), ACQUIRE_FENCED);
+/// ```
 pub const ACQUIRE_FENCED: &str = concat!(
     queue_lua!(),
     restart_wait!(),
@@ -462,6 +537,14 @@ return {1, fence}
 ///
 /// A ticket is the larger of the tail's plus 1 and the server's clock in microseconds, so
 /// tickets only grow. Leases are server time: no client clock is ever compared.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::scripts::{QUEUE, Script};
+///
+/// assert_eq!(Script::Queue.lua(), QUEUE);
+/// ```
 pub const QUEUE: &str = concat!(
     queue_lua!(),
     restart_wait!(),
@@ -535,6 +618,14 @@ return {1, fence}
 /// Returns `{1}` left the queue, `{0}` was not queued, `{2, fence}` the lock had been handed
 /// to it and is kept (confirmed for the full ttl), `{3}` it had been handed to it and is now
 /// released and handed on.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::scripts::{LEAVE, Script};
+///
+/// assert_eq!(Script::Leave.lua(), LEAVE);
+/// ```
 pub const LEAVE: &str = concat!(
     queue_lua!(),
     r"
@@ -572,6 +663,15 @@ return {removed}
 /// The SHA-1 is that of the Lua text, as Redis computes it (`SCRIPT LOAD` answers the same), so
 /// every client, and every program in another language, runs the same script under the same
 /// name.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::Script;
+///
+/// // What `SCRIPT LOAD` answers for the script's text, so any client can call it by name.
+/// assert_eq!(Script::Renew.sha1().len(), 40);
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Script {
@@ -597,6 +697,17 @@ pub enum Script {
 
 impl Script {
     /// Every script, in declaration order: to load them all on a server ahead of time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::redis::Script;
+    ///
+    /// // Load every script on a new server ahead of time: SCRIPT LOAD <lua> for each.
+    /// for script in Script::ALL {
+    ///     println!("{:?}: {} bytes of Lua", script, script.lua().len());
+    /// }
+    /// ```
     pub const ALL: [Script; 9] = [
         Script::Acquire,
         Script::AcquireFenced,
@@ -610,6 +721,14 @@ impl Script {
     ];
 
     /// The Lua text.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::redis::Script;
+    ///
+    /// assert!(Script::Status.lua().contains("PTTL"));
+    /// ```
     pub fn lua(self) -> &'static str {
         match self {
             Script::Acquire => ACQUIRE,
@@ -626,6 +745,14 @@ impl Script {
 
     /// The SHA-1 of the Lua text, in lowercase hex: the name `EVALSHA` runs it by. Computed
     /// once per process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::redis::Script;
+    ///
+    /// assert!(Script::Acquire.sha1().chars().all(|c| c.is_ascii_hexdigit()));
+    /// ```
     pub fn sha1(self) -> &'static str {
         static SHA1S: LazyLock<[String; 9]> = LazyLock::new(|| {
             Script::ALL.map(|script| sha1_smol::Sha1::from(script.lua()).digest().to_string())

@@ -9,6 +9,15 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// How long a TLS handshake goes unanswered before [`unless_plain_text`] asks the server, in
 /// plain text, whether it speaks it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::redis::PLAIN_TEXT_PROBE_DELAY;
+///
+/// assert!(PLAIN_TEXT_PROBE_DELAY < Duration::from_secs(1));
+/// ```
 pub const PLAIN_TEXT_PROBE_DELAY: Duration = Duration::from_millis(200);
 
 /// Runs `connecting`, a connection being made with TLS to `tls` (host and port; nothing to
@@ -29,6 +38,18 @@ pub const PLAIN_TEXT_PROBE_DELAY: Duration = Duration::from_millis(200);
 /// # Cancel safety
 ///
 /// Safe: dropping it drops `connecting` and the probe's connection.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::unless_plain_text;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> lock_core::Result<()> {
+/// // Without TLS there is nothing to probe: the connection is made as it is.
+/// let connected = unless_plain_text(None, "redis://cache", async { Ok(42) }).await?;
+/// assert_eq!(connected, 42);
+/// # Ok(()) }
+/// ```
 pub async fn unless_plain_text<T>(
     tls: Option<(String, u16)>,
     target: &str,

@@ -14,6 +14,16 @@ use crate::notify::Watch;
 
 /// When one operation must be over: [`at`](Deadline::at), which is
 /// [`within`](Deadline::within) (the response timeout) after it started.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::redis::Deadline;
+///
+/// let deadline = Deadline::after(Duration::from_secs(2));
+/// assert_eq!(deadline.within, Duration::from_secs(2));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline {
     /// The instant the operation must be over by.
@@ -24,6 +34,18 @@ pub struct Deadline {
 
 impl Deadline {
     /// The deadline of an operation starting now and allowed `within`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lock_core::redis::Deadline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let deadline = Deadline::after(Duration::from_millis(500));
+    /// assert!(deadline.at > tokio::time::Instant::now());
+    /// # }
+    /// ```
     pub fn after(within: Duration) -> Self {
         Deadline {
             at: Instant::now() + within,
@@ -42,6 +64,41 @@ impl Deadline {
 /// Dropping a future of [`eval`](RedisTransport::eval) may or may not have run the script, as
 /// with any network request; it never runs it partially (a script is atomic). Dropping one of
 /// [`watch`](RedisTransport::watch) leaves no subscription behind.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use lock_core::redis::{Deadline, RedisTransport, Reply, ScriptCall};
+/// use lock_core::{Watch, async_trait};
+///
+/// /// A transport that answers every script with 1 (for a unit test of a caller).
+/// #[derive(Debug)]
+/// struct AlwaysOne;
+///
+/// #[async_trait]
+/// impl RedisTransport for AlwaysOne {
+///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
+///         Ok(Reply::Int(1))
+///     }
+///
+///     fn notifies(&self) -> bool {
+///         false
+///     }
+///
+///     async fn watch(&self, _channel: String) -> lock_core::Result<Watch> {
+///         Err(lock_core::Error::new(lock_core::ErrorKind::Unsupported, "no Pub/Sub"))
+///     }
+///
+///     async fn watch_grants(&self, channel: String) -> lock_core::Result<Watch> {
+///         self.watch(channel).await
+///     }
+/// }
+///
+/// use lock_core::redis::{RedisBackend, Settings};
+/// let backend = RedisBackend::new(AlwaysOne, &Settings::default());
+///
+/// ```
 #[async_trait]
 pub trait RedisTransport: Send + Sync + fmt::Debug + 'static {
     /// Runs `call` once, by `EVALSHA`; after a `NOSCRIPT` answer (nothing ran) it loads the
