@@ -187,6 +187,35 @@ pub trait Layer<B: LockBackend> {
 ///
 /// As [`LockBackend`]'s: an override should add nothing that breaks when its future is dropped
 /// mid-way (a span or a timer is fine; a half-updated shared state is not).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use lock_core::layer::LayeredBackend;
+/// use lock_core::{LockBackend, LockName, Release, Token, async_trait};
+///
+/// /// Counts releases; every other operation goes to the inner backend unchanged.
+/// #[derive(Debug)]
+/// struct CountReleases<B> {
+///     inner: B,
+///     releases: AtomicU64,
+/// }
+///
+/// #[async_trait]
+/// impl<B: LockBackend> LayeredBackend for CountReleases<B> {
+///     type Inner = B;
+///
+///     fn inner(&self) -> &B {
+///         &self.inner
+///     }
+///
+///     async fn release(&self, name: &LockName, token: &Token) -> lock_core::Result<Release> {
+///         self.releases.fetch_add(1, Ordering::Relaxed);
+///         self.inner.release(name, token).await
+///     }
+/// }
+/// ```
 #[async_trait]
 pub trait LayeredBackend: Send + Sync + std::fmt::Debug + 'static {
     /// The wrapped backend.

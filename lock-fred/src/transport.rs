@@ -18,6 +18,18 @@ use crate::request::{options, routed, timed_by_fred};
 /// The `fred` crate's side of a [`FredBackend`](crate::FredBackend): scripts on a `fred`
 /// [`Client`] (or the clients of a [`Pool`], in turn), and subscriptions on a Pub/Sub connection
 /// of its own. The protocol itself is [`lock_core::redis`]'s.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::RedisBackend;
+/// use lock_fred::FredTransport;
+///
+/// /// Code written against the protocol layer, for the fred client.
+/// fn prefix_of(backend: &RedisBackend<FredTransport>) -> &str {
+///     backend.prefix()
+/// }
+/// ```
 #[derive(Clone)]
 pub struct FredTransport {
     conn: Conn,

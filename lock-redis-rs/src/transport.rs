@@ -15,6 +15,18 @@ use crate::pubsub::Waiters;
 /// The `redis` crate's side of a [`RedisRsBackend`](crate::RedisRsBackend): scripts on its
 /// shared, multiplexed connection, and subscriptions on the Pub/Sub connection its waiters
 /// share. The protocol itself is [`lock_core::redis`]'s.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::RedisBackend;
+/// use lock_redis_rs::RedisRsTransport;
+///
+/// /// Code written against the protocol layer, for the redis-rs client.
+/// fn prefix_of(backend: &RedisBackend<RedisRsTransport>) -> &str {
+///     backend.prefix()
+/// }
+/// ```
 #[derive(Clone)]
 pub struct RedisRsTransport {
     conn: ConnectionManager,
