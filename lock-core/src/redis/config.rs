@@ -20,12 +20,40 @@ use crate::error::{Error, ErrorKind, Result};
 pub const REDIS_URL_ENV: &str = "REDIS_URL";
 
 /// Default time to establish a connection, all attempts together: 2 s.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::redis::{DEFAULT_CONNECT_TIMEOUT, Settings};
+///
+/// assert_eq!(Settings::default().connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+/// assert_eq!(DEFAULT_CONNECT_TIMEOUT, Duration::from_secs(2));
+/// ```
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Default time for one operation, waiting for a reconnection included: 2 s.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::redis::{DEFAULT_RESPONSE_TIMEOUT, Settings};
+///
+/// assert_eq!(Settings::default().response_timeout, DEFAULT_RESPONSE_TIMEOUT);
+/// assert_eq!(DEFAULT_RESPONSE_TIMEOUT, Duration::from_secs(2));
+/// ```
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Default connection attempts after the first fails: 3, with exponential backoff.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::{DEFAULT_RECONNECT_ATTEMPTS, Settings};
+///
+/// assert_eq!(Settings::default().reconnect_attempts, DEFAULT_RECONNECT_ATTEMPTS);
+/// ```
 pub const DEFAULT_RECONNECT_ATTEMPTS: usize = 3;
 
 /// The server's URL from [`REDIS_URL_ENV`], as `process-lock-node` reads it.
@@ -168,6 +196,16 @@ macro_rules! __redis_backend_api {
             /// # Cancel safety
             ///
             /// Safe: dropping the future drops the connection being made.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("use ", env!("CARGO_CRATE_NAME"), "::", stringify!($backend), ";")]
+            ///
+            /// # async fn example() -> lock_core::Result<()> {
+            #[doc = concat!("let backend = ", stringify!($backend), "::connect(\"redis://127.0.0.1:6379/\").await?;")]
+            /// # Ok(()) }
+            /// ```
             pub async fn connect(url: &str) -> $crate::Result<Self> {
                 Self::builder(url).connect().await
             }
@@ -184,11 +222,33 @@ macro_rules! __redis_backend_api {
             /// # Cancel safety
             ///
             /// Safe: dropping the future drops the connection being made.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("use ", env!("CARGO_CRATE_NAME"), "::", stringify!($backend), ";")]
+            ///
+            /// # async fn example() -> lock_core::Result<()> {
+            /// // REDIS_URL=redis://cache:6379/
+            #[doc = concat!("let backend = ", stringify!($backend), "::from_env().await?;")]
+            /// # Ok(()) }
+            /// ```
             pub async fn from_env() -> $crate::Result<Self> {
                 Self::connect(&$crate::redis::url_from_env()?).await
             }
 
             /// The key prefix (empty by default).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("use ", env!("CARGO_CRATE_NAME"), "::", stringify!($backend), ";")]
+            ///
+            /// # async fn example() -> lock_core::Result<()> {
+            #[doc = concat!("let backend = ", stringify!($backend), "::connect(\"redis://127.0.0.1/\").await?;")]
+            /// assert_eq!(backend.prefix(), "");
+            /// # Ok(()) }
+            /// ```
             pub fn prefix(&self) -> &str {
                 self.inner.prefix()
             }
@@ -231,12 +291,36 @@ macro_rules! __redis_builder_api {
     ) => {
         impl $builder {
             /// Default time to establish a connection: 2 s.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("use ", env!("CARGO_CRATE_NAME"), "::", stringify!($builder), ";")]
+            ///
+            #[doc = concat!("assert_eq!(", stringify!($builder), "::DEFAULT_CONNECT_TIMEOUT, std::time::Duration::from_secs(2));")]
+            /// ```
             pub const DEFAULT_CONNECT_TIMEOUT: ::std::time::Duration =
                 $crate::redis::DEFAULT_CONNECT_TIMEOUT;
             /// Default time for one operation, waiting for a reconnection included: 2 s.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("use ", env!("CARGO_CRATE_NAME"), "::", stringify!($builder), ";")]
+            ///
+            #[doc = concat!("assert_eq!(", stringify!($builder), "::DEFAULT_RESPONSE_TIMEOUT, std::time::Duration::from_secs(2));")]
+            /// ```
             pub const DEFAULT_RESPONSE_TIMEOUT: ::std::time::Duration =
                 $crate::redis::DEFAULT_RESPONSE_TIMEOUT;
             /// Default connection attempts after the first fails: 3, with exponential backoff.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("use ", env!("CARGO_CRATE_NAME"), "::", stringify!($builder), ";")]
+            ///
+            #[doc = concat!("assert_eq!(", stringify!($builder), "::DEFAULT_RECONNECT_ATTEMPTS, 3);")]
+            /// ```
             pub const DEFAULT_RECONNECT_ATTEMPTS: usize = $crate::redis::DEFAULT_RECONNECT_ATTEMPTS;
 
             /// How long after the server starts a free lock is not granted (the *delayed
@@ -247,6 +331,18 @@ macro_rules! __redis_builder_api {
             /// [`Duration::ZERO`](std::time::Duration::ZERO) to grant at once (for a server
             /// whose data survives restarts, or in tests). A server that kept its data keeps
             /// its start time, and grants at once.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use std::time::Duration;
+            #[doc = concat!("use ", env!("CARGO_CRATE_NAME"), "::", stringify!($builder), ";")]
+            ///
+            #[doc = concat!("fn persistent(builder: ", stringify!($builder), ") -> ", stringify!($builder), " {")]
+            ///     // The server's data survives restarts: no delay.
+            ///     builder.restart_delay(Duration::ZERO)
+            /// }
+            /// ```
             pub fn restart_delay(mut self, delay: ::std::time::Duration) -> Self {
                 self.$settings.restart_delay = ::std::option::Option::Some(delay);
                 self
@@ -255,6 +351,16 @@ macro_rules! __redis_builder_api {
             /// Puts every lock's key under `prefix` (the key becomes `prefix + name`). None by
             /// default, which is what `process-lock-node` uses: set one only if every process
             /// sharing the locks sets the same.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("use ", env!("CARGO_CRATE_NAME"), "::", stringify!($builder), ";")]
+            ///
+            #[doc = concat!("fn billing(builder: ", stringify!($builder), ") -> ", stringify!($builder), " {")]
+            ///     builder.prefix("billing:")
+            /// }
+            /// ```
             pub fn prefix(
                 mut self,
                 prefix: impl ::std::convert::Into<::std::string::String>,
@@ -264,18 +370,50 @@ macro_rules! __redis_builder_api {
             }
 
             $(#[$connect])*
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use std::time::Duration;
+            #[doc = concat!("use ", env!("CARGO_CRATE_NAME"), "::", stringify!($builder), ";")]
+            ///
+            #[doc = concat!("fn patient(builder: ", stringify!($builder), ") -> ", stringify!($builder), " {")]
+            ///     builder.connect_timeout(Duration::from_secs(10))
+            /// }
+            /// ```
             pub fn connect_timeout(mut self, timeout: ::std::time::Duration) -> Self {
                 self.$settings.connect_timeout = timeout;
                 self
             }
 
             $(#[$response])*
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use std::time::Duration;
+            #[doc = concat!("use ", env!("CARGO_CRATE_NAME"), "::", stringify!($builder), ";")]
+            ///
+            #[doc = concat!("fn quick(builder: ", stringify!($builder), ") -> ", stringify!($builder), " {")]
+            ///     builder.response_timeout(Duration::from_millis(500))
+            /// }
+            /// ```
             pub fn response_timeout(mut self, timeout: ::std::time::Duration) -> Self {
                 self.$settings.response_timeout = timeout;
                 self
             }
 
             $(#[$attempts])*
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("use ", env!("CARGO_CRATE_NAME"), "::", stringify!($builder), ";")]
+            ///
+            #[doc = concat!("fn stubborn(builder: ", stringify!($builder), ") -> ", stringify!($builder), " {")]
+            ///     builder.reconnect_attempts(10)
+            /// }
+            /// ```
             pub fn reconnect_attempts(mut self, attempts: usize) -> Self {
                 self.$settings.reconnect_attempts = attempts;
                 self
