@@ -295,6 +295,9 @@ mod tests {
             assert!(svg.starts_with("<svg"), "{plot}");
             assert!(svg.contains("Redis 7.0.15"), "{plot} has no footer");
         }
+        let handover =
+            std::fs::read_to_string(docs.join("benchmarks/handover-cdf-2-processes.svg"));
+        assert!(handover.unwrap().contains("(4 hand-overs)"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

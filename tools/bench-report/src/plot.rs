@@ -154,10 +154,10 @@ pub(crate) fn cdf(
         .copied()
         .unwrap_or(1000) as f64
         / 1000.0;
-    let title = match what {
-        "handover" => "Hand-over",
-        "wait" => "Wait in the acquire",
-        other => other,
+    let (title, unit) = match what {
+        "handover" => ("Hand-over", "hand-overs"),
+        "wait" => ("Wait in the acquire", "turns"),
+        other => (other, "samples"),
     };
     let mut chart = ChartBuilder::on(&plot)
         .caption(
@@ -202,7 +202,7 @@ pub(crate) fn cdf(
         let c = colour(i);
         chart
             .draw_series(LineSeries::new(points, c.stroke_width(2)))?
-            .label(format!("{variant} ({n} turns)"))
+            .label(format!("{variant} ({n} {unit})"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
     }
     finish(&root, &mut chart, SeriesLabelPosition::LowerRight)
