@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::calls::{self, Call};
 use super::config::Settings;
+use super::keys::{AsKeySpace, KeySpace};
 use super::transport::{Deadline, RedisTransport};
 use crate::backend::{
     Acquire, Capabilities, FencedAcquire, ForceRelease, LockBackend, Release, Status,
@@ -82,7 +83,9 @@ const MAX_RETRY: Duration = Duration::from_millis(250);
 #[derive(Debug, Clone)]
 pub struct RedisBackend<T> {
     transport: T,
-    prefix: Arc<str>,
+    /// The prefix, and whether releases go out on sharded Pub/Sub (the transport's
+    /// [`sharded`](RedisTransport::sharded)).
+    space: KeySpace,
     response_timeout: Duration,
     /// The delayed restart rule's delay; `None`: the lock's timeout.
     restart_delay: Option<Duration>,
@@ -131,8 +134,8 @@ impl<T: RedisTransport> RedisBackend<T> {
     /// ```
     pub fn new(transport: T, settings: &Settings) -> Self {
         RedisBackend {
+            space: KeySpace::new(&settings.prefix).sharded(transport.sharded()),
             transport,
-            prefix: settings.prefix.as_str().into(),
             response_timeout: settings.response_timeout,
             restart_delay: settings.restart_delay,
             grant_id: grant_id().into(),
@@ -217,7 +220,7 @@ impl<T: RedisTransport> RedisBackend<T> {
     /// assert_eq!(RedisBackend::new(AlwaysOne, &settings).prefix(), "app:");
     /// ```
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        self.space.prefix()
     }
 
     /// How long one operation may take, sending it again included.
@@ -437,29 +440,29 @@ impl<T: RedisTransport> LockBackend for RedisBackend<T> {
     }
 
     async fn try_acquire(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<Acquire> {
-        let call = calls::acquire(&self.prefix, name, token, ttl, self.restart_delay);
+        let call = calls::acquire(&self.space, name, token, ttl, self.restart_delay);
         self.run(&call).await
     }
 
     async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool> {
-        let call = calls::renew(&self.prefix, name, token, ttl);
+        let call = calls::renew(&self.space, name, token, ttl);
         self.run(&call).await
     }
 
     async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
-        self.run(&calls::release(&self.prefix, name, token)).await
+        self.run(&calls::release(&self.space, name, token)).await
     }
 
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
-        self.run(&calls::force_release(&self.prefix, name)).await
+        self.run(&calls::force_release(&self.space, name)).await
     }
 
     async fn status(&self, name: &LockName) -> Result<Status> {
-        self.run(&calls::status(&self.prefix, name)).await
+        self.run(&calls::status(&self.space, name)).await
     }
 
     async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
-        let call = calls::is_held_by(&self.prefix, name, token);
+        let call = calls::is_held_by(&self.space, name, token);
         self.run(&call).await
     }
 
@@ -469,23 +472,23 @@ impl<T: RedisTransport> LockBackend for RedisBackend<T> {
         token: &Token,
         ttl: Ttl,
     ) -> Result<FencedAcquire> {
-        let call = calls::acquire_fenced(&self.prefix, name, token, ttl, self.restart_delay);
+        let call = calls::acquire_fenced(&self.space, name, token, ttl, self.restart_delay);
         self.run(&call).await
     }
 
     async fn watch(&self, name: &LockName) -> Result<Watch> {
-        let channel = calls::watch_channel(&self.prefix, name);
+        let channel = calls::watch_channel(&self.space, name);
         self.transport.watch(channel).await
     }
 
     async fn queue_step(&self, name: &LockName, waiter: &Waiter) -> Result<QueueStep> {
-        let (prefix, id) = (&self.prefix, &self.grant_id);
+        let (prefix, id) = (&self.space, &self.grant_id);
         let call = calls::queue_step(prefix, name, waiter, id, self.restart_delay);
         self.run(&call).await
     }
 
     async fn leave_queue(&self, name: &LockName, waiter: &Waiter, keep: bool) -> Result<Leave> {
-        let call = calls::leave_queue(&self.prefix, name, waiter, &self.grant_id, keep);
+        let call = calls::leave_queue(&self.space, name, waiter, &self.grant_id, keep);
         self.run(&call).await
     }
 
@@ -496,7 +499,7 @@ impl<T: RedisTransport> LockBackend for RedisBackend<T> {
                 "this backend was built without notification, which its waiter queue needs",
             ));
         }
-        let channel = calls::grant_channel(&self.prefix, name, &self.grant_id);
+        let channel = calls::grant_channel(&self.space, name, &self.grant_id);
         self.transport.watch_grants(channel).await
     }
 }

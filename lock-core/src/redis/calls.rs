@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use super::errors::unexpected;
 use super::keys::{
-    boot_key, fence_key, grant_channel_prefix, key, lease_key, queue_key, release_channel,
+    AsKeySpace, boot_key, fence_key, grant_channel_prefix, key, lease_key, queue_key,
+    release_channel, shard_release_channel,
 };
 use super::reply::{self, Reply};
 use super::scripts::{EVICT_CAP, FENCE_RETENTION, Script};
@@ -197,39 +198,53 @@ thread_local! {
 /// once per name and thread (and kept, see [`KEPT`]), not at every call.
 struct NameKeys {
     prefix: Box<str>,
+    /// Whether releases go out on sharded Pub/Sub (see [`KeySpace`](super::keys::KeySpace)).
+    sharded: bool,
     /// The five keys of every script that may touch the queue, in their order: the lock's key,
     /// its fence key, its boot key, its queue key and its lease key.
     keys: Arc<[String]>,
     /// The lock's key alone, for the scripts that read only it.
     lock_key: Arc<[String]>,
-    /// The lock's [`release_channel`].
+    /// The lock's [`release_channel`] (its [`shard_release_channel`] when sharded).
     release_channel: String,
     /// The arguments every script that may hand the lock on ends with (see
     /// [`EVICT_CAP`](super::scripts::EVICT_CAP)).
-    common_args: [String; 3],
+    common_args: [String; 4],
 }
 
 impl NameKeys {
-    fn new(prefix: &str, name: &LockName) -> Self {
+    fn new(prefix: &str, sharded: bool, name: &LockName) -> Self {
         let key = key(prefix, name);
         let (fence, boot) = (fence_key(&key), boot_key(prefix, &key));
         let (queue, leases) = (queue_key(&key), lease_key(&key));
+        let (release_channel, publish) = if sharded {
+            (shard_release_channel(&key), "SPUBLISH")
+        } else {
+            (release_channel(&key), "PUBLISH")
+        };
         NameKeys {
             prefix: prefix.into(),
-            release_channel: release_channel(&key),
+            sharded,
+            release_channel,
             common_args: [
                 FENCE_RETENTION.as_millis().to_string(),
                 EVICT_CAP.to_string(),
                 grant_channel_prefix(&key),
+                publish.to_owned(),
             ],
             lock_key: Arc::new([key.clone()]),
             keys: Arc::new([key, fence, boot, queue, leases]),
         }
     }
 
-    /// `f` of `name`'s keys under `prefix`: those this thread derived for this very name (a
-    /// clone of it) under this prefix, or new ones, then kept.
-    fn with<R>(prefix: &str, name: &LockName, f: impl FnOnce(&NameKeys) -> R) -> R {
+    /// `f` of `name`'s keys in `space`: those this thread derived for this very name (a
+    /// clone of it) in this space, or new ones, then kept.
+    fn with<R>(
+        space: &(impl AsKeySpace + ?Sized),
+        name: &LockName,
+        f: impl FnOnce(&NameKeys) -> R,
+    ) -> R {
+        let (prefix, sharded) = (space.prefix(), space.is_sharded());
         KEPT.with_borrow_mut(|kept| {
             if kept.is_empty() {
                 kept.resize_with(KEPT_SLOTS, || None);
@@ -237,10 +252,16 @@ impl NameKeys {
             // Names live in separate allocations of at least 16 bytes.
             let slot = &mut kept[(name.addr() >> 4) % KEPT_SLOTS];
             match slot {
-                Some((kept_name, keys)) if kept_name.same_as(name) && *keys.prefix == *prefix => {
+                Some((kept_name, keys))
+                    if kept_name.same_as(name)
+                        && *keys.prefix == *prefix
+                        && keys.sharded == sharded =>
+                {
                     f(keys)
                 }
-                _ => f(&slot.insert((name.clone(), NameKeys::new(prefix, name))).1),
+                _ => f(&slot
+                    .insert((name.clone(), NameKeys::new(prefix, sharded, name)))
+                    .1),
             }
         })
     }
@@ -263,9 +284,9 @@ impl NameKeys {
     }
 }
 
-/// The key of `name` under `prefix`, as a script's only key.
-fn lock_key(prefix: &str, name: &LockName) -> Arc<[String]> {
-    NameKeys::with(prefix, name, NameKeys::lock_key)
+/// The key of `name` in `space`, as a script's only key.
+fn lock_key(space: &(impl AsKeySpace + ?Sized), name: &LockName) -> Arc<[String]> {
+    NameKeys::with(space, name, NameKeys::lock_key)
 }
 
 fn ms(d: Duration) -> String {
@@ -298,7 +319,7 @@ pub fn member(waiter: &Waiter, grant_id: &str) -> String {
 }
 
 /// The channel on which the waiters of a backend with id `grant_id` are told that `name`
-/// (under `prefix`) was handed to one of them.
+/// (in `space`) was handed to one of them.
 ///
 /// # Examples
 ///
@@ -310,13 +331,17 @@ pub fn member(waiter: &Waiter, grant_id: &str) -> String {
 /// assert!(channel.ends_with("ff00"));
 /// # Ok::<(), lock_core::Error>(())
 /// ```
-pub fn grant_channel(prefix: &str, name: &LockName, grant_id: &str) -> String {
-    NameKeys::with(prefix, name, |k| {
+pub fn grant_channel(
+    space: &(impl AsKeySpace + ?Sized),
+    name: &LockName,
+    grant_id: &str,
+) -> String {
+    NameKeys::with(space, name, |k| {
         k.grant_channel_prefix().to_owned() + grant_id
     })
 }
 
-/// [`LockBackend::try_acquire`](crate::LockBackend::try_acquire) of `name` under `prefix`;
+/// [`LockBackend::try_acquire`](crate::LockBackend::try_acquire) of `name` in `space` (a `&str` is a prefix on one server);
 /// `restart_delay` as configured (`None`: the lock's timeout).
 ///
 /// # Examples
@@ -334,7 +359,7 @@ pub fn grant_channel(prefix: &str, name: &LockName, grant_id: &str) -> String {
 /// # Ok::<(), lock_core::Error>(())
 /// ```
 pub fn acquire(
-    prefix: &str,
+    space: &(impl AsKeySpace + ?Sized),
     name: &LockName,
     token: &Token,
     ttl: Ttl,
@@ -345,7 +370,7 @@ pub fn acquire(
         ttl.as_millis().to_string(),
         restart_delay_ms(restart_delay, ttl).to_string(),
     ];
-    let keys = NameKeys::with(prefix, name, |k| {
+    let keys = NameKeys::with(space, name, |k| {
         k.push_common_args(&mut args);
         k.queue_keys()
     });
@@ -373,7 +398,7 @@ pub fn acquire(
 /// # Ok::<(), lock_core::Error>(())
 /// ```
 pub fn acquire_fenced(
-    prefix: &str,
+    space: &(impl AsKeySpace + ?Sized),
     name: &LockName,
     token: &Token,
     ttl: Ttl,
@@ -384,7 +409,7 @@ pub fn acquire_fenced(
         ttl.as_millis().to_string(),
         restart_delay_ms(restart_delay, ttl).to_string(),
     ];
-    let keys = NameKeys::with(prefix, name, |k| {
+    let keys = NameKeys::with(space, name, |k| {
         k.push_common_args(&mut args);
         k.queue_keys()
     });
@@ -411,7 +436,7 @@ pub fn acquire_fenced(
 /// # Ok::<(), lock_core::Error>(())
 /// ```
 pub fn queue_step(
-    prefix: &str,
+    space: &(impl AsKeySpace + ?Sized),
     name: &LockName,
     waiter: &Waiter,
     grant_id: &str,
@@ -424,7 +449,7 @@ pub fn queue_step(
         restart_delay_ms(restart_delay, waiter.ttl).to_string(),
         ms(waiter.timing.lease),
     ];
-    let keys = NameKeys::with(prefix, name, |k| {
+    let keys = NameKeys::with(space, name, |k| {
         k.push_common_args(&mut args);
         k.queue_keys()
     });
@@ -452,7 +477,7 @@ pub fn queue_step(
 /// # Ok::<(), lock_core::Error>(())
 /// ```
 pub fn leave_queue(
-    prefix: &str,
+    space: &(impl AsKeySpace + ?Sized),
     name: &LockName,
     waiter: &Waiter,
     grant_id: &str,
@@ -464,7 +489,7 @@ pub fn leave_queue(
         waiter.ttl.as_millis().to_string(),
         if keep { "1" } else { "0" }.to_owned(),
     ];
-    let keys = NameKeys::with(prefix, name, |k| {
+    let keys = NameKeys::with(space, name, |k| {
         args.push(k.release_channel.clone());
         k.push_common_args(&mut args);
         k.queue_keys()
@@ -487,9 +512,14 @@ pub fn leave_queue(
 /// assert_eq!(call.script().args, ["0123abcd", "30000"]);
 /// # Ok::<(), lock_core::Error>(())
 /// ```
-pub fn renew(prefix: &str, name: &LockName, token: &Token, ttl: Ttl) -> Call<bool> {
+pub fn renew(
+    space: &(impl AsKeySpace + ?Sized),
+    name: &LockName,
+    token: &Token,
+    ttl: Ttl,
+) -> Call<bool> {
     let args = vec![token.as_str().to_owned(), ttl.as_millis().to_string()];
-    Call::new("renew", Script::Renew, lock_key(prefix, name), args, |r| {
+    Call::new("renew", Script::Renew, lock_key(space, name), args, |r| {
         reply::renew_reply(r.as_int()?)
     })
 }
@@ -508,9 +538,13 @@ pub fn renew(prefix: &str, name: &LockName, token: &Token, ttl: Ttl) -> Call<boo
 /// assert_eq!(call.script().args[0], "0123abcd");
 /// # Ok::<(), lock_core::Error>(())
 /// ```
-pub fn release(prefix: &str, name: &LockName, token: &Token) -> Call<Release> {
+pub fn release(
+    space: &(impl AsKeySpace + ?Sized),
+    name: &LockName,
+    token: &Token,
+) -> Call<Release> {
     let mut args = vec![token.as_str().to_owned()];
-    let keys = NameKeys::with(prefix, name, |k| {
+    let keys = NameKeys::with(space, name, |k| {
         args.push(k.release_channel.clone());
         k.push_common_args(&mut args);
         k.queue_keys()
@@ -537,9 +571,9 @@ pub fn release(prefix: &str, name: &LockName, token: &Token) -> Call<Release> {
 /// assert_eq!(call.read(Reply::Int(0))?, ForceRelease::Missing);
 /// # Ok::<(), lock_core::Error>(())
 /// ```
-pub fn force_release(prefix: &str, name: &LockName) -> Call<ForceRelease> {
+pub fn force_release(space: &(impl AsKeySpace + ?Sized), name: &LockName) -> Call<ForceRelease> {
     let mut args = Vec::with_capacity(4);
-    let keys = NameKeys::with(prefix, name, |k| {
+    let keys = NameKeys::with(space, name, |k| {
         args.push(k.release_channel.clone());
         k.push_common_args(&mut args);
         k.queue_keys()
@@ -565,11 +599,11 @@ pub fn force_release(prefix: &str, name: &LockName) -> Call<ForceRelease> {
 /// assert_eq!(call.read(Reply::Int(-2))?.state, LockState::Open);
 /// # Ok::<(), lock_core::Error>(())
 /// ```
-pub fn status(prefix: &str, name: &LockName) -> Call<Status> {
+pub fn status(space: &(impl AsKeySpace + ?Sized), name: &LockName) -> Call<Status> {
     Call::new(
         "status",
         Script::Status,
-        lock_key(prefix, name),
+        lock_key(space, name),
         vec![],
         |r| reply::status_reply(r.as_int()?),
     )
@@ -590,19 +624,24 @@ pub fn status(prefix: &str, name: &LockName) -> Call<Status> {
 /// assert_eq!(call.read(Reply::Int(1))?, true);
 /// # Ok::<(), lock_core::Error>(())
 /// ```
-pub fn is_held_by(prefix: &str, name: &LockName, token: &Token) -> Call<bool> {
+pub fn is_held_by(
+    space: &(impl AsKeySpace + ?Sized),
+    name: &LockName,
+    token: &Token,
+) -> Call<bool> {
     let args = vec![token.as_str().to_owned()];
     Call::new(
         "is held by",
         Script::IsHeldBy,
-        lock_key(prefix, name),
+        lock_key(space, name),
         args,
         |r| reply::is_held_by_reply(r.as_int()?),
     )
 }
 
 /// The channel [`LockBackend::watch`](crate::LockBackend::watch) subscribes to for `name` under
-/// `prefix`: where [`release`] and [`force_release`] announce it.
+/// `space`: where [`release`] and [`force_release`] announce it (on a Redis Cluster, a shard
+/// channel in the lock's slot: see [`KeySpace`](super::keys::KeySpace)).
 ///
 /// # Examples
 ///
@@ -613,17 +652,18 @@ pub fn is_held_by(prefix: &str, name: &LockName, token: &Token) -> Call<bool> {
 /// assert_eq!(watch_channel("", &LockName::new("jobs")?), "process-lock:released:jobs");
 /// # Ok::<(), lock_core::Error>(())
 /// ```
-pub fn watch_channel(prefix: &str, name: &LockName) -> String {
-    NameKeys::with(prefix, name, |k| k.release_channel.clone())
+pub fn watch_channel(space: &(impl AsKeySpace + ?Sized), name: &LockName) -> String {
+    NameKeys::with(space, name, |k| k.release_channel.clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redis::keys::KeySpace;
 
-    /// The keys a call sends are always its own name's under its own prefix, whether this
-    /// thread kept them, kept another name's in the same slot, or kept them under another
-    /// prefix.
+    /// The keys a call sends are always its own name's in its own key space, whether this
+    /// thread kept them, kept another name's in the same slot, or kept them in another
+    /// space.
     #[test]
     fn kept_keys_are_always_the_names_own() {
         let token = Token::from_string("0123abcd").unwrap();
@@ -632,16 +672,22 @@ mod tests {
             .collect();
         for round in 0..3 {
             for name in &names {
-                for prefix in ["", "app:"] {
-                    let expected = NameKeys::new(prefix, name);
-                    let call = release(prefix, name, &token);
+                for (prefix, sharded) in [("", false), ("app:", false), ("app:", true)] {
+                    let space = KeySpace::new(prefix).sharded(sharded);
+                    let expected = NameKeys::new(prefix, sharded, name);
+                    let call = release(&space, name, &token);
                     assert_eq!(&call.script().keys[..], &expected.keys[..], "round {round}");
                     assert_eq!(call.script().args[1], expected.release_channel);
-                    assert_eq!(watch_channel(prefix, name), expected.release_channel);
+                    let publish = if sharded { "SPUBLISH" } else { "PUBLISH" };
+                    assert_eq!(call.script().args.last().map(String::as_str), Some(publish));
+                    assert_eq!(watch_channel(&space, name), expected.release_channel);
+                    if !sharded {
+                        assert_eq!(watch_channel(prefix, name), expected.release_channel);
+                    }
                     // A new name with the same text is not the same name, but has the same keys.
                     let again = LockName::new(name.as_str()).unwrap();
                     assert_eq!(
-                        &status(prefix, &again).script().keys[..],
+                        &status(&space, &again).script().keys[..],
                         &expected.lock_key[..]
                     );
                 }

@@ -86,7 +86,8 @@ fn url_from(var: std::result::Result<String, std::env::VarError>) -> Result<Stri
     })
 }
 
-/// Whether `url` asks for TLS (`rediss://`, `valkeys://`, any letter case).
+/// Whether `url` asks for TLS (`rediss://`, `valkeys://`, and their `-cluster` forms, any
+/// letter case).
 ///
 /// # Examples
 ///
@@ -98,9 +99,88 @@ fn url_from(var: std::result::Result<String, std::env::VarError>) -> Result<Stri
 /// ```
 pub fn wants_tls(url: &str) -> bool {
     let scheme = url.split("://").next().unwrap_or_default();
-    ["rediss", "valkeys"]
+    ["rediss", "valkeys", "rediss-cluster", "valkeys-cluster"]
         .iter()
         .any(|tls| scheme.eq_ignore_ascii_case(tls))
+}
+
+/// The nodes of a Redis Cluster URL, or `None` when `url` is not one.
+///
+/// A cluster URL is written as `fred` reads it:
+/// `redis-cluster://user:password@host:port?node=host2:port2&node=host3:port3`
+/// (`rediss-cluster://` for TLS; `valkey-cluster://`, `valkeys-cluster://` alike). The host
+/// and each `node` are seed nodes: the client learns the rest of the cluster from any one of
+/// them. Each comes back as a URL of its own (`redis://user:password@host:port/`, or
+/// `rediss://`), with the credentials of the whole.
+///
+/// # Errors
+///
+/// [`ErrorKind::Config`] when `url` is a cluster URL that cannot be read: no host, a `node`
+/// that is not `host:port`, a database other than 0 (a cluster has only database 0), or
+/// another query parameter.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::cluster_nodes;
+///
+/// let nodes = cluster_nodes("redis-cluster://:pw@10.0.0.1:7000?node=10.0.0.2:7000").unwrap()?;
+/// assert_eq!(nodes, ["redis://:pw@10.0.0.1:7000/", "redis://:pw@10.0.0.2:7000/"]);
+/// assert!(cluster_nodes("redis://10.0.0.1:6379/").is_none());
+/// assert!(cluster_nodes("redis-cluster://10.0.0.1:7000/3").unwrap().is_err());
+/// # Ok::<(), lock_core::Error>(())
+/// ```
+pub fn cluster_nodes(url: &str) -> Option<Result<Vec<String>>> {
+    let (scheme, _) = url.split_once("://")?;
+    let tls = match scheme.to_ascii_lowercase().as_str() {
+        "redis-cluster" | "valkey-cluster" => false,
+        "rediss-cluster" | "valkeys-cluster" => true,
+        _ => return None,
+    };
+    Some(read_cluster_url(url, tls))
+}
+
+fn read_cluster_url(url: &str, tls: bool) -> Result<Vec<String>> {
+    let target = crate::redact_url(url);
+    let bad = |why: &str| {
+        Error::new(
+            ErrorKind::Config,
+            format!("invalid Redis Cluster URL {target}: {why}"),
+        )
+    };
+    // Read as a plain URL of a special scheme, which has a host to parse.
+    let (_, rest) = url.split_once("://").unwrap_or_default();
+    let parsed = url::Url::parse(&format!("redis://{rest}"))
+        .map_err(|e| bad("expected redis-cluster://host:port?node=host:port").with_source(e))?;
+    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
+        return Err(bad("no host"));
+    };
+    let scheme = if tls { "rediss" } else { "redis" };
+    let auth = match (parsed.username(), parsed.password()) {
+        ("", None) => String::new(),
+        (user, Some(password)) => format!("{user}:{password}@"),
+        (user, None) => format!("{user}@"),
+    };
+    let path = parsed.path().trim_matches('/');
+    if !path.is_empty() && path != "0" {
+        return Err(bad("a cluster has only database 0"));
+    }
+    let node = |host: &str, port: u16| format!("{scheme}://{auth}{host}:{port}/");
+    let mut nodes = vec![node(host, parsed.port().unwrap_or(6379))];
+    for (key, value) in parsed.query_pairs() {
+        if key != "node" {
+            return Err(bad(&format!(
+                "unknown parameter {key:?} (only node=host:port)"
+            )));
+        }
+        let (host, port) = value
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+            .filter(|(h, _)| !h.is_empty())
+            .ok_or_else(|| bad(&format!("node={value} is not host:port")))?;
+        nodes.push(node(host, port));
+    }
+    Ok(nodes)
 }
 
 /// The settings every Redis client's builder has, with the same defaults: each builder keeps

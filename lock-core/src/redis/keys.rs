@@ -39,6 +39,119 @@ pub fn release_channel(key: &str) -> String {
     format!("process-lock:released:{key}")
 }
 
+/// The channel the releases of the lock at `key` are published on in a Redis Cluster, with
+/// sharded Pub/Sub (`SPUBLISH`): in the lock key's hash slot, as a shard channel must be for a
+/// script on that slot to publish on it, so that a release reaches only the subscribers of
+/// that slot's shard (see [`KeySpace::sharded`]).
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::keys::{hash_slot, shard_release_channel};
+///
+/// assert_eq!(shard_release_channel("jobs"), "{jobs}:pl-r");
+/// assert_eq!(hash_slot(&shard_release_channel("a}b")), hash_slot("a}b"));
+/// ```
+pub fn shard_release_channel(key: &str) -> String {
+    slot_key(key, "pl-r")
+}
+
+/// Where a backend's locks live on the server: the prefix of their keys, and whether releases
+/// go out on sharded Pub/Sub (`SPUBLISH`, on a [`shard_release_channel`]) as on a Redis
+/// Cluster, or on plain Pub/Sub (`PUBLISH`, on a [`release_channel`]) as on one server.
+///
+/// Every function of [`calls`](super::calls) takes one: a `&str` is a prefix on one server.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::keys::{AsKeySpace, KeySpace};
+///
+/// let cluster = KeySpace::new("app:").sharded(true);
+/// assert_eq!(cluster.prefix(), "app:");
+/// assert!(cluster.is_sharded());
+/// assert!(!"app:".is_sharded());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct KeySpace {
+    prefix: std::sync::Arc<str>,
+    sharded: bool,
+}
+
+impl KeySpace {
+    /// Keys under `prefix`, on one server (plain Pub/Sub).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::redis::keys::{AsKeySpace, KeySpace};
+    ///
+    /// assert_eq!(KeySpace::new("app:").prefix(), "app:");
+    /// ```
+    pub fn new(prefix: &str) -> Self {
+        KeySpace {
+            prefix: prefix.into(),
+            sharded: false,
+        }
+    }
+
+    /// The same keys, with releases on sharded Pub/Sub when `sharded` (a Redis Cluster).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::redis::keys::{AsKeySpace, KeySpace};
+    ///
+    /// assert!(KeySpace::new("").sharded(true).is_sharded());
+    /// ```
+    #[must_use]
+    pub fn sharded(mut self, sharded: bool) -> Self {
+        self.sharded = sharded;
+        self
+    }
+}
+
+/// What [`calls`](super::calls) reads of a [`KeySpace`]; a `str` is a prefix on one server.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::keys::{AsKeySpace, KeySpace};
+///
+/// fn describe(space: &(impl AsKeySpace + ?Sized)) -> String {
+///     format!("{}{}", space.prefix(), if space.is_sharded() { " (cluster)" } else { "" })
+/// }
+/// assert_eq!(describe("app:"), "app:");
+/// assert_eq!(describe(&KeySpace::new("app:").sharded(true)), "app: (cluster)");
+/// ```
+pub trait AsKeySpace {
+    /// The prefix of every key.
+    fn prefix(&self) -> &str;
+
+    /// Whether releases go out on sharded Pub/Sub (a Redis Cluster).
+    fn is_sharded(&self) -> bool;
+}
+
+impl AsKeySpace for str {
+    fn prefix(&self) -> &str {
+        self
+    }
+
+    fn is_sharded(&self) -> bool {
+        false
+    }
+}
+
+impl AsKeySpace for KeySpace {
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn is_sharded(&self) -> bool {
+        self.sharded
+    }
+}
+
 /// The key of the fencing counter of the lock at `key`: in the same Redis Cluster hash slot,
 /// so that one script can touch both.
 ///
@@ -264,6 +377,7 @@ mod tests {
                 queue_key(key),
                 lease_key(key),
                 grant_channel_prefix(key) + "0123abcd",
+                shard_release_channel(key),
             ] {
                 assert_ne!(other, key);
                 assert_eq!(hash_slot(&other), hash_slot(key), "{key:?} -> {other:?}");

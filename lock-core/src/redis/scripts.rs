@@ -5,7 +5,8 @@
 //! prefix), the value the owner's token as plain text, the expiry a `PX` in milliseconds.
 //!
 //! Additions, invisible to `process-lock-node`:
-//! - every release (owned or forced) `PUBLISH`es on the lock's [`release_channel`], so that
+//! - every release (owned or forced) `PUBLISH`es on the lock's [`release_channel`] (on a Redis
+//!   Cluster, `SPUBLISH`es on its [`shard_release_channel`], in the key's slot), so that
 //!   waiters sleep until a release instead of polling; a user the ACL forbids to publish there
 //!   still releases, and is told that no one was notified;
 //! - [`ACQUIRE_FENCED`] keeps the last fencing token in a second key, the [`fence_key`], in the
@@ -47,6 +48,7 @@ use std::time::Duration;
 #[cfg(doc)]
 use super::keys::{
     boot_key, fence_key, grant_channel_prefix, lease_key, queue_key, release_channel,
+    shard_release_channel,
 };
 
 /// How long a fencing counter is kept after the timeout of the lock it fenced: past that, the
@@ -183,19 +185,17 @@ local function next_fence(last, now_us, ttl, retention)
   redis.call('SET', KEYS[2], int(fence), 'PX', int(tonumber(ttl) + tonumber(retention)))
   return fence
 end
-local function announce(channel)
-  if redis.acl_check_cmd and not redis.acl_check_cmd('PUBLISH', channel) then
+-- PUBLISH on one server, SPUBLISH on a Redis Cluster: the last of the common arguments.
+local PUB = ARGV[#ARGV] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH'
+local function tell(channel, message)
+  if redis.acl_check_cmd and not redis.acl_check_cmd(PUB, channel) then
     return false
   end
-  redis.call('PUBLISH', channel, '')
+  redis.call(PUB, channel, message)
   return true
 end
-local function tell(channel, message)
-  if redis.acl_check_cmd and not redis.acl_check_cmd('PUBLISH', channel) then
-    return false
-  end
-  redis.call('PUBLISH', channel, message)
-  return true
+local function announce(channel)
+  return tell(channel, '')
 end
 -- Drops at most cap waiters whose lease ran out.
 local function evict(now_ms, cap)
@@ -276,8 +276,10 @@ end
 
 /// The common arguments of the scripts that may hand the lock on, after their own: how long
 /// to keep the fencing counter past the ttl ([`FENCE_RETENTION`], ms), how many queue entries
-/// one call may drop ([`EVICT_CAP`]), and the prefix of the grant channels
-/// ([`grant_channel_prefix`]).
+/// one call may drop ([`EVICT_CAP`]), the prefix of the grant channels
+/// ([`grant_channel_prefix`]), and the command releases and hand-offs are published with:
+/// `PUBLISH` on one server, `SPUBLISH` on a Redis Cluster, where every channel of a lock is in
+/// its key's hash slot (see [`KeySpace`](super::keys::KeySpace)).
 ///
 /// # Examples
 ///

@@ -119,6 +119,16 @@ pub trait RedisTransport: Send + Sync + fmt::Debug + 'static {
     /// [`notify`](crate::Capabilities::notify) capability of the backend.
     fn notifies(&self) -> bool;
 
+    /// Whether the server is a Redis Cluster: the scripts then publish releases and hand-offs
+    /// with `SPUBLISH`, on channels in each lock's hash slot
+    /// ([`KeySpace::sharded`](super::keys::KeySpace::sharded)), and
+    /// [`watch`](RedisTransport::watch) and [`watch_grants`](RedisTransport::watch_grants)
+    /// subscribe to them with `SSUBSCRIBE`, on the node that serves the slot. One server by
+    /// default.
+    fn sharded(&self) -> bool {
+        false
+    }
+
     /// Subscribes to the Pub/Sub `channel` (a lock's
     /// [`release_channel`](super::keys::release_channel)), returning once the server confirmed
     /// it.
