@@ -460,7 +460,7 @@ async fn main() {
         .connect()
         .await
         .unwrap();
-    let rs_conn = rs.connection_manager().clone();
+    let rs_conn = rs.connection_manager().expect("one server").clone();
     let info: String = redis::cmd("INFO")
         .arg("server")
         .query_async(&mut rs_conn.clone())

@@ -134,7 +134,8 @@ impl RedisRsBackend {
         }
     }
 
-    /// The connection this backend uses, for commands of the application's own.
+    /// The connection this backend uses on one server, for commands of the application's own;
+    /// `None` on a Redis Cluster.
     ///
     /// # Examples
     ///
@@ -143,13 +144,15 @@ impl RedisRsBackend {
     /// use lock_redis_rs::RedisRsBackend;
     ///
     /// let backend = RedisRsBackend::connect("redis://127.0.0.1/").await?;
-    /// let mut conn = backend.connection_manager().clone();
+    /// // `None` on a Redis Cluster.
+    /// let Some(conn) = backend.connection_manager() else { return Ok(()) };
+    /// let mut conn = conn.clone();
     /// let pong: String = redis::cmd("PING").query_async(&mut conn).await.map_err(|e| {
     ///     lock_core::Error::new(lock_core::ErrorKind::Connection, "PING failed").with_source(e)
     /// })?;
     /// # Ok(()) }
     /// ```
-    pub fn connection_manager(&self) -> &ConnectionManager {
+    pub fn connection_manager(&self) -> Option<&ConnectionManager> {
         self.inner.transport().connection_manager()
     }
 }

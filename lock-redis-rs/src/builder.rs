@@ -21,6 +21,12 @@ impl RedisRsBackend {
     /// [`connect`](RedisRsBuilder::connect) fails with [`ErrorKind::Config`] before anything is
     /// attempted, whatever features the `redis` crate has.
     ///
+    /// A Redis Cluster is named by its seed nodes, as `fred` writes it:
+    /// `redis-cluster://host:port?node=host2:port2&node=host3:port3` (read by
+    /// [`cluster_nodes`](lock_core::redis::cluster_nodes)); the backend then runs each script
+    /// on the node that serves its lock's slot, and wakes waiters by sharded Pub/Sub
+    /// ([`cluster`](Self::cluster) says more).
+    ///
     /// # Examples
     ///
     /// ```
@@ -37,7 +43,42 @@ impl RedisRsBackend {
     /// ```
     pub fn builder(url: &str) -> RedisRsBuilder {
         let target = lock_core::redact_url(url);
-        RedisRsBuilder::new(connect::client_for_url(url, &target), target)
+        if let Some(nodes) = lock_core::redis::cluster_nodes(url) {
+            let nodes = nodes.and_then(|nodes| connect::cluster_nodes(&nodes, &target));
+            return RedisRsBuilder::new(nodes.map(Source::Cluster), target);
+        }
+        let client =
+            connect::client_for_url(url, &target).map(|client| Source::Single(Box::new(client)));
+        RedisRsBuilder::new(client, target)
+    }
+
+    /// A builder for the Redis Cluster whose seed nodes are `urls` (`redis://host:port/` each;
+    /// any one reachable node is enough to learn the others).
+    ///
+    /// On a cluster every key and channel of a lock is in the lock key's hash slot, so each
+    /// operation is one script on the node that serves the slot, as on one server. Releases
+    /// and hand-offs are published with `SPUBLISH` and waited for with `SSUBSCRIBE` (Redis 7
+    /// or later), on the cluster connections themselves (RESP3): a release costs its shard,
+    /// not the whole cluster. The connection follows `MOVED` and `ASK` redirections and
+    /// topology changes, and subscribes again after a reconnection or when a slot moved.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn example() -> lock_core::Result<()> {
+    /// use lock_redis_rs::RedisRsBackend;
+    ///
+    /// let backend = RedisRsBackend::cluster(["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/"])
+    ///     .prefix("myapp:")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster<'a>(urls: impl IntoIterator<Item = &'a str>) -> RedisRsBuilder {
+        let urls: Vec<String> = urls.into_iter().map(str::to_owned).collect();
+        let target = connect::cluster_target(&urls);
+        let nodes = connect::cluster_nodes(&urls, &target);
+        RedisRsBuilder::new(nodes.map(Source::Cluster), target)
     }
 
     /// A builder that connects through a `redis::Client` the application already has.
@@ -59,7 +100,10 @@ impl RedisRsBackend {
     /// ```
     pub fn with_client(client: redis::Client) -> RedisRsBuilder {
         let (client, target) = connect::application_client(client);
-        RedisRsBuilder::new(client, target)
+        RedisRsBuilder::new(
+            client.map(|client| Source::Single(Box::new(client))),
+            target,
+        )
     }
 }
 
@@ -82,7 +126,7 @@ impl RedisRsBackend {
 /// ```
 #[must_use = "a builder does nothing until .connect().await"]
 pub struct RedisRsBuilder {
-    client: Result<redis::Client>,
+    source: Result<Source>,
     /// The server's URL without its password, for messages.
     target: String,
     settings: Settings,
@@ -106,10 +150,17 @@ lock_core::redis::builder_api! {
     reconnect_attempts;
 }
 
+/// What a builder connects to.
+enum Source {
+    Single(Box<redis::Client>),
+    /// A cluster's seed nodes.
+    Cluster(Vec<redis::ConnectionInfo>),
+}
+
 impl RedisRsBuilder {
-    fn new(client: Result<redis::Client>, target: String) -> Self {
+    fn new(source: Result<Source>, target: String) -> Self {
         RedisRsBuilder {
-            client,
+            source,
             target,
             settings: Settings::default(),
         }
@@ -143,7 +194,14 @@ impl RedisRsBuilder {
     /// # Ok(()) }
     /// ```
     pub async fn connect(self) -> Result<RedisRsBackend> {
-        let transport = connect::transport(self.client?, self.target, &self.settings).await?;
+        let transport = match self.source? {
+            Source::Single(client) => {
+                connect::transport(*client, self.target, &self.settings).await?
+            }
+            Source::Cluster(nodes) => {
+                connect::cluster_transport(nodes, self.target, &self.settings).await?
+            }
+        };
         Ok(RedisRsBackend::new(transport, &self.settings))
     }
 }

@@ -90,6 +90,46 @@ pub(crate) async fn transport(
 }
 
 /// Where `client` connects with TLS (host and port); `None` for a plain-text connection.
+/// The seed nodes `urls` of a cluster, read; each must be a URL the `redis` crate reads, TLS
+/// only with the `tls` feature.
+pub(crate) fn cluster_nodes(urls: &[String], target: &str) -> Result<Vec<redis::ConnectionInfo>> {
+    if urls.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "a Redis Cluster needs at least one seed node",
+        ));
+    }
+    urls.iter()
+        .map(|url| {
+            let client = client_for_url(url, target)?;
+            Ok(client.get_connection_info().clone())
+        })
+        .collect()
+}
+
+/// A cluster as messages name it: its seed nodes, never a password.
+pub(crate) fn cluster_target(urls: &[String]) -> String {
+    let nodes: Vec<String> = urls.iter().map(|url| lock_core::redact_url(url)).collect();
+    format!("redis cluster {}", nodes.join(","))
+}
+
+pub(crate) async fn cluster_transport(
+    nodes: Vec<redis::ConnectionInfo>,
+    target: String,
+    settings: &Settings,
+) -> Result<RedisRsTransport> {
+    #[cfg(feature = "tls")]
+    if nodes
+        .iter()
+        .any(|node| matches!(node.addr(), redis::ConnectionAddr::TcpTls { .. }))
+    {
+        use_ring_unless_chosen();
+    }
+    let target: Arc<str> = target.into();
+    let (conn, waiters) = crate::cluster::connect(nodes, &target, settings).await?;
+    Ok(RedisRsTransport::cluster(conn, target, waiters))
+}
+
 fn tls_endpoint(client: &redis::Client) -> Option<(String, u16)> {
     match client.get_connection_info().addr() {
         redis::ConnectionAddr::TcpTls { host, port, .. } => Some((host.clone(), *port)),

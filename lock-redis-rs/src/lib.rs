@@ -9,6 +9,7 @@
 
 mod backend;
 mod builder;
+mod cluster;
 mod connect;
 mod error;
 mod pubsub;

@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use lock_core::redis::{Deadline, RedisTransport, Reply, ScriptCall};
 use lock_core::{Error, ErrorKind, Result, Watch, async_trait};
 use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
 use redis::{RedisResult, ServerErrorKind, Value};
 
+use crate::cluster::ClusterWaiters;
 use crate::error::from_redis;
 use crate::pubsub::Waiters;
 
@@ -29,44 +31,71 @@ use crate::pubsub::Waiters;
 /// ```
 #[derive(Clone)]
 pub struct RedisRsTransport {
-    conn: ConnectionManager,
-    /// The server's URL without its password, for messages.
+    conn: Conn,
     target: Arc<str>,
-    /// Whether the last request reached the server (false after a connection error): a request
-    /// still waiting when the response timeout passes is then waiting for a reconnection.
     connected: Arc<AtomicBool>,
-    /// The waiters of the backend and its clones, on the Pub/Sub connection; `None` without a
-    /// client to open it with.
-    waiters: Option<Arc<Waiters>>,
+}
+
+/// One server, or a Redis Cluster.
+#[derive(Clone)]
+enum Conn {
+    /// One server: scripts on a connection manager, waiters on a Pub/Sub connection of their
+    /// own (none for a backend built on an application's connection manager).
+    Single {
+        conn: ConnectionManager,
+        waiters: Option<Arc<Waiters>>,
+    },
+    /// A cluster: scripts and sharded Pub/Sub on the cluster connection.
+    Cluster {
+        conn: ClusterConnection,
+        waiters: Arc<ClusterWaiters>,
+    },
 }
 
 impl RedisRsTransport {
-    /// A transport on `conn`, to the server `target` (without its password), whose waiters
-    /// are `waiters` (`None`: it cannot subscribe).
     pub(crate) fn new(
         conn: ConnectionManager,
         target: Arc<str>,
         waiters: Option<Arc<Waiters>>,
     ) -> Self {
         RedisRsTransport {
-            conn,
+            conn: Conn::Single { conn, waiters },
             target,
             connected: Arc::new(AtomicBool::new(true)),
-            waiters,
         }
     }
 
-    /// The connection scripts run on.
-    pub(crate) fn connection_manager(&self) -> &ConnectionManager {
-        &self.conn
+    pub(crate) fn cluster(
+        conn: ClusterConnection,
+        target: Arc<str>,
+        waiters: Arc<ClusterWaiters>,
+    ) -> Self {
+        RedisRsTransport {
+            conn: Conn::Cluster { conn, waiters },
+            target,
+            connected: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// The connection manager of a backend on one server; `None` on a cluster.
+    pub(crate) fn connection_manager(&self) -> Option<&ConnectionManager> {
+        match &self.conn {
+            Conn::Single { conn, .. } => Some(conn),
+            Conn::Cluster { .. } => None,
+        }
     }
 }
 
 #[async_trait]
 impl RedisTransport for RedisRsTransport {
     async fn eval(&self, call: &ScriptCall, deadline: Deadline) -> Result<Reply> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout_at(deadline.at, evalsha_or_load(&mut conn, call)).await {
+        let running = async {
+            match &self.conn {
+                Conn::Single { conn, .. } => evalsha_or_load(&mut conn.clone(), call).await,
+                Conn::Cluster { conn, .. } => evalsha_or_eval(&mut conn.clone(), call).await,
+            }
+        };
+        match tokio::time::timeout_at(deadline.at, running).await {
             Ok(Ok(value)) => {
                 self.connected.store(true, Ordering::Relaxed);
                 Ok(reply(value))
@@ -86,20 +115,35 @@ impl RedisTransport for RedisRsTransport {
     }
 
     fn notifies(&self) -> bool {
-        self.waiters.is_some()
+        match &self.conn {
+            Conn::Single { waiters, .. } => waiters.is_some(),
+            Conn::Cluster { .. } => true,
+        }
+    }
+
+    fn sharded(&self) -> bool {
+        matches!(self.conn, Conn::Cluster { .. })
     }
 
     async fn watch(&self, channel: String) -> Result<Watch> {
-        match &self.waiters {
-            Some(waiters) => waiters.watch(channel).await,
-            None => Err(self.no_pubsub()),
+        match &self.conn {
+            Conn::Single {
+                waiters: Some(waiters),
+                ..
+            } => waiters.watch(channel).await,
+            Conn::Single { waiters: None, .. } => Err(self.no_pubsub()),
+            Conn::Cluster { waiters, .. } => waiters.watch(channel).await,
         }
     }
 
     async fn watch_grants(&self, channel: String) -> Result<Watch> {
-        match &self.waiters {
-            Some(waiters) => waiters.watch_lingering(channel).await,
-            None => Err(self.no_pubsub()),
+        match &self.conn {
+            Conn::Single {
+                waiters: Some(waiters),
+                ..
+            } => waiters.watch_lingering(channel).await,
+            Conn::Single { waiters: None, .. } => Err(self.no_pubsub()),
+            Conn::Cluster { waiters, .. } => waiters.watch_lingering(channel).await,
         }
     }
 }
@@ -120,20 +164,42 @@ impl fmt::Debug for RedisRsTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRsTransport")
             .field("target", &self.target)
-            .field("notify", &self.waiters.is_some())
+            .field("cluster", &self.sharded())
+            .field("notify", &self.notifies())
             .finish_non_exhaustive()
     }
 }
 
 /// `EVALSHA`, and after a `NOSCRIPT` (nothing ran: a `SCRIPT FLUSH`, a restart) `SCRIPT LOAD`
 /// and the `EVALSHA` again, as `redis::Script` does.
-async fn evalsha_or_load(conn: &mut ConnectionManager, call: &ScriptCall) -> RedisResult<Value> {
+fn evalsha(call: &ScriptCall) -> redis::Cmd {
     let mut evalsha = redis::cmd("EVALSHA");
     evalsha
         .arg(call.script.sha1())
         .arg(call.keys.len())
         .arg(&call.keys)
         .arg(&call.args);
+    evalsha
+}
+
+/// On a cluster, a script unknown to the node is sent whole (`EVAL`, which also caches it
+/// there): a `SCRIPT LOAD` has no key to be routed by, and could load it on another node.
+async fn evalsha_or_eval(conn: &mut ClusterConnection, call: &ScriptCall) -> RedisResult<Value> {
+    match evalsha(call).query_async(conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) => {
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(call.script.lua())
+                .arg(call.keys.len())
+                .arg(&call.keys)
+                .arg(&call.args);
+            eval.query_async(conn).await
+        }
+        other => other,
+    }
+}
+
+async fn evalsha_or_load(conn: &mut ConnectionManager, call: &ScriptCall) -> RedisResult<Value> {
+    let evalsha = evalsha(call);
     match evalsha.query_async(conn).await {
         Err(e) if e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) => {
             let mut load = redis::cmd("SCRIPT");
