@@ -14,6 +14,9 @@ pub(crate) fn config_from_url(url: &str, target: &str) -> Result<Config> {
             format!("invalid Redis URL {target}: {why}"),
         )
     };
+    if let Some(nodes) = lock_core::redis::cluster_nodes(url) {
+        return cluster_config(url, nodes?.len(), target);
+    }
     let parsed = url::Url::parse(url).map_err(|e| invalid("not a URL").with_source(e))?;
     let tls = match parsed.scheme() {
         "redis" | "valkey" => false,
@@ -56,6 +59,41 @@ pub(crate) fn config_from_url(url: &str, target: &str) -> Result<Config> {
     config.version = version;
     // Report the first connection's failure instead of retrying in the background: the
     // builder retries itself, within its connect timeout.
+    config.fail_fast = true;
+    Ok(config)
+}
+
+/// A Redis Cluster URL (`redis-cluster://host:port?node=host:port`), already checked by
+/// [`cluster_nodes`](lock_core::redis::cluster_nodes), into a clustered configuration with
+/// `seeds` seed nodes.
+fn cluster_config(url: &str, seeds: usize, target: &str) -> Result<Config> {
+    let invalid = |why: &str| {
+        Error::new(
+            ErrorKind::Config,
+            format!("invalid Redis Cluster URL {target}: {why}"),
+        )
+    };
+    if lock_core::redis::wants_tls(url) {
+        if !cfg!(feature = "tls") {
+            return Err(invalid(
+                "TLS (rediss-cluster://) needs lock-fred's `tls` feature; refusing to connect \
+                 in plaintext",
+            ));
+        }
+        #[cfg(feature = "tls")]
+        use_ring_unless_chosen();
+    }
+    let mut config = Config::from_url_clustered(url).map_err(|_| {
+        // fred's messages may quote the URL, password included: none is passed on.
+        invalid("not a cluster URL fred reads")
+    })?;
+    if let ServerConfig::Clustered { hosts, .. } = &config.server
+        && hosts.len() != seeds
+    {
+        return Err(invalid("fred read another list of seed nodes"));
+    }
+    // Sharded Pub/Sub and the scripts' routing need no more; RESP2 as on one server.
+    config.version = RespVersion::RESP2;
     config.fail_fast = true;
     Ok(config)
 }
@@ -116,9 +154,14 @@ mod tests {
         assert_eq!(ok.database, Some(2));
         assert!(ok.fail_fast);
         assert!(config_from_url("valkey://h/", "t").is_ok());
+        let cluster = config_from_url("redis-cluster://:pw@h:1?node=g:2", "t").unwrap();
+        assert!(
+            matches!(cluster.server, ServerConfig::Clustered { ref hosts, .. } if hosts.len() == 2)
+        );
         for bad in [
             "http://h/",
-            "redis-cluster://h:1/",
+            "redis-cluster://h:1/2",
+            "redis-cluster://h:1?node=g",
             "redis+unix:///tmp/redis.sock",
             "redis://h/?protocol=4",
         ] {

@@ -46,6 +46,8 @@ pub(crate) struct PubSub {
     /// A client never connected, with the configuration of the backend's (server, TLS,
     /// credentials, timeouts, reconnection policy); each connection is made by a fresh copy.
     template: Client,
+    /// On a Redis Cluster: `SSUBSCRIBE`, on the node that serves the channel's slot.
+    sharded: bool,
     /// The server, for messages.
     target: Arc<str>,
     connect_timeout: Duration,
@@ -93,6 +95,7 @@ impl PubSub {
             Some(policy),
         );
         let subscriptions = Subscriptions::new(PubSub {
+            sharded: template.is_clustered(),
             template,
             target,
             connect_timeout,
@@ -217,14 +220,22 @@ impl PubSub {
             Change::Unsubscribe => "unsubscribe",
         };
         let nonce = self.nonce();
+        let sharded = self.sharded;
         let request = self.request(op, client, |options| {
-            let pipeline = client.pipeline().with_options(&pinned(client, options));
+            let options = if sharded {
+                on_slot_of(channel, options)
+            } else {
+                pinned(client, options)
+            };
+            let pipeline = client.pipeline().with_options(&options);
             let (channel, nonce) = (channel.to_owned(), nonce.clone());
             async move {
                 // Both only queue the command: fred answers them at once.
-                match change {
-                    Change::Subscribe => pipeline.subscribe(channel).await?,
-                    Change::Unsubscribe => pipeline.unsubscribe(channel).await?,
+                match (change, sharded) {
+                    (Change::Subscribe, false) => pipeline.subscribe(channel).await?,
+                    (Change::Unsubscribe, false) => pipeline.unsubscribe(channel).await?,
+                    (Change::Subscribe, true) => pipeline.ssubscribe(channel).await?,
+                    (Change::Unsubscribe, true) => pipeline.sunsubscribe(channel).await?,
                 }
                 pipeline.ping::<Value>(Some(nonce)).await?;
                 pipeline.last::<Value>().await
@@ -288,6 +299,14 @@ impl PubSub {
 
 /// `options`, sending the command, in a cluster, to the node fred sends `SUBSCRIBE` to, so that
 /// a `PING`'s answer follows the confirmation.
+/// `options`, sending the command to the node that serves the slot of `channel`: where a
+/// shard channel is subscribed to, and where the `PING` after it must go to come back after it.
+fn on_slot_of(channel: &str, mut options: Options) -> Options {
+    let slot = fred::util::redis_keyslot(channel.as_bytes());
+    options.cluster_hash = Some(ClusterHash::Custom(slot));
+    options
+}
+
 fn pinned(client: &Client, mut options: Options) -> Options {
     if client.is_clustered() {
         let slot = fred::util::redis_keyslot(client.id().as_bytes());

@@ -33,6 +33,8 @@ use crate::request::{options, routed, timed_by_fred};
 #[derive(Clone)]
 pub struct FredTransport {
     conn: Conn,
+    /// A Redis Cluster: releases on sharded Pub/Sub.
+    sharded: bool,
     /// The server, without its password, for messages.
     target: Arc<str>,
     /// The waiters of the backend's locks, and the Pub/Sub connection that wakes them.
@@ -68,6 +70,7 @@ impl FredTransport {
         owned: Option<ConnectionTask>,
     ) -> Self {
         FredTransport {
+            sharded: conn.next().is_clustered(),
             conn,
             target,
             notify,
@@ -95,6 +98,10 @@ impl RedisTransport for FredTransport {
 
     fn notifies(&self) -> bool {
         true
+    }
+
+    fn sharded(&self) -> bool {
+        self.sharded
     }
 
     async fn watch(&self, channel: String) -> Result<Watch> {

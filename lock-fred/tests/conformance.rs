@@ -24,3 +24,10 @@ async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dy
 }
 
 conformance::suite!(redis = connect);
+
+/// The same cases (those that need no server of their own) on a Redis Cluster of 3 primaries
+/// with a replica each.
+#[test]
+fn the_suite_on_a_cluster() {
+    conformance::redis::cluster_suite(connect);
+}
