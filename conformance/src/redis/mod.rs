@@ -35,6 +35,7 @@
 //! | `restart` | [`a_new_server_grants_a_free_lock_only_after_the_restart_delay`] | the delayed restart rule, by a fixed delay and by the lock's timeout |
 
 mod acl;
+mod cluster;
 mod connecting;
 mod fixture;
 mod guard_validity;
@@ -52,6 +53,7 @@ pub use acl::{
     a_user_without_evalsha_gets_permission_denied_and_nothing_changes,
     a_wrong_password_is_a_config_error,
 };
+pub use cluster::cluster_suite;
 pub use connecting::{
     an_unanswering_server_times_out_within_the_connect_timeout,
     connection_refused_is_a_connection_error_without_the_password, debug_output_hides_the_password,

@@ -11,6 +11,7 @@
 //! administrator; [`CommandCounter`], which counts round trips; [`FaultyProxy`], which breaks
 //! the network on demand; and [`TlsRedisServer`], a TLS-only server with a private CA.
 
+mod cluster;
 mod counter;
 mod process;
 mod proxy;
@@ -25,6 +26,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, ImageExt};
 use testcontainers_modules::redis::{REDIS_PORT, Redis};
 
+pub use cluster::{ClusterNode, NODE_TIMEOUT, RedisCluster};
 pub use counter::CommandCounter;
 use process::{Ready, ServerProcess};
 pub use proxy::FaultyProxy;

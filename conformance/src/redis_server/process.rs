@@ -28,6 +28,14 @@ pub(crate) struct ServerProcess {
 }
 
 /// A fresh, empty directory for one server (unique within this process).
+/// A port free on loopback now (it may be taken before it is bound).
+pub(crate) fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|address| address.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
 pub(crate) fn temp_dir(label: &str) -> Result<PathBuf, String> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -84,6 +92,19 @@ impl ServerProcess {
         }
         let _ = std::fs::remove_dir_all(&dir);
         Err(last_error)
+    }
+
+    /// Sends it the signal `name` (`STOP`, `CONT`), with `kill`.
+    pub(crate) fn signal(&self, name: &str) -> Result<(), String> {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .map_err(|e| format!("kill -{name}: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("kill -{name} {} failed: {status}", self.child.id()))
+        }
     }
 
     /// The port it listens on.

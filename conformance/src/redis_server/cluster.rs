@@ -1,0 +1,389 @@
+//! [`RedisCluster`]: a real Redis Cluster for tests, of containers from the local image (never
+//! pulled), each node on its own address on Docker's bridge network; without Docker (and unless
+//! [`REQUIRE_DOCKER_ENV`](super::REQUIRE_DOCKER_ENV) forbids it), of `redis-server` processes
+//! from `PATH` on loopback.
+//!
+//! The cluster is made by hand, as `redis-cli --cluster create` does, with no tool but the
+//! nodes themselves: every node meets the first, the primaries take equal ranges of the 16384
+//! slots, each replica replicates its primary, and the cluster is ready once every node says
+//! `cluster_state:ok`, knows every other node, and every replica's link to its primary is up.
+
+use std::fmt;
+use std::time::Duration;
+
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, ImageExt};
+use testcontainers_modules::redis::Redis;
+use tokio::time::Instant;
+
+use super::process::{self, Ready, ServerProcess};
+use super::{
+    DEFAULT_IMAGE, IMAGE_ENV, REQUIRE_DOCKER_ENV, RawRedis, Resp, image_on_this_machine, log,
+};
+
+/// How long a cluster may take to form.
+const FORMING: Duration = Duration::from_secs(30);
+
+/// How long a node may go unanswered before the others fail it over: short, so that failover
+/// tests take seconds.
+pub const NODE_TIMEOUT: Duration = Duration::from_millis(2000);
+
+/// A Redis Cluster of real servers, stopped when dropped.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn f() -> Result<(), String> {
+/// use conformance::redis_server::RedisCluster;
+///
+/// let cluster = RedisCluster::start(3, 1).await?;
+/// println!("testing against {}", cluster.url());
+/// assert_eq!(cluster.nodes().len(), 6);
+/// # Ok(()) }
+/// ```
+pub struct RedisCluster {
+    nodes: Vec<ClusterNode>,
+    origin: String,
+}
+
+/// One server of a [`RedisCluster`].
+pub struct ClusterNode {
+    address: String,
+    running: Node,
+}
+
+enum Node {
+    Container(Box<ContainerAsync<Redis>>),
+    Process(ServerProcess),
+}
+
+impl RedisCluster {
+    /// Starts a cluster of `primaries` primaries (at least 3, as Redis asks), each with
+    /// `replicas` replicas, and waits until it serves every slot and every replica is in sync.
+    ///
+    /// # Errors
+    ///
+    /// A message saying what failed: no container and no `redis-server`, or a cluster that did
+    /// not form in time (with each node's view of it).
+    pub async fn start(primaries: usize, replicas: usize) -> Result<Self, String> {
+        let count = primaries * (1 + replicas);
+        let image = std::env::var(IMAGE_ENV).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
+        let started = match image_on_this_machine(&image) {
+            Ok(()) => start_containers(&image, count).await,
+            Err(e) => Err(e),
+        };
+        let (nodes, origin) = match started {
+            Ok(nodes) => (
+                nodes,
+                format!("containers of {image} on Docker's bridge network"),
+            ),
+            Err(docker_error) => {
+                if std::env::var(REQUIRE_DOCKER_ENV).is_ok_and(|v| v == "1") {
+                    return Err(format!(
+                        "cannot start a Redis Cluster of containers of {image} \
+                         ({docker_error}), and {REQUIRE_DOCKER_ENV}=1 forbids falling back to \
+                         redis-server"
+                    ));
+                }
+                log(&format!(
+                    "no cluster of containers ({docker_error}); falling back to redis-server \
+                     from PATH"
+                ));
+                let nodes = start_processes(count).await.map_err(|process_error| {
+                    format!(
+                        "no Redis Cluster for the tests: run `scripts/test`, which installs \
+                         redis-server and builds the {DEFAULT_IMAGE} image. Tried containers of \
+                         {image} ({docker_error}) and redis-server from PATH ({process_error})"
+                    )
+                })?;
+                (
+                    nodes,
+                    "redis-server processes from PATH on loopback".to_owned(),
+                )
+            }
+        };
+        let cluster = RedisCluster { nodes, origin };
+        cluster.form(primaries).await?;
+        log(&format!(
+            "Redis Cluster of {primaries} primaries and {replicas} replica(s) each, from {}: {}",
+            cluster.origin,
+            cluster.url()
+        ));
+        Ok(cluster)
+    }
+
+    /// The cluster's URL, every node a seed: `redis-cluster://host:port?node=host:port&...`.
+    pub fn url(&self) -> String {
+        let (first, rest) = self.nodes.split_first().expect("a cluster has nodes");
+        let others: Vec<String> = rest.iter().map(|n| format!("node={}", n.address)).collect();
+        format!("redis-cluster://{}?{}", first.address, others.join("&"))
+    }
+
+    /// One `redis://host:port/` URL per node.
+    pub fn node_urls(&self) -> Vec<String> {
+        self.nodes.iter().map(ClusterNode::url).collect()
+    }
+
+    /// Every node, primaries first (in the order of their slot ranges), then their replicas.
+    pub fn nodes(&self) -> &[ClusterNode] {
+        &self.nodes
+    }
+
+    /// Where the nodes come from, for people.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The address (`host:port`) of the primary that serves `key`'s slot now.
+    ///
+    /// # Errors
+    ///
+    /// When no node answers, or none serves the slot.
+    pub async fn primary_of(&self, key: &str) -> Result<String, String> {
+        let mut raw = self.nodes[0].raw().await?;
+        let slot = raw.int(&["CLUSTER", "KEYSLOT", key]).await?;
+        let slots = raw.run(&["CLUSTER", "SLOTS"]).await?;
+        let Resp::Array(Some(ranges)) = slots else {
+            return Err(format!("CLUSTER SLOTS answered {slots:?}"));
+        };
+        for range in ranges {
+            let Resp::Array(Some(items)) = range else {
+                continue;
+            };
+            let (Some(low), Some(high)) = (items[0].as_int(), items[1].as_int()) else {
+                continue;
+            };
+            if (low..=high).contains(&slot)
+                && let Some(Resp::Array(Some(primary))) = items.get(2)
+                && let (Some(host), Some(port)) = (primary[0].as_str(), primary[1].as_int())
+            {
+                return Ok(format!("{host}:{port}"));
+            }
+        }
+        Err(format!("no node serves slot {slot} of {key:?}"))
+    }
+
+    async fn form(&self, primaries: usize) -> Result<(), String> {
+        if primaries < 3 {
+            return Err(format!(
+                "a cluster needs 3 primaries or more, not {primaries}"
+            ));
+        }
+        let first = &self.nodes[0];
+        let (host, port) = first
+            .address
+            .rsplit_once(':')
+            .ok_or_else(|| format!("no port in {}", first.address))?;
+        let mut ids = Vec::new();
+        for node in &self.nodes {
+            let mut raw = node.raw().await?;
+            let id = raw.run(&["CLUSTER", "MYID"]).await?;
+            ids.push(id.as_str().unwrap_or_default().to_owned());
+            if node.address != first.address {
+                raw.run(&["CLUSTER", "MEET", host, port]).await?;
+            }
+        }
+        for (n, node) in self.nodes[..primaries].iter().enumerate() {
+            let low = 16384 * n / primaries;
+            let high = 16384 * (n + 1) / primaries - 1;
+            let mut raw = node.raw().await?;
+            raw.run(&[
+                "CLUSTER",
+                "ADDSLOTSRANGE",
+                &low.to_string(),
+                &high.to_string(),
+            ])
+            .await?;
+        }
+        let deadline = Instant::now() + FORMING;
+        // A replica can replicate a primary only once it knows it.
+        for (n, node) in self.nodes[primaries..].iter().enumerate() {
+            let primary = &ids[n % primaries];
+            let mut raw = node.raw().await?;
+            loop {
+                match raw.command(&["CLUSTER", "REPLICATE", primary]).await? {
+                    Resp::Error(_) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Resp::Error(e) => {
+                        return Err(format!("CLUSTER REPLICATE on {}: {e}", node.address));
+                    }
+                    _ => break,
+                }
+            }
+        }
+        loop {
+            let mut waiting_for = None;
+            for node in &self.nodes {
+                if let Some(why) = node.not_ready(self.nodes.len()).await? {
+                    waiting_for = Some(format!("{}: {why}", node.address));
+                    break;
+                }
+            }
+            match waiting_for {
+                None => return Ok(()),
+                Some(why) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "the cluster did not form within {FORMING:?}: {why}"
+                    ));
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+}
+
+impl ClusterNode {
+    /// `host:port`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// `redis://host:port/`.
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.address)
+    }
+
+    /// A raw connection to this node.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot connect.
+    pub async fn raw(&self) -> Result<RawRedis, String> {
+        RawRedis::connect_to(&self.address).await
+    }
+
+    /// Stops the node (`SIGSTOP` of a container's processes, `docker pause`) until
+    /// [`unpause`](Self::unpause): it neither answers nor fails a connection.
+    ///
+    /// # Errors
+    ///
+    /// When Docker or the signal fails.
+    pub async fn pause(&self) -> Result<(), String> {
+        match &self.running {
+            Node::Container(c) => c.pause().await.map_err(|e| e.to_string()),
+            Node::Process(p) => p.signal("STOP"),
+        }
+    }
+
+    /// Resumes a paused node.
+    ///
+    /// # Errors
+    ///
+    /// When Docker or the signal fails.
+    pub async fn unpause(&self) -> Result<(), String> {
+        match &self.running {
+            Node::Container(c) => c.unpause().await.map_err(|e| e.to_string()),
+            Node::Process(p) => p.signal("CONT"),
+        }
+    }
+
+    /// Why this node is not ready yet, or `None`.
+    async fn not_ready(&self, count: usize) -> Result<Option<String>, String> {
+        let mut raw = self.raw().await?;
+        let info = raw.run(&["CLUSTER", "INFO"]).await?;
+        let info = info.as_str().unwrap_or_default().to_owned();
+        if !info.contains("cluster_state:ok") {
+            return Ok(Some("cluster_state is not ok".to_owned()));
+        }
+        let known = info
+            .lines()
+            .find_map(|l| l.strip_prefix("cluster_known_nodes:"))
+            .and_then(|n| n.trim().parse::<usize>().ok());
+        if known != Some(count) {
+            return Ok(Some(format!("knows {known:?} nodes of {count}")));
+        }
+        let replication = raw.run(&["INFO", "replication"]).await?;
+        let replication = replication.as_str().unwrap_or_default();
+        if replication.contains("role:slave") && !replication.contains("master_link_status:up") {
+            return Ok(Some("its link to its primary is not up".to_owned()));
+        }
+        Ok(None)
+    }
+}
+
+impl fmt::Debug for RedisCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCluster")
+            .field("nodes", &self.nodes)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ClusterNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterNode")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+fn cluster_args() -> Vec<String> {
+    let timeout = NODE_TIMEOUT.as_millis().to_string();
+    [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        &timeout,
+        "--protected-mode",
+        "no",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+async fn start_containers(image: &str, count: usize) -> Result<Vec<ClusterNode>, String> {
+    let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+    let mut cmd = vec!["/usr/bin/redis-server".to_owned()];
+    cmd.extend(cluster_args());
+    cmd.extend(["--bind", "0.0.0.0", "--port", "6379"].map(str::to_owned));
+    let mut nodes = Vec::new();
+    for _ in 0..count {
+        let container = Redis::default()
+            .with_name(name)
+            .with_tag(tag)
+            .with_cmd(cmd.clone())
+            .with_network("bridge")
+            .with_startup_timeout(Duration::from_secs(30))
+            .start()
+            .await
+            .map_err(|e| e.to_string())?;
+        let ip = container
+            .get_bridge_ip_address()
+            .await
+            .map_err(|e| e.to_string())?;
+        nodes.push(ClusterNode {
+            address: format!("{ip}:6379"),
+            running: Node::Container(Box::new(container)),
+        });
+    }
+    Ok(nodes)
+}
+
+async fn start_processes(count: usize) -> Result<Vec<ClusterNode>, String> {
+    let mut nodes = Vec::new();
+    for _ in 0..count {
+        let dir = process::temp_dir("redis-cluster")?;
+        // The cluster bus on a port of its own (by default the port + 10000, which may not
+        // exist or be free).
+        let bus = process::free_port()?;
+        let mut args = cluster_args();
+        args.extend(["--bind".to_owned(), "127.0.0.1".to_owned()]);
+        args.extend(["--cluster-port".to_owned(), bus.to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let process = ServerProcess::start(dir, &args, "--port", Ready::Pong, "").await?;
+        nodes.push(ClusterNode {
+            address: format!("127.0.0.1:{}", process.port()),
+            running: Node::Process(process),
+        });
+    }
+    Ok(nodes)
+}
