@@ -8,10 +8,13 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use lock_core::LockBackend;
+use std::time::Duration;
+
+use lock_core::{Cleared, Lock, LockBackend, ProcessLock, Release, Token};
+use tokio::time::Instant;
 
 use super::options::RedisOptions;
-use crate::redis_server::RedisCluster;
+use crate::redis_server::{RawRedis, RedisCluster, Resp};
 use crate::{Capability, Fixture, cases, run_case};
 
 /// How many cases run at once: most of a case's time is spent waiting for timeouts.
@@ -49,10 +52,10 @@ const PARALLEL: usize = 4;
 pub fn cluster_suite<F, Fut>(connect: F)
 where
     F: Fn(String, RedisOptions) -> Fut + Sync,
-    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>> + 'static,
 {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime for the cluster");
@@ -89,16 +92,41 @@ where
             });
         }
     });
-    runtime.block_on(async move { drop(cluster) });
-    let failed = failed
+    let mut failed = failed
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Then the cases of a cluster's own, one after another: they change its topology.
+    let connect = &connect;
+    let own: [(&'static str, ClusterCase<F>); 3] = [
+        ("releases_go_out_on_the_shard_of_the_lock_only", |c, k| {
+            Box::pin(releases_go_out_on_the_shard_of_the_lock_only(c, k))
+        }),
+        ("a_failover_keeps_the_lock_and_serves_the_waiter", |c, k| {
+            Box::pin(a_failover_keeps_the_lock_and_serves_the_waiter(c, k))
+        }),
+        (
+            "a_slot_migration_keeps_the_lock_and_serves_the_waiter",
+            |c, k| Box::pin(a_slot_migration_keeps_the_lock_and_serves_the_waiter(c, k)),
+        ),
+    ];
+    for (name, case) in own {
+        let started = Instant::now();
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            runtime.block_on(case(&cluster, connect));
+        }));
+        let verdict = if outcome.is_ok() { "ok" } else { "FAILED" };
+        say(&format!("{name} ... {verdict} ({:?})", started.elapsed()));
+        if outcome.is_err() {
+            failed.push(name);
+        }
+    }
+    runtime.block_on(async move { drop(cluster) });
     let names: Vec<&str> = skipped.iter().map(|case| case.name).collect();
     say(&format!(
         "{} of {} cases passed on the cluster; not run on a cluster (each needs a server of \
          its own): {}",
-        run.len() - failed.len(),
-        run.len(),
+        run.len() + own.len() - failed.len(),
+        run.len() + own.len(),
         names.join(", ")
     ));
     assert!(failed.is_empty(), "cases failed on the cluster: {failed:?}");
@@ -107,4 +135,243 @@ where
 /// Writes past libtest's capture, so that the log shows each case.
 fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "[cluster] {line}");
+}
+
+type ClusterCase<F> =
+    for<'a> fn(&'a RedisCluster, &'a F) -> std::pin::Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// Long enough that no lock of these cases expires unless it is let go.
+const LONG: Duration = Duration::from_secs(30);
+/// How long a wake-up may take on a loaded machine: far below [`LONG`].
+const WAKE: Duration = Duration::from_secs(2);
+/// How many times the cases that change the topology run (each on a lock of its own): a race
+/// that shows once in a few runs shows here.
+const REPEATS: usize = 4;
+/// How long a waiter may take to be served after a topology change: its queue heartbeat finds
+/// a lock handed to it even if no notification reached it.
+const AFTER_CHANGE: Duration = Duration::from_secs(10);
+
+async fn backend<F, Fut>(cluster: &RedisCluster, connect: &F) -> Arc<dyn LockBackend>
+where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    connect(cluster.url(), RedisOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the cluster {}: {e}", cluster.url()))
+}
+
+fn unique(label: &str) -> String {
+    let token = Token::generate().expect("the system random generator works");
+    format!("cluster:{label}:{}", &token.as_str()[..16])
+}
+
+async fn channels(raw: &mut RawRedis, kind: &str, name: &str) -> Vec<String> {
+    let pattern = format!("*{name}*");
+    match raw.run(&["PUBSUB", kind, &pattern]).await {
+        Ok(Resp::Array(Some(items))) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect(),
+        other => panic!("PUBSUB {kind} on {}: {other:?}", raw.address()),
+    }
+}
+
+/// A lock's key is its name and its value the owner's token, on the primary of its slot (as
+/// `process-lock-node` reads it); its waiter subscribes to a shard channel on that primary only
+/// (nothing on the other shards, no plain channel anywhere), and a release wakes it at once.
+async fn releases_go_out_on_the_shard_of_the_lock_only<F, Fut>(cluster: &RedisCluster, connect: &F)
+where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    let name = unique("shard");
+    let holder = ProcessLock::new(backend(cluster, connect).await, &name, LONG).unwrap();
+    assert!(holder.lock().await.unwrap());
+    let primary = cluster.primary_of(&name).await.unwrap();
+    let mut on_primary = cluster.node(&primary).raw().await.unwrap();
+    assert_eq!(
+        on_primary.get(&name).await.unwrap().as_deref(),
+        Some(holder.token().as_str()),
+        "the key is the name and its value the owner's token, on the slot's primary"
+    );
+    let waiter = Lock::new(backend(cluster, connect).await, &name, LONG)
+        .unwrap()
+        .with_recheck(LONG);
+    let waiting = tokio::spawn(async move { waiter.lock().await });
+    let deadline = Instant::now() + WAKE;
+    while channels(&mut on_primary, "SHARDCHANNELS", &name)
+        .await
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the waiter did not subscribe to a shard channel of {name} on {primary}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let topology = cluster.topology().await.unwrap();
+    let shard_id = topology
+        .iter()
+        .find(|n| n.address == primary)
+        .unwrap()
+        .id
+        .clone();
+    for node in &topology {
+        let mut raw = cluster.node(&node.address).raw().await.unwrap();
+        assert_eq!(
+            channels(&mut raw, "CHANNELS", &name).await,
+            Vec::<String>::new(),
+            "a plain channel of {name} on {}",
+            node.address
+        );
+        let in_shard = node.id == shard_id || node.primary_id.as_deref() == Some(&shard_id);
+        if !in_shard {
+            assert_eq!(
+                channels(&mut raw, "SHARDCHANNELS", &name).await,
+                Vec::<String>::new(),
+                "a shard channel of {name} on {}, outside its shard",
+                node.address
+            );
+        }
+    }
+    let released = Instant::now();
+    assert_eq!(holder.clear(false).await.unwrap(), Cleared::Cleared);
+    let guard = tokio::time::timeout(WAKE, waiting)
+        .await
+        .expect("the waiter was not woken by the release")
+        .unwrap()
+        .unwrap();
+    say(&format!(
+        "  a release woke the waiter in {:?}",
+        released.elapsed()
+    ));
+    assert!(guard.is_held());
+    assert_eq!(
+        on_primary.get(&name).await.unwrap().as_deref(),
+        Some(guard.token().as_str())
+    );
+    assert_eq!(guard.release().await.unwrap(), Release::Released);
+}
+
+/// Holds a lock on a fresh backend and starts a waiter for it on another (two processes), and
+/// returns when the waiter has queued.
+async fn held_and_awaited<F, Fut>(
+    cluster: &RedisCluster,
+    connect: &F,
+    name: &str,
+) -> (
+    lock_core::LockGuard,
+    tokio::task::JoinHandle<(lock_core::LockGuard, Instant)>,
+)
+where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    let holder = Lock::new(backend(cluster, connect).await, name, LONG).unwrap();
+    let guard = holder.lock().await.unwrap();
+    let waiter = Lock::new(backend(cluster, connect).await, name, LONG).unwrap();
+    let waiting = tokio::spawn(async move {
+        let guard = waiter.lock().await.unwrap();
+        (guard, Instant::now())
+    });
+    let primary = cluster.primary_of(name).await.unwrap();
+    let mut raw = cluster.node(&primary).raw().await.unwrap();
+    let deadline = Instant::now() + WAKE;
+    while channels(&mut raw, "SHARDCHANNELS", name).await.is_empty() {
+        assert!(Instant::now() < deadline, "the waiter did not queue");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (guard, waiting)
+}
+
+/// After a topology change: the holder still holds the lock (its key, on the slot's primary
+/// now, is its token, and the guard reports no loss), the waiter has not got it, and once the
+/// holder releases it the waiter is served.
+async fn still_held_then_handed_over(
+    cluster: &RedisCluster,
+    name: &str,
+    guard: lock_core::LockGuard,
+    waiting: tokio::task::JoinHandle<(lock_core::LockGuard, Instant)>,
+) {
+    // A few renewals' worth of time on the new topology.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        guard.try_lost().is_none(),
+        "the holder was told its lock is lost"
+    );
+    let primary = cluster.primary_of(name).await.unwrap();
+    let mut raw = cluster.node(&primary).raw().await.unwrap();
+    assert_eq!(
+        raw.get(name).await.unwrap().as_deref(),
+        Some(guard.token().as_str()),
+        "the lock on the slot's primary now ({primary}) is the holder's"
+    );
+    assert!(
+        !waiting.is_finished(),
+        "the waiter got the lock while it was held"
+    );
+    let released = Instant::now();
+    assert_eq!(guard.release().await.unwrap(), Release::Released);
+    let (next, served) = tokio::time::timeout(AFTER_CHANGE, waiting)
+        .await
+        .expect("the waiter was not served after the release")
+        .unwrap();
+    assert!(
+        served >= released,
+        "the waiter was served before the release"
+    );
+    say(&format!(
+        "  the waiter was served {:?} after the release",
+        served - released
+    ));
+    assert_eq!(next.release().await.unwrap(), Release::Released);
+}
+
+/// A primary failover (`CLUSTER FAILOVER` on the replica of the lock's primary) while a lock
+/// is held and a waiter waits: the holder keeps renewing on the new primary, and the waiter is
+/// served once it releases.
+async fn a_failover_keeps_the_lock_and_serves_the_waiter<F, Fut>(
+    cluster: &RedisCluster,
+    connect: &F,
+) where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    for _ in 0..REPEATS {
+        let name = unique("failover");
+        let (guard, waiting) = held_and_awaited(cluster, connect, &name).await;
+        let primary = cluster.primary_of(&name).await.unwrap();
+        let replica = cluster.replica_of(&primary).await.unwrap();
+        cluster.failover(&replica).await.unwrap();
+        assert_eq!(cluster.primary_of(&name).await.unwrap(), replica);
+        still_held_then_handed_over(cluster, &name, guard, waiting).await;
+    }
+}
+
+/// The lock's hash slot moves to another primary (keys migrated, `ASK` and `TRYAGAIN` on the
+/// way) while a lock is held and a waiter waits: as after a failover.
+async fn a_slot_migration_keeps_the_lock_and_serves_the_waiter<F, Fut>(
+    cluster: &RedisCluster,
+    connect: &F,
+) where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    for _ in 0..REPEATS {
+        let name = unique("migration");
+        let (guard, waiting) = held_and_awaited(cluster, connect, &name).await;
+        let primary = cluster.primary_of(&name).await.unwrap();
+        let target = cluster
+            .topology()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|n| n.primary_id.is_none() && n.address != primary && !n.failed)
+            .expect("another primary")
+            .address;
+        cluster.move_slot(&name, &target).await.unwrap();
+        assert_eq!(cluster.primary_of(&name).await.unwrap(), target);
+        still_held_then_handed_over(cluster, &name, guard, waiting).await;
+    }
 }

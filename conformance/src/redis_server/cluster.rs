@@ -163,6 +163,139 @@ impl RedisCluster {
         Err(format!("no node serves slot {slot} of {key:?}"))
     }
 
+    /// Every node as the cluster sees it now (`CLUSTER NODES`, asked of the first node that
+    /// answers).
+    ///
+    /// # Errors
+    ///
+    /// When no node answers.
+    pub async fn topology(&self) -> Result<Vec<NodeRole>, String> {
+        let mut last = String::new();
+        for node in &self.nodes {
+            let text = match node.raw().await {
+                Ok(mut raw) => raw.run(&["CLUSTER", "NODES"]).await,
+                Err(e) => Err(e),
+            };
+            match text {
+                Ok(text) => return Ok(parse_nodes(text.as_str().unwrap_or_default())),
+                Err(e) => last = e,
+            }
+        }
+        Err(format!("no node answered CLUSTER NODES: {last}"))
+    }
+
+    /// The address of a replica of the primary at `primary`.
+    ///
+    /// # Errors
+    ///
+    /// When no node answers, or the primary has no replica.
+    pub async fn replica_of(&self, primary: &str) -> Result<String, String> {
+        let topology = self.topology().await?;
+        let id = topology
+            .iter()
+            .find(|n| n.address == primary)
+            .map(|n| n.id.clone())
+            .ok_or_else(|| format!("no node at {primary}"))?;
+        topology
+            .into_iter()
+            .find(|n| n.primary_id.as_deref() == Some(&id))
+            .map(|n| n.address)
+            .ok_or_else(|| format!("the primary at {primary} has no replica"))
+    }
+
+    /// The node at `address`.
+    ///
+    /// # Panics
+    ///
+    /// When no node of this cluster is at `address`.
+    pub fn node(&self, address: &str) -> &ClusterNode {
+        self.nodes
+            .iter()
+            .find(|n| n.address == address)
+            .unwrap_or_else(|| panic!("no node of the cluster at {address}"))
+    }
+
+    /// Makes the replica at `replica` its primary's primary, as an operator does before
+    /// maintenance (`CLUSTER FAILOVER`: the primary stops taking writes until the replica has
+    /// them all, so nothing is lost), and waits until the replica says it is a primary.
+    ///
+    /// # Errors
+    ///
+    /// When the command fails, or the failover is not done within 20 s.
+    pub async fn failover(&self, replica: &str) -> Result<(), String> {
+        let mut raw = self.node(replica).raw().await?;
+        raw.run(&["CLUSTER", "FAILOVER"]).await?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let role = raw.run(&["ROLE"]).await?;
+            if let Resp::Array(Some(items)) = &role
+                && items.first().and_then(Resp::as_str) == Some("master")
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("{replica} is still not a primary: ROLE {role:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Moves the hash slot of `key`, with every key in it, from the primary that serves it to
+    /// the primary at `to`, as `redis-cli --cluster reshard` does: `IMPORTING` on the target,
+    /// `MIGRATING` on the source, `MIGRATE` of the keys in batches, then the slot assigned to
+    /// the target on every primary. Clients meanwhile get `ASK` and `TRYAGAIN`.
+    ///
+    /// # Errors
+    ///
+    /// When a step fails.
+    pub async fn move_slot(&self, key: &str, to: &str) -> Result<(), String> {
+        let from = self.primary_of(key).await?;
+        let topology = self.topology().await?;
+        let id_of = |address: &str| {
+            topology
+                .iter()
+                .find(|n| n.address == address)
+                .map(|n| n.id.clone())
+                .ok_or_else(|| format!("no node at {address}"))
+        };
+        let (from_id, to_id) = (id_of(&from)?, id_of(to)?);
+        let mut source = self.node(&from).raw().await?;
+        let mut target = self.node(to).raw().await?;
+        let slot = source.int(&["CLUSTER", "KEYSLOT", key]).await?.to_string();
+        target
+            .run(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id])
+            .await?;
+        source
+            .run(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id])
+            .await?;
+        let (host, port) = to
+            .rsplit_once(':')
+            .ok_or_else(|| format!("no port in {to}"))?;
+        loop {
+            let keys = source
+                .run(&["CLUSTER", "GETKEYSINSLOT", &slot, "100"])
+                .await?;
+            let Resp::Array(Some(keys)) = keys else {
+                return Err(format!("GETKEYSINSLOT answered {keys:?}"));
+            };
+            if keys.is_empty() {
+                break;
+            }
+            let keys: Vec<&str> = keys.iter().filter_map(Resp::as_str).collect();
+            let mut migrate = vec!["MIGRATE", host, port, "", "0", "5000", "KEYS"];
+            migrate.extend(keys);
+            source.run(&migrate).await?;
+        }
+        for node in &topology {
+            if node.primary_id.is_none() {
+                let mut raw = self.node(&node.address).raw().await?;
+                raw.run(&["CLUSTER", "SETSLOT", &slot, "NODE", &to_id])
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn form(&self, primaries: usize) -> Result<(), String> {
         if primaries < 3 {
             return Err(format!(
@@ -231,6 +364,41 @@ impl RedisCluster {
             }
         }
     }
+}
+
+/// One node as `CLUSTER NODES` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeRole {
+    /// Its node id.
+    pub id: String,
+    /// `host:port`.
+    pub address: String,
+    /// The id of its primary, for a replica; `None` for a primary.
+    pub primary_id: Option<String>,
+    /// Whether the others consider it failed.
+    pub failed: bool,
+}
+
+fn parse_nodes(text: &str) -> Vec<NodeRole> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (id, address, flags, primary) = (
+                fields.first()?,
+                fields.get(1)?,
+                fields.get(2)?,
+                fields.get(3)?,
+            );
+            let address = address.split('@').next()?.to_owned();
+            Some(NodeRole {
+                id: (*id).to_owned(),
+                address,
+                primary_id: (*primary != "-").then(|| (*primary).to_owned()),
+                failed: flags.split(',').any(|f| f == "fail" || f == "fail?"),
+            })
+        })
+        .collect()
 }
 
 impl ClusterNode {
