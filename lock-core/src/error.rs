@@ -58,6 +58,11 @@ pub enum ErrorKind {
     Unsupported,
     /// Any other error reported by the store or its client.
     Backend,
+    /// The lock was taken or renewed on the Redis primary, but fewer replicas than asked
+    /// acknowledged it in time (`WAIT`, with
+    /// [`ReplicaAck`](crate::redis::ReplicaAck)): a failover now could lose it. A lock just
+    /// taken was released again; a renewal counts as failed.
+    NotReplicated,
     /// The lock was lost while work ran under it ([`Lock::with_lock`](crate::Lock::with_lock)):
     /// its validity ran out with no renewal confirmed, or another owner took it. The
     /// [`Lost`](crate::Lost) is the [`source`](StdError::source).
@@ -77,6 +82,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Backend => "backend error",
             ErrorKind::LockLost => "lock lost",
+            ErrorKind::NotReplicated => "not replicated",
         }
     }
 }

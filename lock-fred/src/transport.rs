@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use fred::error::Error as FredError;
 use fred::prelude::{Client, ClientLike, LuaInterface, Pool, Value};
-use fred::types::Key;
+use fred::types::{ClusterHash, CustomCommand, Key};
 use lock_core::notify::Subscriptions;
-use lock_core::redis::{Deadline, RedisTransport, Reply, ScriptCall};
+use lock_core::redis::{Deadline, RedisTransport, ReplicaAck, Reply, ScriptCall};
 use lock_core::{Result, Watch, async_trait};
 use tokio::time::Instant;
 
@@ -104,6 +104,22 @@ impl RedisTransport for FredTransport {
         self.sharded
     }
 
+    async fn eval_replicated(
+        &self,
+        call: &ScriptCall,
+        ack: ReplicaAck,
+        deadline: Deadline,
+    ) -> Result<(Reply, i64)> {
+        let client = self.conn.next();
+        let request = routed(client, deadline.at, || {
+            replicated(client, deadline.at, call, ack)
+        });
+        let (op, within) = (call.op, deadline.within);
+        let (value, acknowledged) =
+            timed_by_fred(op, &self.target, within, client, request).await?;
+        Ok((reply(value), acknowledged))
+    }
+
     async fn watch(&self, channel: String) -> Result<Watch> {
         self.notify.watch(channel).await
     }
@@ -152,6 +168,55 @@ async fn evalsha(
         .with_options(&options(deadline))
         .evalsha(call.script.sha1(), keys, args)
         .await
+}
+
+/// The script then `WAIT`, pipelined on one client (on a cluster, to the primary of the call's
+/// first key): both on the same connection. After a `NOSCRIPT`, the script is loaded and the
+/// pipeline sent again.
+async fn replicated(
+    client: &Client,
+    deadline: Instant,
+    call: &ScriptCall,
+    ack: ReplicaAck,
+) -> std::result::Result<(Value, i64), FredError> {
+    let send = || async {
+        let mut options = options(deadline);
+        if let Some(key) = call.keys.first() {
+            let slot = lock_core::redis::keys::hash_slot(key);
+            options.cluster_hash = Some(ClusterHash::Custom(slot));
+        }
+        let pipeline = client.pipeline().with_options(&options);
+        let mut evalsha: Vec<Value> = vec![call.script.sha1().into(), call.keys.len().try_into()?];
+        evalsha.extend(call.keys.iter().map(|k| Value::from(k.as_str())));
+        evalsha.extend(call.args.iter().map(|a| Value::from(a.as_str())));
+        let command = |name| CustomCommand::new_static(name, ClusterHash::FirstKey, false);
+        pipeline
+            .custom::<(), _>(command("EVALSHA"), evalsha)
+            .await?;
+        let timeout = i64::try_from(ack.timeout().as_millis()).unwrap_or(i64::MAX);
+        let wait = vec![Value::from(i64::from(ack.replicas())), Value::from(timeout)];
+        pipeline.custom::<(), _>(command("WAIT"), wait).await?;
+        Ok::<_, FredError>(pipeline.try_all::<Value>().await)
+    };
+    let mut answers = send().await?;
+    if answers.first().is_some_and(|a| {
+        a.as_ref()
+            .is_err_and(|e| e.details().starts_with("NOSCRIPT"))
+    }) {
+        client
+            .with_options(&options(deadline))
+            .script_load_cluster::<(), _>(call.script.lua())
+            .await?;
+        answers = send().await?;
+    }
+    let mut answers = answers.into_iter();
+    match (answers.next(), answers.next()) {
+        (Some(value), Some(acknowledged)) => Ok((value?, acknowledged?.convert()?)),
+        _ => Err(FredError::new(
+            fred::error::ErrorKind::Protocol,
+            "a pipeline of 2 commands answered fewer",
+        )),
+    }
 }
 
 /// A script's answer as the protocol reads it.

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use lock_core::redis::{Deadline, RedisTransport, Reply, ScriptCall};
+use lock_core::redis::{Deadline, RedisTransport, ReplicaAck, Reply, ScriptCall};
 use lock_core::{Error, ErrorKind, Result, Watch, async_trait};
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
@@ -125,6 +125,39 @@ impl RedisTransport for RedisRsTransport {
         matches!(self.conn, Conn::Cluster { .. })
     }
 
+    async fn eval_replicated(
+        &self,
+        call: &ScriptCall,
+        ack: ReplicaAck,
+        deadline: Deadline,
+    ) -> Result<(Reply, i64)> {
+        let running = async {
+            match &self.conn {
+                Conn::Single { conn, .. } => replicated_single(&mut conn.clone(), call, ack).await,
+                Conn::Cluster { conn, .. } => {
+                    replicated_cluster(&mut conn.clone(), call, ack).await
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline.at, running).await {
+            Ok(Ok((value, acknowledged))) => {
+                self.connected.store(true, Ordering::Relaxed);
+                Ok((reply(value), acknowledged))
+            }
+            Ok(Err(e)) => {
+                let err = from_redis(e, call.op, &self.target);
+                let broken = err.kind() == ErrorKind::Connection;
+                self.connected.store(!broken, Ordering::Relaxed);
+                Err(err)
+            }
+            Err(_) => Err(lock_core::redis::no_reply(
+                &format!("{} on {}", call.op, self.target),
+                deadline.within,
+                self.connected.load(Ordering::Relaxed),
+            )),
+        }
+    }
+
     async fn watch(&self, channel: String) -> Result<Watch> {
         match &self.conn {
             Conn::Single {
@@ -209,6 +242,66 @@ async fn evalsha_or_load(conn: &mut ConnectionManager, call: &ScriptCall) -> Red
         }
         other => other,
     }
+}
+
+/// `WAIT` for `ack`.
+fn wait(ack: ReplicaAck) -> redis::Cmd {
+    let mut wait = redis::cmd("WAIT");
+    wait.arg(ack.replicas())
+        .arg(u64::try_from(ack.timeout().as_millis()).unwrap_or(u64::MAX));
+    wait
+}
+
+/// The script then `WAIT`, pipelined: one write, so both on the same connection.
+async fn replicated_single(
+    conn: &mut ConnectionManager,
+    call: &ScriptCall,
+    ack: ReplicaAck,
+) -> RedisResult<(Value, i64)> {
+    let mut pipe = redis::pipe();
+    pipe.add_command(evalsha(call)).add_command(wait(ack));
+    match pipe.query_async(conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) => {
+            let mut load = redis::cmd("SCRIPT");
+            load.arg("LOAD").arg(call.script.lua());
+            load.exec_async(conn).await?;
+            pipe.query_async(conn).await
+        }
+        other => other,
+    }
+}
+
+/// On a cluster, the pipeline goes to the primary of the call's first key, with `EVAL` when
+/// that node lacks the script.
+async fn replicated_cluster(
+    conn: &mut ClusterConnection,
+    call: &ScriptCall,
+    ack: ReplicaAck,
+) -> RedisResult<(Value, i64)> {
+    use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
+    let slot = lock_core::redis::keys::hash_slot(call.keys.first().map_or("", String::as_str));
+    let route = || SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
+    let mut pipe = redis::pipe();
+    pipe.add_command(evalsha(call)).add_command(wait(ack));
+    // A routed pipeline answers each command's error as a value.
+    let mut values = conn.route_pipeline(pipe, 0, 2, route()).await?;
+    if let Some(Value::ServerError(e)) = values.first()
+        && e.kind() == Some(ServerErrorKind::NoScript)
+    {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(call.script.lua())
+            .arg(call.keys.len())
+            .arg(&call.keys)
+            .arg(&call.args);
+        let mut pipe = redis::pipe();
+        pipe.add_command(eval).add_command(wait(ack));
+        values = conn.route_pipeline(pipe, 0, 2, route()).await?;
+    }
+    if let Some(Value::ServerError(e)) = values.iter().find(|v| matches!(v, Value::ServerError(_)))
+    {
+        return Err(e.clone().into());
+    }
+    Ok(redis::from_redis_value(Value::Array(values))?)
 }
 
 /// A script's answer as the protocol reads it.

@@ -19,6 +19,10 @@ async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dy
         Some(delay) => builder.restart_delay(delay),
         None => builder,
     };
+    let builder = match options.replicas {
+        Some(ack) => builder.wait_for_replicas(ack),
+        None => builder,
+    };
     let backend = builder.connect().await?;
     Ok(Arc::new(backend))
 }
@@ -30,4 +34,10 @@ conformance::suite!(redis = connect);
 #[test]
 fn the_suite_on_a_cluster() {
     conformance::redis::cluster_suite(connect);
+}
+
+/// Replica acknowledgement on a primary with one replica, which the test pauses.
+#[test]
+fn replica_acknowledgement() {
+    conformance::redis::replica_suite(connect);
 }

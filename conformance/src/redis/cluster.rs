@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::time::Duration;
 
-use lock_core::{Cleared, Lock, LockBackend, ProcessLock, Release, Token};
+use lock_core::redis::ReplicaAck;
+use lock_core::{Cleared, ErrorKind, Lock, LockBackend, LockState, ProcessLock, Release, Token};
 use tokio::time::Instant;
 
 use super::options::RedisOptions;
-use crate::redis_server::{RawRedis, RedisCluster, Resp};
+use crate::redis_server::{ClusterNode, RawRedis, RedisCluster, ReplicatedRedis, Resp};
 use crate::{Capability, Fixture, cases, run_case};
 
 /// How many cases run at once: most of a case's time is spent waiting for timeouts.
@@ -97,7 +98,7 @@ where
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Then the cases of a cluster's own, one after another: they change its topology.
     let connect = &connect;
-    let own: [(&'static str, ClusterCase<F>); 3] = [
+    let own: [(&'static str, ClusterCase<F>); 4] = [
         ("releases_go_out_on_the_shard_of_the_lock_only", |c, k| {
             Box::pin(releases_go_out_on_the_shard_of_the_lock_only(c, k))
         }),
@@ -108,6 +109,9 @@ where
             "a_slot_migration_keeps_the_lock_and_serves_the_waiter",
             |c, k| Box::pin(a_slot_migration_keeps_the_lock_and_serves_the_waiter(c, k)),
         ),
+        (REPLICA_ACK_CASE, |c, k| {
+            Box::pin(replicas_acknowledged_on_a_cluster(c, k))
+        }),
     ];
     for (name, case) in own {
         let started = Instant::now();
@@ -374,4 +378,139 @@ async fn a_slot_migration_keeps_the_lock_and_serves_the_waiter<F, Fut>(
         assert_eq!(cluster.primary_of(&name).await.unwrap(), target);
         still_held_then_handed_over(cluster, &name, guard, waiting).await;
     }
+}
+
+/// Replica acknowledgement on a primary with one replica: [`REPLICA_ACK_CASE`]'s checks,
+/// started and stopped for the call.
+///
+/// # Panics
+///
+/// When the servers cannot be started, or a check fails.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use conformance::redis::{RedisOptions, replica_suite};
+/// use lock_core::LockBackend;
+///
+/// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+/// #     unimplemented!()
+/// # }
+/// #[test]
+/// fn replica_acknowledgement() {
+///     replica_suite(connect);
+/// }
+/// ```
+pub fn replica_suite<F, Fut>(connect: F)
+where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let servers = ReplicatedRedis::start()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        replicas_acknowledge_or_the_lock_is_not_taken(servers.url(), servers.replica(), &connect)
+            .await;
+        say(&format!(
+            "{REPLICA_ACK_CASE} ... ok on a primary with one replica"
+        ));
+    });
+}
+
+/// The name of the replica acknowledgement case, as the log shows it.
+pub const REPLICA_ACK_CASE: &str = "replicas_acknowledge_or_the_lock_is_not_taken";
+
+async fn replicas_acknowledged_on_a_cluster<F, Fut>(cluster: &RedisCluster, connect: &F)
+where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    // A name whose primary has a replica (after the failovers above, every one has).
+    let name = unique("replicas");
+    let primary = cluster.primary_of(&name).await.unwrap();
+    let replica = cluster.replica_of(&primary).await.unwrap();
+    replicas_acknowledge_named(cluster.url(), cluster.node(&replica), connect, &name).await;
+}
+
+async fn replicas_acknowledge_or_the_lock_is_not_taken<F, Fut>(
+    url: String,
+    replica: &ClusterNode,
+    connect: &F,
+) where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    replicas_acknowledge_named(url, replica, connect, &unique("replicas")).await;
+}
+
+/// With replica acknowledgement (1 replica, 300 ms): with the replica running, a lock is taken
+/// and renewed; with it paused, taking the lock fails with `NotReplicated` within the
+/// acknowledgement's timeout and leaves the lock free, for a handle and for a guard alike;
+/// running again, the lock is taken again.
+async fn replicas_acknowledge_named<F, Fut>(
+    url: String,
+    replica: &ClusterNode,
+    connect: &F,
+    name: &str,
+) where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    let ack = ReplicaAck::new(1, Duration::from_millis(300)).unwrap();
+    let backend = connect(url.clone(), RedisOptions::default().with_replicas(ack))
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    let handle = ProcessLock::new(backend.clone(), name, LONG).unwrap();
+    assert!(
+        handle.lock().await.unwrap(),
+        "acknowledged by a running replica"
+    );
+    assert!(handle.update().await.unwrap(), "renewal acknowledged");
+    assert_eq!(handle.clear(false).await.unwrap(), Cleared::Cleared);
+
+    replica.pause().await.unwrap();
+    let started = Instant::now();
+    let refused = handle.lock().await;
+    let took = started.elapsed();
+    let guarded = Lock::new(backend.clone(), name, LONG)
+        .unwrap()
+        .try_lock()
+        .await;
+    let state = handle.status().await;
+    replica.unpause().await.unwrap();
+    let err = refused.expect_err("a lock taken with its replica paused");
+    assert_eq!(err.kind(), ErrorKind::NotReplicated, "{err}");
+    assert!(
+        took >= ack.timeout(),
+        "failed before WAIT's timeout: {took:?}"
+    );
+    assert!(took < ack.timeout() + WAKE, "took {took:?}");
+    let err = guarded.expect_err("a guard taken with its replica paused");
+    assert_eq!(err.kind(), ErrorKind::NotReplicated, "{err}");
+    assert_eq!(
+        state.unwrap(),
+        LockState::Open,
+        "the lock was released again"
+    );
+    say(&format!("  refused in {took:?}: {err}"));
+
+    // The replica catches up within a few seconds.
+    let deadline = Instant::now() + AFTER_CHANGE;
+    loop {
+        match handle.lock().await {
+            Ok(true) => break,
+            Err(e) if e.kind() == ErrorKind::NotReplicated && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("taking the lock after the replica came back: {other:?}"),
+        }
+    }
+    assert_eq!(handle.clear(false).await.unwrap(), Cleared::Cleared);
 }

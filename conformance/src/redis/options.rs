@@ -30,6 +30,8 @@ pub struct RedisOptions {
     /// backend's default (the lock's timeout). The suite's servers are new, so the suite turns
     /// the rule off (zero) except in the cases that check it.
     pub restart_delay: Option<Duration>,
+    /// Replica acknowledgement (`wait_for_replicas`); `None` by default.
+    pub replicas: Option<lock_core::redis::ReplicaAck>,
 }
 
 impl RedisOptions {
@@ -68,6 +70,25 @@ impl RedisOptions {
         self
     }
 
+    /// With replica acknowledgement.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conformance::redis::RedisOptions;
+    /// use lock_core::redis::ReplicaAck;
+    ///
+    /// let ack = ReplicaAck::new(1, Duration::from_millis(300))?;
+    /// assert_eq!(RedisOptions::default().with_replicas(ack).replicas, Some(ack));
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_replicas(mut self, ack: lock_core::redis::ReplicaAck) -> Self {
+        self.replicas = Some(ack);
+        self
+    }
+
     /// With the delayed restart rule's delay `delay` (`None`: the backend's default).
     #[must_use]
     pub fn with_restart_delay(mut self, delay: Option<Duration>) -> Self {
@@ -84,6 +105,7 @@ impl Default for RedisOptions {
             reconnect_attempts: Self::DEFAULT_RECONNECT_ATTEMPTS,
             prefix: String::new(),
             restart_delay: Some(Duration::ZERO),
+            replicas: None,
         }
     }
 }

@@ -67,41 +67,11 @@ impl RedisCluster {
     /// not form in time (with each node's view of it).
     pub async fn start(primaries: usize, replicas: usize) -> Result<Self, String> {
         let count = primaries * (1 + replicas);
-        let image = std::env::var(IMAGE_ENV).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
-        let started = match image_on_this_machine(&image) {
-            Ok(()) => start_containers(&image, count).await,
-            Err(e) => Err(e),
-        };
-        let (nodes, origin) = match started {
-            Ok(nodes) => (
-                nodes,
-                format!("containers of {image} on Docker's bridge network"),
-            ),
-            Err(docker_error) => {
-                if std::env::var(REQUIRE_DOCKER_ENV).is_ok_and(|v| v == "1") {
-                    return Err(format!(
-                        "cannot start a Redis Cluster of containers of {image} \
-                         ({docker_error}), and {REQUIRE_DOCKER_ENV}=1 forbids falling back to \
-                         redis-server"
-                    ));
-                }
-                log(&format!(
-                    "no cluster of containers ({docker_error}); falling back to redis-server \
-                     from PATH"
-                ));
-                let nodes = start_processes(count).await.map_err(|process_error| {
-                    format!(
-                        "no Redis Cluster for the tests: run `scripts/test`, which installs \
-                         redis-server and builds the {DEFAULT_IMAGE} image. Tried containers of \
-                         {image} ({docker_error}) and redis-server from PATH ({process_error})"
-                    )
-                })?;
-                (
-                    nodes,
-                    "redis-server processes from PATH on loopback".to_owned(),
-                )
-            }
-        };
+        let (place, origin) = Place::choose("a Redis Cluster")?;
+        let mut nodes = Vec::new();
+        for _ in 0..count {
+            nodes.push(place.start(&cluster_args()).await?);
+        }
         let cluster = RedisCluster { nodes, origin };
         cluster.form(primaries).await?;
         log(&format!(
@@ -496,62 +466,176 @@ fn cluster_args() -> Vec<String> {
         "nodes.conf",
         "--cluster-node-timeout",
         &timeout,
-        "--protected-mode",
-        "no",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
     ]
     .iter()
     .map(|s| (*s).to_owned())
     .collect()
 }
 
-async fn start_containers(image: &str, count: usize) -> Result<Vec<ClusterNode>, String> {
-    let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
-    let mut cmd = vec!["/usr/bin/redis-server".to_owned()];
-    cmd.extend(cluster_args());
-    cmd.extend(["--bind", "0.0.0.0", "--port", "6379"].map(str::to_owned));
-    let mut nodes = Vec::new();
-    for _ in 0..count {
-        let container = Redis::default()
-            .with_name(name)
-            .with_tag(tag)
-            .with_cmd(cmd.clone())
-            .with_network("bridge")
-            .with_startup_timeout(Duration::from_secs(30))
-            .start()
-            .await
-            .map_err(|e| e.to_string())?;
-        let ip = container
-            .get_bridge_ip_address()
-            .await
-            .map_err(|e| e.to_string())?;
-        nodes.push(ClusterNode {
-            address: format!("{ip}:6379"),
-            running: Node::Container(Box::new(container)),
-        });
-    }
-    Ok(nodes)
+/// Where a test's nodes run: containers of an image, or processes from `PATH`.
+#[derive(Debug, Clone)]
+enum Place {
+    Containers(String),
+    Processes,
 }
 
-async fn start_processes(count: usize) -> Result<Vec<ClusterNode>, String> {
-    let mut nodes = Vec::new();
-    for _ in 0..count {
-        let dir = process::temp_dir("redis-cluster")?;
-        // The cluster bus on a port of its own (by default the port + 10000, which may not
-        // exist or be free).
-        let bus = process::free_port()?;
-        let mut args = cluster_args();
-        args.extend(["--bind".to_owned(), "127.0.0.1".to_owned()]);
-        args.extend(["--cluster-port".to_owned(), bus.to_string()]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let process = ServerProcess::start(dir, &args, "--port", Ready::Pong, "").await?;
-        nodes.push(ClusterNode {
-            address: format!("127.0.0.1:{}", process.port()),
-            running: Node::Process(process),
-        });
+impl Place {
+    /// Containers of the local image if it is there, else processes (unless
+    /// [`REQUIRE_DOCKER_ENV`] forbids it); and where they come from, for people.
+    fn choose(what: &str) -> Result<(Place, String), String> {
+        let image = std::env::var(IMAGE_ENV).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
+        match image_on_this_machine(&image) {
+            Ok(()) => {
+                let origin = format!("containers of {image} on Docker's bridge network");
+                Ok((Place::Containers(image), origin))
+            }
+            Err(e) if std::env::var(REQUIRE_DOCKER_ENV).is_ok_and(|v| v == "1") => Err(format!(
+                "cannot start {what} of containers of {image} ({e}), and \
+                 {REQUIRE_DOCKER_ENV}=1 forbids falling back to redis-server"
+            )),
+            Err(e) => {
+                log(&format!(
+                    "no {what} of containers ({e}); falling back to redis-server from PATH"
+                ));
+                Ok((
+                    Place::Processes,
+                    "redis-server processes from PATH on loopback".to_owned(),
+                ))
+            }
+        }
     }
-    Ok(nodes)
+
+    /// Starts a node with `args` (besides those every test server has).
+    async fn start(&self, args: &[String]) -> Result<ClusterNode, String> {
+        let mut common: Vec<String> =
+            ["--protected-mode", "no", "--save", "", "--appendonly", "no"]
+                .map(str::to_owned)
+                .to_vec();
+        common.extend_from_slice(args);
+        match self {
+            Place::Containers(image) => {
+                let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+                let mut cmd = vec!["/usr/bin/redis-server".to_owned()];
+                cmd.extend(common);
+                cmd.extend(["--bind", "0.0.0.0", "--port", "6379"].map(str::to_owned));
+                let container = Redis::default()
+                    .with_name(name)
+                    .with_tag(tag)
+                    .with_cmd(cmd)
+                    .with_network("bridge")
+                    .with_startup_timeout(Duration::from_secs(30))
+                    .start()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let ip = container
+                    .get_bridge_ip_address()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(ClusterNode {
+                    address: format!("{ip}:6379"),
+                    running: Node::Container(Box::new(container)),
+                })
+            }
+            Place::Processes => {
+                let dir = process::temp_dir("redis-node")?;
+                common.extend(["--bind".to_owned(), "127.0.0.1".to_owned()]);
+                if common.iter().any(|a| a == "--cluster-enabled") {
+                    // The cluster bus on a port of its own (by default the port + 10000, which
+                    // may not exist or be free).
+                    let bus = process::free_port()?;
+                    common.extend(["--cluster-port".to_owned(), bus.to_string()]);
+                }
+                let args: Vec<&str> = common.iter().map(String::as_str).collect();
+                let process = ServerProcess::start(dir, &args, "--port", Ready::Pong, "").await?;
+                Ok(ClusterNode {
+                    address: format!("127.0.0.1:{}", process.port()),
+                    running: Node::Process(process),
+                })
+            }
+        }
+    }
+}
+
+/// A primary with one replica: real servers, for replica acknowledgement. Stopped when
+/// dropped.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn f() -> Result<(), String> {
+/// use conformance::redis_server::ReplicatedRedis;
+///
+/// let servers = ReplicatedRedis::start().await?;
+/// servers.replica().pause().await?; // WAIT now times out
+/// # Ok(()) }
+/// ```
+pub struct ReplicatedRedis {
+    primary: ClusterNode,
+    replica: ClusterNode,
+}
+
+impl ReplicatedRedis {
+    /// Starts a primary and a replica of it, and waits until the replica is in sync.
+    ///
+    /// # Errors
+    ///
+    /// When no server can be started, or the replica does not sync within 30 s.
+    pub async fn start() -> Result<Self, String> {
+        let (place, origin) = Place::choose("a primary and a replica")?;
+        let primary = place.start(&[]).await?;
+        let (host, port) = primary
+            .address
+            .rsplit_once(':')
+            .ok_or_else(|| format!("no port in {}", primary.address))?;
+        let replica = place
+            .start(&["--replicaof".to_owned(), host.to_owned(), port.to_owned()])
+            .await?;
+        let deadline = Instant::now() + FORMING;
+        loop {
+            let mut raw = replica.raw().await?;
+            let info = raw.run(&["INFO", "replication"]).await?;
+            if info
+                .as_str()
+                .unwrap_or_default()
+                .contains("master_link_status:up")
+            {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the replica did not sync within {FORMING:?}: {info:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        log(&format!(
+            "a primary at {} and its replica at {}, from {origin}",
+            primary.address, replica.address
+        ));
+        Ok(ReplicatedRedis { primary, replica })
+    }
+
+    /// The primary's URL, `redis://host:port/`.
+    pub fn url(&self) -> String {
+        self.primary.url()
+    }
+
+    /// The primary.
+    pub fn primary(&self) -> &ClusterNode {
+        &self.primary
+    }
+
+    /// The replica.
+    pub fn replica(&self) -> &ClusterNode {
+        &self.replica
+    }
+}
+
+impl fmt::Debug for ReplicatedRedis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplicatedRedis")
+            .field("primary", &self.primary)
+            .field("replica", &self.replica)
+            .finish()
+    }
 }

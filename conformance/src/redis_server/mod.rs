@@ -26,7 +26,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, ImageExt};
 use testcontainers_modules::redis::{REDIS_PORT, Redis};
 
-pub use cluster::{ClusterNode, NODE_TIMEOUT, NodeRole, RedisCluster};
+pub use cluster::{ClusterNode, NODE_TIMEOUT, NodeRole, RedisCluster, ReplicatedRedis};
 pub use counter::CommandCounter;
 use process::{Ready, ServerProcess};
 pub use proxy::FaultyProxy;

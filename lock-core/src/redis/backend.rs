@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::calls::{self, Call};
-use super::config::Settings;
+use super::config::{ReplicaAck, Settings};
 use super::keys::{AsKeySpace, KeySpace};
 use super::transport::{Deadline, RedisTransport};
 use crate::backend::{
@@ -89,6 +89,8 @@ pub struct RedisBackend<T> {
     response_timeout: Duration,
     /// The delayed restart rule's delay; `None`: the lock's timeout.
     restart_delay: Option<Duration>,
+    /// Replica acknowledgement of every lock taken or renewed.
+    replicas: Option<ReplicaAck>,
     /// This backend's id in its waiters' queue members: hand-offs to them are published on
     /// the lock's grant channel for this id.
     grant_id: Arc<str>,
@@ -138,6 +140,7 @@ impl<T: RedisTransport> RedisBackend<T> {
             transport,
             response_timeout: settings.response_timeout,
             restart_delay: settings.restart_delay,
+            replicas: settings.replicas,
             grant_id: grant_id().into(),
         }
     }
@@ -419,6 +422,63 @@ impl<T: RedisTransport> RedisBackend<T> {
     }
 }
 
+impl<T: RedisTransport> RedisBackend<T> {
+    /// Runs `call` as [`run`](Self::run) does, and then, with replica acknowledgement and an
+    /// outcome that `wrote` the lock for `token`, checks that enough replicas have it: with
+    /// fewer, fails with [`ErrorKind::NotReplicated`], after releasing the lock again when
+    /// `undo` (an acquisition).
+    async fn run_replicated<R>(
+        &self,
+        call: &Call<R>,
+        (name, token): (&LockName, &Token),
+        wrote: fn(&R) -> bool,
+        undo: bool,
+    ) -> Result<R> {
+        let Some(ack) = self.replicas else {
+            return self.run(call).await;
+        };
+        let deadline = Deadline::after(self.response_timeout + ack.timeout());
+        let mut backoff = FIRST_RETRY;
+        let (reply, acknowledged) = loop {
+            match self
+                .transport
+                .eval_replicated(call.script(), ack, deadline)
+                .await
+            {
+                Ok(answer) => break answer,
+                Err(e)
+                    if e.kind() == ErrorKind::Connection
+                        && Instant::now() + backoff < deadline.at =>
+                {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_RETRY);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let outcome = call.read(reply)?;
+        if !wrote(&outcome) || acknowledged >= i64::from(ack.replicas()) {
+            return Ok(outcome);
+        }
+        let then = if !undo {
+            "the renewal counts as failed"
+        } else if self.release(name, token).await.is_ok() {
+            "the lock was released again"
+        } else {
+            "releasing it again failed too: it expires at its timeout"
+        };
+        Err(crate::Error::new(
+            ErrorKind::NotReplicated,
+            format!(
+                "{} of {name}: {acknowledged} of {} replica(s) acknowledged it within {:?}; {then}",
+                call.script().op,
+                ack.replicas(),
+                ack.timeout()
+            ),
+        ))
+    }
+}
+
 /// 16 random hex digits: a backend's id among the waiters of a lock (see
 /// [`calls::member`]).
 fn grant_id() -> String {
@@ -441,12 +501,15 @@ impl<T: RedisTransport> LockBackend for RedisBackend<T> {
 
     async fn try_acquire(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<Acquire> {
         let call = calls::acquire(&self.space, name, token, ttl, self.restart_delay);
-        self.run(&call).await
+        let wrote: fn(&Acquire) -> bool = |a| a.is_acquired();
+        self.run_replicated(&call, (name, token), wrote, true).await
     }
 
     async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool> {
         let call = calls::renew(&self.space, name, token, ttl);
-        self.run(&call).await
+        let wrote: fn(&bool) -> bool = |renewed| *renewed;
+        self.run_replicated(&call, (name, token), wrote, false)
+            .await
     }
 
     async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
@@ -473,7 +536,8 @@ impl<T: RedisTransport> LockBackend for RedisBackend<T> {
         ttl: Ttl,
     ) -> Result<FencedAcquire> {
         let call = calls::acquire_fenced(&self.space, name, token, ttl, self.restart_delay);
-        self.run(&call).await
+        let wrote: fn(&FencedAcquire) -> bool = |a| matches!(a, FencedAcquire::Acquired { .. });
+        self.run_replicated(&call, (name, token), wrote, true).await
     }
 
     async fn watch(&self, name: &LockName) -> Result<Watch> {
@@ -484,7 +548,9 @@ impl<T: RedisTransport> LockBackend for RedisBackend<T> {
     async fn queue_step(&self, name: &LockName, waiter: &Waiter) -> Result<QueueStep> {
         let (prefix, id) = (&self.space, &self.grant_id);
         let call = calls::queue_step(prefix, name, waiter, id, self.restart_delay);
-        self.run(&call).await
+        let wrote: fn(&QueueStep) -> bool = |step| matches!(step, QueueStep::Acquired { .. });
+        let token = &waiter.token;
+        self.run_replicated(&call, (name, token), wrote, true).await
     }
 
     async fn leave_queue(&self, name: &LockName, waiter: &Waiter, keep: bool) -> Result<Leave> {

@@ -213,6 +213,104 @@ pub struct Settings {
     /// The delayed restart rule's delay (see [`scripts`](super::scripts)); `None`, the
     /// default: the timeout of the lock being acquired.
     pub restart_delay: Option<Duration>,
+    /// How many replicas must acknowledge a lock taken or renewed (`WAIT`), and how long to
+    /// wait for them; `None`, the default: none.
+    pub replicas: Option<ReplicaAck>,
+}
+
+/// Replica acknowledgement: after a lock is taken or renewed on the primary, `WAIT` on the
+/// same connection until `replicas` replicas have the write, for at most `timeout`. Fewer in
+/// time, and the acquisition fails with
+/// [`ErrorKind::NotReplicated`](crate::ErrorKind::NotReplicated) (the lock is released again)
+/// and a renewal counts as failed.
+///
+/// It narrows the window in which a failover loses a lock, and does not close it: replication
+/// stays asynchronous (a replica that acknowledged may still not be the one promoted, and a
+/// write acknowledged by replicas can be lost if they all restart without persistence).
+/// Fencing tokens are what protects the resource.
+///
+/// `WAIT` holds the connection it runs on: the backend's other operations on that connection
+/// queue behind it, for up to the timeout when a replica lags. Keep the timeout short.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::redis::ReplicaAck;
+///
+/// let ack = ReplicaAck::new(1, Duration::from_millis(200))?;
+/// assert_eq!(ack.replicas(), 1);
+/// assert!(ReplicaAck::new(0, Duration::from_millis(200)).is_err());
+/// # Ok::<(), lock_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaAck {
+    replicas: u32,
+    timeout: Duration,
+}
+
+impl ReplicaAck {
+    /// Wait for `replicas` replicas (at least 1), for at most `timeout` (at least 1 ms: `WAIT`
+    /// with 0 would wait forever).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] for 0 replicas or a timeout under 1 ms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lock_core::redis::ReplicaAck;
+    ///
+    /// assert!(ReplicaAck::new(2, Duration::ZERO).is_err());
+    /// ```
+    pub fn new(replicas: u32, timeout: Duration) -> Result<Self> {
+        if replicas == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "replica acknowledgement needs at least 1 replica",
+            ));
+        }
+        if timeout < Duration::from_millis(1) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("a replica acknowledgement timeout of {timeout:?} is under 1 ms"),
+            ));
+        }
+        Ok(ReplicaAck { replicas, timeout })
+    }
+
+    /// How many replicas must acknowledge.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lock_core::redis::ReplicaAck;
+    ///
+    /// assert_eq!(ReplicaAck::new(2, Duration::from_secs(1))?.replicas(), 2);
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
+    pub fn replicas(&self) -> u32 {
+        self.replicas
+    }
+
+    /// How long to wait for them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lock_core::redis::ReplicaAck;
+    ///
+    /// let ack = ReplicaAck::new(1, Duration::from_millis(50))?;
+    /// assert_eq!(ack.timeout(), Duration::from_millis(50));
+    /// # Ok::<(), lock_core::Error>(())
+    /// ```
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
 }
 
 impl Default for Settings {
@@ -223,6 +321,7 @@ impl Default for Settings {
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             reconnect_attempts: DEFAULT_RECONNECT_ATTEMPTS,
             restart_delay: None,
+            replicas: None,
         }
     }
 }
@@ -425,6 +524,31 @@ macro_rules! __redis_builder_api {
             /// ```
             pub fn restart_delay(mut self, delay: ::std::time::Duration) -> Self {
                 self.$settings.restart_delay = ::std::option::Option::Some(delay);
+                self
+            }
+
+            /// Replica acknowledgement: after a lock is taken or renewed, waits (`WAIT`) until
+            /// `ack.replicas()` replicas have it, for at most `ack.timeout()`; with fewer, the
+            /// acquisition fails with
+            #[doc = "[`ErrorKind::NotReplicated`](lock_core::ErrorKind::NotReplicated)"]
+            /// and the lock is released again, and a renewal counts as failed (see
+            #[doc = "[`ReplicaAck`](lock_core::redis::ReplicaAck)"]
+            /// for what it protects from, and what not). Each acquisition and renewal then
+            /// takes the replicas' round trip too.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// use std::time::Duration;
+            /// use lock_core::redis::ReplicaAck;
+            #[doc = concat!("use ", env!("CARGO_CRATE_NAME"), "::", stringify!($builder), ";")]
+            ///
+            #[doc = concat!("fn replicated(builder: ", stringify!($builder), ") -> lock_core::Result<", stringify!($builder), "> {")]
+            ///     Ok(builder.wait_for_replicas(ReplicaAck::new(1, Duration::from_millis(200))?))
+            /// }
+            /// ```
+            pub fn wait_for_replicas(mut self, ack: $crate::redis::ReplicaAck) -> Self {
+                self.$settings.replicas = ::std::option::Option::Some(ack);
                 self
             }
 

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::calls::ScriptCall;
+use super::config::ReplicaAck;
 use super::reply::Reply;
 use crate::error::Result;
 use crate::notify::Watch;
@@ -127,6 +128,28 @@ pub trait RedisTransport: Send + Sync + fmt::Debug + 'static {
     /// default.
     fn sharded(&self) -> bool {
         false
+    }
+
+    /// As [`eval`](RedisTransport::eval), followed on the same connection (on a Redis
+    /// Cluster, to the node of the call's first key) by `WAIT ack.replicas ack.timeout`, in
+    /// one round trip: the script's reply, and how many replicas acknowledged every write the
+    /// connection sent so far. `deadline` covers both.
+    ///
+    /// # Errors
+    ///
+    /// As [`eval`](RedisTransport::eval); by default,
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
+    async fn eval_replicated(
+        &self,
+        call: &ScriptCall,
+        ack: ReplicaAck,
+        deadline: Deadline,
+    ) -> Result<(Reply, i64)> {
+        let _ = (call, ack, deadline);
+        Err(crate::Error::new(
+            crate::ErrorKind::Unsupported,
+            format!("{self:?} cannot wait for replicas"),
+        ))
     }
 
     /// Subscribes to the Pub/Sub `channel` (a lock's
