@@ -6,6 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lock_core::redis::ReplicaAck;
+
 use lock_core::{LockBackend, Result};
 
 use crate::select::{Backend, not_compiled};
@@ -99,6 +101,7 @@ pub struct BackendBuilder {
     response_timeout: Option<Duration>,
     reconnect_attempts: Option<usize>,
     restart_delay: Option<Duration>,
+    replicas: Option<ReplicaAck>,
 }
 
 impl BackendBuilder {
@@ -111,6 +114,7 @@ impl BackendBuilder {
             response_timeout: None,
             reconnect_attempts: None,
             restart_delay: None,
+            replicas: None,
         }
     }
 
@@ -232,6 +236,28 @@ impl BackendBuilder {
         self
     }
 
+    /// Replica acknowledgement (Redis backends): after a lock is taken or renewed, `WAIT`
+    /// until `ack.replicas()` replicas have it, for at most `ack.timeout()`; with fewer, the
+    /// acquisition fails with [`ErrorKind::NotReplicated`](crate::ErrorKind::NotReplicated)
+    /// and the lock is released again. See [`ReplicaAck`] for what it protects from, and what
+    /// not. Ignored by the memory backend.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use process_lock::{Backend, ReplicaAck};
+    ///
+    /// let builder = Backend::DEFAULT_REDIS
+    ///     .builder()
+    ///     .wait_for_replicas(ReplicaAck::new(1, Duration::from_millis(200))?);
+    /// # Ok::<(), process_lock::Error>(())
+    /// ```
+    pub fn wait_for_replicas(mut self, ack: ReplicaAck) -> Self {
+        self.replicas = Some(ack);
+        self
+    }
+
     /// Connects, within the connect timeout.
     ///
     /// # Errors
@@ -279,6 +305,9 @@ impl BackendBuilder {
                 if let Some(delay) = self.restart_delay {
                     builder = builder.restart_delay(delay);
                 }
+                if let Some(ack) = self.replicas {
+                    builder = builder.wait_for_replicas(ack);
+                }
                 builder
             }};
         }
@@ -320,6 +349,7 @@ impl fmt::Debug for BackendBuilder {
             .field("response_timeout", &self.response_timeout)
             .field("reconnect_attempts", &self.reconnect_attempts)
             .field("restart_delay", &self.restart_delay)
+            .field("replicas", &self.replicas)
             .finish()
     }
 }

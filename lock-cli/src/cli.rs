@@ -36,7 +36,8 @@ pub(crate) struct Global {
     )]
     pub(crate) backend: Backend,
     /// The Redis server: redis://[user:password@]host[:port][/db] (rediss:// for TLS when built
-    /// with TLS support).
+    /// with TLS support), or a Redis Cluster by its seed nodes:
+    /// redis-cluster://host:port?node=host:port&node=host:port.
     #[arg(
         long,
         global = true,
@@ -59,6 +60,14 @@ pub(crate) struct Global {
         value_name = "DURATION"
     )]
     pub(crate) restart_delay: Option<String>,
+    /// Replica acknowledgement: after the lock is taken or renewed, wait until this many
+    /// replicas have it (WAIT), for at most --replica-timeout; with fewer, taking the lock
+    /// fails (exit 69) and it is released again.
+    #[arg(long, global = true, value_name = "N")]
+    pub(crate) wait_replicas: Option<u32>,
+    /// How long to wait for --wait-replicas replicas.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "500ms")]
+    pub(crate) replica_timeout: String,
     /// No progress line, no warnings and no notices on stderr (errors are still reported).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub(crate) quiet: bool,

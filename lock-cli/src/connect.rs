@@ -57,6 +57,13 @@ impl Target {
         if let Some(delay) = restart_delay {
             builder = builder.restart_delay(delay);
         }
+        if let Some(replicas) = global.wait_replicas {
+            let timeout = duration::parse(&global.replica_timeout)
+                .map_err(|e| Failure::new(exit::BAD_INPUT, format!("--replica-timeout: {e}")))?;
+            let ack = process_lock::ReplicaAck::new(replicas, timeout)
+                .map_err(|e| Failure::new(exit::BAD_INPUT, format!("--wait-replicas: {e}")))?;
+            builder = builder.wait_for_replicas(ack);
+        }
         Ok(Target {
             builder,
             shown: process_lock::redact_url(url),

@@ -20,7 +20,8 @@ pub(crate) const MISSING: u8 = 3;
 /// Bad input (`EX_USAGE`): a malformed duration, a TTL too short to renew, a lock name or
 /// owner token.
 pub(crate) const BAD_INPUT: u8 = 64;
-/// The Redis server cannot be reached or does not answer in time (`EX_UNAVAILABLE`).
+/// The Redis server cannot be reached or does not answer in time, or too few replicas
+/// acknowledged a lock (`EX_UNAVAILABLE`).
 pub(crate) const UNAVAILABLE: u8 = 69;
 /// `run`: the lock was lost while the program ran (`EX_SOFTWARE`).
 pub(crate) const LOCK_LOST: u8 = 70;
@@ -64,7 +65,8 @@ pub(crate) const TABLE: &[(&str, &str)] = &[
     ),
     (
         "69",
-        "the Redis server cannot be reached or did not answer in time",
+        "the Redis server cannot be reached or did not answer in time, or fewer replicas than \
+         --wait-replicas acknowledged the lock",
     ),
     (
         "70",
@@ -151,7 +153,7 @@ pub(crate) fn code_of(kind: ErrorKind) -> u8 {
     match kind {
         ErrorKind::InvalidInput => BAD_INPUT,
         ErrorKind::Config => CONFIG,
-        ErrorKind::Connection | ErrorKind::Timeout => UNAVAILABLE,
+        ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::NotReplicated => UNAVAILABLE,
         ErrorKind::PermissionDenied => PERMISSION,
         _ => PROTOCOL,
     }

@@ -1,0 +1,159 @@
+//! The command on other topologies than one server, as separate processes: a Redis Cluster
+//! (`redis-cluster://` URLs), and a primary with a replica (`--wait-replicas`), with each
+//! backend compiled in.
+
+use std::ffi::OsStr;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use conformance::redis_server::{RedisCluster, ReplicatedRedis};
+use tokio::process::Command;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The backends this build has.
+fn backends() -> Vec<&'static str> {
+    let mut backends = Vec::new();
+    if cfg!(feature = "redis-rs") {
+        backends.push("redis-rs");
+    }
+    if cfg!(feature = "fred") {
+        backends.push("fred");
+    }
+    assert!(
+        !backends.is_empty(),
+        "the command is built without a backend"
+    );
+    backends
+}
+
+async fn process_lock<I, S>(url: &str, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(env!("CARGO_BIN_EXE_process-lock"));
+    command
+        .args(args)
+        .env("REDIS_URL", url)
+        .env("PROCESS_LOCK_RESTART_DELAY", "0s")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    tokio::time::timeout(PATIENCE, command.output())
+        .await
+        .expect("process-lock finished in time")
+        .expect("process-lock ran")
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+fn say(output: &Output) -> String {
+    format!(
+        "exit {:?}, stdout {:?}, stderr {:?}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// On a cluster, one process holds a lock while another is refused it (75) and a third sees
+/// it locked; once the first is done, the lock is open, and a waiting process gets it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_command_works_on_a_cluster() {
+    let cluster = RedisCluster::start(3, 0).await.expect("a Redis Cluster");
+    let url = cluster.url();
+    for backend in backends() {
+        let name = format!("cli-cluster-{backend}-{}", std::process::id());
+        let args = |extra: &[&str]| {
+            let mut args = vec!["--backend", backend];
+            args.extend_from_slice(extra);
+            args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+        };
+        let holder_args = args(&["run", "--name", &name, "--", "sleep", "2"]);
+        let holder = tokio::spawn({
+            let url = url.clone();
+            async move { process_lock(&url, holder_args).await }
+        });
+        // Until the holder holds it.
+        let mut locked = false;
+        for _ in 0..100 {
+            let status = process_lock(&url, args(&["status", &name])).await;
+            if String::from_utf8_lossy(&status.stdout).contains("locked") {
+                locked = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(locked, "{backend}: the holder never held the lock");
+        let refused = process_lock(&url, args(&["run", "--name", &name, "--", "true"])).await;
+        assert_eq!(code(&refused), 75, "{backend}: {}", say(&refused));
+        let waited = process_lock(
+            &url,
+            args(&[
+                "run",
+                "--name",
+                &name,
+                "--wait",
+                "--timeout",
+                "30s",
+                "--",
+                "true",
+            ]),
+        )
+        .await;
+        assert_eq!(code(&waited), 0, "{backend}: {}", say(&waited));
+        let held = holder.await.unwrap();
+        assert_eq!(code(&held), 0, "{backend}: {}", say(&held));
+        let status = process_lock(&url, args(&["status", &name])).await;
+        assert!(
+            String::from_utf8_lossy(&status.stdout).contains("open"),
+            "{backend}: {}",
+            say(&status)
+        );
+    }
+}
+
+/// `--wait-replicas 1`: with the replica running, `run` runs the program; with it paused, it
+/// exits 69 within the replica timeout and leaves the lock open.
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_replicas_refuses_a_lock_no_replica_acknowledged() {
+    let servers = ReplicatedRedis::start()
+        .await
+        .expect("a primary and a replica");
+    let url = servers.url();
+    for backend in backends() {
+        let name = format!("cli-replicas-{backend}-{}", std::process::id());
+        let run = [
+            "--backend",
+            backend,
+            "--wait-replicas",
+            "1",
+            "--replica-timeout",
+            "200ms",
+            "run",
+            "--name",
+            &name,
+            "--",
+            "true",
+        ];
+        let ran = process_lock(&url, run).await;
+        assert_eq!(code(&ran), 0, "{backend}: {}", say(&ran));
+        servers.replica().pause().await.unwrap();
+        let refused = process_lock(&url, run).await;
+        servers.replica().unpause().await.unwrap();
+        assert_eq!(code(&refused), 69, "{backend}: {}", say(&refused));
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("replica"),
+            "{backend}: {}",
+            say(&refused)
+        );
+        let status = process_lock(&url, ["--backend", backend, "status", &name]).await;
+        assert!(
+            String::from_utf8_lossy(&status.stdout).contains("open"),
+            "{backend}: {}",
+            say(&status)
+        );
+    }
+}
