@@ -21,8 +21,11 @@ impl FredBackend {
     /// and `redis://user:password@host/` for credentials; `?protocol=resp3` selects RESP3.
     ///
     /// Accepts the URLs the `redis-rs` backend accepts over TCP: the schemes `redis`, `valkey`,
-    /// and `rediss`, `valkeys` for TLS. Other topologies (cluster, sentinel, unix socket) go
-    /// through a `fred` client built by the application ([`with_client`](Self::with_client)).
+    /// and `rediss`, `valkeys` for TLS; and a Redis Cluster by its seed nodes,
+    /// `redis-cluster://host:port?node=host:port&node=host:port` (`rediss-cluster://` for TLS),
+    /// whose scripts run on the node of each lock's slot and whose waiters subscribe with
+    /// `SSUBSCRIBE` there. Other topologies (sentinel, unix socket) go through a `fred` client
+    /// built by the application ([`with_client`](Self::with_client)).
     ///
     /// # Examples
     ///
