@@ -17,6 +17,9 @@ pub(crate) fn config_from_url(url: &str, target: &str) -> Result<Config> {
     if let Some(nodes) = lock_core::redis::cluster_nodes(url) {
         return cluster_config(url, nodes?.len(), target);
     }
+    if is_sentinel(url) {
+        return sentinel_config(url, target);
+    }
     let parsed = url::Url::parse(url).map_err(|e| invalid("not a URL").with_source(e))?;
     let tls = match parsed.scheme() {
         "redis" | "valkey" => false,
@@ -59,6 +62,55 @@ pub(crate) fn config_from_url(url: &str, target: &str) -> Result<Config> {
     config.version = version;
     // Report the first connection's failure instead of retrying in the background: the
     // builder retries itself, within its connect timeout.
+    config.fail_fast = true;
+    Ok(config)
+}
+
+/// Whether `url` names a Sentinel set (`redis-sentinel://`, `rediss-sentinel://`, and the
+/// `valkey` forms).
+fn is_sentinel(url: &str) -> bool {
+    let scheme = url
+        .split("://")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    matches!(
+        scheme.as_str(),
+        "redis-sentinel" | "rediss-sentinel" | "valkey-sentinel" | "valkeys-sentinel"
+    )
+}
+
+/// A Sentinel URL, as `fred` reads it:
+/// `redis-sentinel://host:port/db?sentinelServiceName=name&node=host:port` (every host a
+/// sentinel). fred asks the sentinels for the primary, and again after a disconnection.
+fn sentinel_config(url: &str, target: &str) -> Result<Config> {
+    let invalid = |why: &str| {
+        Error::new(
+            ErrorKind::Config,
+            format!("invalid Redis Sentinel URL {target}: {why}"),
+        )
+    };
+    let scheme = url
+        .split("://")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let tls = scheme.starts_with("rediss-") || scheme.starts_with("valkeys-");
+    if tls {
+        if !cfg!(feature = "tls") {
+            return Err(invalid(
+                "TLS (rediss-sentinel://) needs lock-fred's `tls` feature; refusing to connect \
+                 in plaintext",
+            ));
+        }
+        #[cfg(feature = "tls")]
+        use_ring_unless_chosen();
+    }
+    let mut config = Config::from_url_sentinel(url).map_err(|_| {
+        // fred's messages may quote the URL, password included: none is passed on.
+        invalid("expected redis-sentinel://host:port/db?sentinelServiceName=name&node=host:port")
+    })?;
+    config.version = RespVersion::RESP2;
     config.fail_fast = true;
     Ok(config)
 }

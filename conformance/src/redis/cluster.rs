@@ -15,7 +15,9 @@ use lock_core::{Cleared, ErrorKind, Lock, LockBackend, LockState, ProcessLock, R
 use tokio::time::Instant;
 
 use super::options::RedisOptions;
-use crate::redis_server::{ClusterNode, RawRedis, RedisCluster, ReplicatedRedis, Resp};
+use crate::redis_server::{
+    ClusterNode, RawRedis, RedisCluster, RedisSentinel, ReplicatedRedis, Resp,
+};
 use crate::{Capability, Fixture, cases, run_case};
 
 /// How many cases run at once: most of a case's time is spent waiting for timeouts.
@@ -64,38 +66,8 @@ where
         .block_on(RedisCluster::start(3, 1))
         .unwrap_or_else(|e| panic!("{e}"));
     let url = cluster.url();
-    let (run, skipped): (Vec<_>, Vec<_>) = cases()
-        .into_iter()
-        .partition(|case| case.needs != Some(Capability::RedisServer));
-    let next = AtomicUsize::new(0);
-    let failed = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..PARALLEL {
-            scope.spawn(|| {
-                while let Some(case) = run.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let fixture = || async {
-                        let backend = connect(url.clone(), RedisOptions::default())
-                            .await
-                            .unwrap_or_else(|e| panic!("connecting to the cluster {url}: {e}"));
-                        Fixture::new(backend)
-                    };
-                    let outcome =
-                        std::panic::catch_unwind(AssertUnwindSafe(|| run_case(fixture, case.name)));
-                    let verdict = if outcome.is_ok() { "ok" } else { "FAILED" };
-                    say(&format!("{} ... {verdict}", case.name));
-                    if outcome.is_err() {
-                        failed
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(case.name);
-                    }
-                }
-            });
-        }
-    });
-    let mut failed = failed
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (run, skipped) = shared_cases();
+    let mut failed = run_shared_cases(&run, &url, &connect);
     // Then the cases of a cluster's own, one after another: they change its topology.
     let connect = &connect;
     let own: [(&'static str, ClusterCase<F>); 4] = [
@@ -134,6 +106,192 @@ where
         names.join(", ")
     ));
     assert!(failed.is_empty(), "cases failed on the cluster: {failed:?}");
+}
+
+/// The cases that run on a shared topology, and those that need a server of their own.
+fn shared_cases() -> (Vec<crate::Case>, Vec<crate::Case>) {
+    cases()
+        .into_iter()
+        .partition(|case| case.needs != Some(Capability::RedisServer))
+}
+
+/// Runs `run` on backends `connect` makes for `url`, [`PARALLEL`] at a time, each in a runtime
+/// of its own; the names of those that failed.
+fn run_shared_cases<F, Fut>(run: &[crate::Case], url: &str, connect: &F) -> Vec<&'static str>
+where
+    F: Fn(String, RedisOptions) -> Fut + Sync,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    let next = AtomicUsize::new(0);
+    let failed = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL {
+            scope.spawn(|| {
+                while let Some(case) = run.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let fixture = || async {
+                        let backend = connect(url.to_owned(), RedisOptions::default())
+                            .await
+                            .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+                        Fixture::new(backend)
+                    };
+                    let outcome =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| run_case(fixture, case.name)));
+                    let verdict = if outcome.is_ok() { "ok" } else { "FAILED" };
+                    say(&format!("{} ... {verdict}", case.name));
+                    if outcome.is_err() {
+                        failed
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(case.name);
+                    }
+                }
+            });
+        }
+    });
+    failed
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs the suite's cases that need no server of their own on a Sentinel set (a primary, two
+/// replicas, three sentinels), on backends `connect` makes from its
+/// `redis-sentinel://` URL, then [`a_sentinel_failover_is_followed`] (4 times).
+///
+/// # Panics
+///
+/// When the set cannot be started, and, after all cases ran, when any failed.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use conformance::redis::{RedisOptions, sentinel_suite};
+/// use lock_core::LockBackend;
+///
+/// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+/// #     unimplemented!()
+/// # }
+/// #[test]
+/// fn the_suite_through_sentinels() {
+///     sentinel_suite(connect);
+/// }
+/// ```
+pub fn sentinel_suite<F, Fut>(connect: F)
+where
+    F: Fn(String, RedisOptions) -> Fut + Sync,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>> + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the sentinels");
+    let set = runtime
+        .block_on(RedisSentinel::start())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = set.url();
+    let (run, _) = shared_cases();
+    let mut failed = run_shared_cases(&run, &url, &connect);
+    let started = Instant::now();
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(a_sentinel_failover_is_followed(&set, &connect));
+    }));
+    let verdict = if outcome.is_ok() { "ok" } else { "FAILED" };
+    say(&format!(
+        "a_sentinel_failover_is_followed ... {verdict} ({:?})",
+        started.elapsed()
+    ));
+    if outcome.is_err() {
+        failed.push("a_sentinel_failover_is_followed");
+    }
+    runtime.block_on(async move { drop(set) });
+    say(&format!(
+        "{} of {} cases passed through sentinels",
+        run.len() + 1 - failed.len(),
+        run.len() + 1
+    ));
+    assert!(
+        failed.is_empty(),
+        "cases failed through sentinels: {failed:?}"
+    );
+}
+
+/// How long after a Sentinel failover a holder may take to be on the new primary again, or to
+/// be told its lock is lost: the clients notice the old primary is gone (a reset, `READONLY`,
+/// or a response timeout) and ask the sentinels again.
+pub const SENTINEL_FOLLOW: Duration = Duration::from_secs(10);
+
+/// A Sentinel failover (`SENTINEL FAILOVER`, 4 times) while a lock is held and another backend
+/// waits: within [`SENTINEL_FOLLOW`], the holder's lock is on the new primary with its token
+/// (or the holder was told it is lost), a new backend takes other locks there, and once the
+/// holder lets go the waiter is served.
+pub async fn a_sentinel_failover_is_followed<F, Fut>(set: &RedisSentinel, connect: &F)
+where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    let url = set.url();
+    let backend = || async {
+        connect(url.clone(), RedisOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
+    };
+    for _ in 0..REPEATS {
+        let name = unique("sentinel");
+        let guard = Lock::new(backend().await, &name, LONG)
+            .unwrap()
+            .lock()
+            .await
+            .unwrap();
+        let waiter = Lock::new(backend().await, &name, LONG).unwrap();
+        let waiting = tokio::spawn(async move {
+            let guard = waiter.lock().await.unwrap();
+            (guard, Instant::now())
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        set.failover().await.unwrap();
+        let primary = set.primary().await.unwrap();
+        let failed_over = Instant::now();
+        // The holder: on the new primary with its token, renewing; or told it lost the lock.
+        let mut raw = set.server(&primary).raw().await.unwrap();
+        let kept = loop {
+            if guard.try_lost().is_some() {
+                break false;
+            }
+            let on_primary = raw.get(&name).await.unwrap();
+            if on_primary.as_deref() == Some(guard.token().as_str()) {
+                break true;
+            }
+            assert!(
+                failed_over.elapsed() < SENTINEL_FOLLOW,
+                "{SENTINEL_FOLLOW:?} after the failover, the lock on {primary} is {on_primary:?}, \
+                 and its holder was not told"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        // A fresh process takes a lock of its own on the new primary.
+        let other = ProcessLock::new(backend().await, unique("sentinel-other"), LONG).unwrap();
+        assert!(other.lock().await.unwrap());
+        assert_eq!(other.clear(false).await.unwrap(), Cleared::Cleared);
+        let released = Instant::now();
+        if kept {
+            assert!(guard.try_lost().is_none(), "lost after the failover");
+            assert_eq!(guard.release().await.unwrap(), Release::Released);
+        } else {
+            drop(guard);
+        }
+        let (next, served) = tokio::time::timeout(SENTINEL_FOLLOW, waiting)
+            .await
+            .expect("the waiter was not served after the failover")
+            .unwrap();
+        say(&format!(
+            "  followed the failover in {:?} (lock kept: {kept}); the waiter was served {:?} \
+             after the release",
+            released - failed_over,
+            served.saturating_duration_since(released)
+        ));
+        assert_eq!(next.release().await.unwrap(), Release::Released);
+    }
 }
 
 /// Writes past libtest's capture, so that the log shows each case.

@@ -53,7 +53,10 @@ pub use acl::{
     a_user_without_evalsha_gets_permission_denied_and_nothing_changes,
     a_wrong_password_is_a_config_error,
 };
-pub use cluster::{REPLICA_ACK_CASE, cluster_suite, replica_suite};
+pub use cluster::{
+    REPLICA_ACK_CASE, SENTINEL_FOLLOW, a_sentinel_failover_is_followed, cluster_suite,
+    replica_suite, sentinel_suite,
+};
 pub use connecting::{
     an_unanswering_server_times_out_within_the_connect_timeout,
     connection_refused_is_a_connection_error_without_the_password, debug_output_hides_the_password,

@@ -11,8 +11,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use testcontainers::core::WaitFor;
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, ImageExt};
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use testcontainers_modules::redis::Redis;
 use tokio::time::Instant;
 
@@ -54,6 +55,7 @@ pub struct ClusterNode {
 
 enum Node {
     Container(Box<ContainerAsync<Redis>>),
+    Sentinel(Box<ContainerAsync<GenericImage>>),
     Process(ServerProcess),
 }
 
@@ -400,6 +402,7 @@ impl ClusterNode {
     pub async fn pause(&self) -> Result<(), String> {
         match &self.running {
             Node::Container(c) => c.pause().await.map_err(|e| e.to_string()),
+            Node::Sentinel(c) => c.pause().await.map_err(|e| e.to_string()),
             Node::Process(p) => p.signal("STOP"),
         }
     }
@@ -412,6 +415,7 @@ impl ClusterNode {
     pub async fn unpause(&self) -> Result<(), String> {
         match &self.running {
             Node::Container(c) => c.unpause().await.map_err(|e| e.to_string()),
+            Node::Sentinel(c) => c.unpause().await.map_err(|e| e.to_string()),
             Node::Process(p) => p.signal("CONT"),
         }
     }
@@ -501,6 +505,56 @@ impl Place {
                     Place::Processes,
                     "redis-server processes from PATH on loopback".to_owned(),
                 ))
+            }
+        }
+    }
+
+    /// Starts a sentinel with `config` as its (writable) configuration file.
+    async fn start_sentinel(&self, config: &str) -> Result<ClusterNode, String> {
+        match self {
+            Place::Containers(image) => {
+                let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+                let cmd = ["/usr/bin/redis-server", "/data/sentinel.conf", "--sentinel"]
+                    .into_iter()
+                    .chain([
+                        "--bind",
+                        "0.0.0.0",
+                        "--port",
+                        "6379",
+                        "--protected-mode",
+                        "no",
+                    ])
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>();
+                // A sentinel never says "Ready to accept connections".
+                let container = GenericImage::new(name, tag)
+                    .with_wait_for(WaitFor::message_on_stdout("+monitor master"))
+                    .with_cmd(cmd)
+                    .with_copy_to("/data/sentinel.conf", config.as_bytes().to_vec())
+                    .with_network("bridge")
+                    .with_startup_timeout(Duration::from_secs(30))
+                    .start()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let ip = container
+                    .get_bridge_ip_address()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(ClusterNode {
+                    address: format!("{ip}:6379"),
+                    running: Node::Sentinel(Box::new(container)),
+                })
+            }
+            Place::Processes => {
+                let dir = process::temp_dir("redis-sentinel")?;
+                std::fs::write(dir.join("sentinel.conf"), config)
+                    .map_err(|e| format!("writing sentinel.conf: {e}"))?;
+                let args = ["sentinel.conf", "--sentinel", "--bind", "127.0.0.1"];
+                let process = ServerProcess::start(dir, &args, "--port", Ready::Pong, "").await?;
+                Ok(ClusterNode {
+                    address: format!("127.0.0.1:{}", process.port()),
+                    running: Node::Process(process),
+                })
             }
         }
     }
@@ -636,6 +690,223 @@ impl fmt::Debug for ReplicatedRedis {
         f.debug_struct("ReplicatedRedis")
             .field("primary", &self.primary)
             .field("replica", &self.replica)
+            .finish()
+    }
+}
+
+/// The service name the sentinels of a [`RedisSentinel`] watch.
+pub const SENTINEL_SERVICE: &str = "mymaster";
+
+/// A primary with two replicas, watched by three sentinels (quorum 2, a primary is down after
+/// 1 s): real servers, stopped when dropped.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn f() -> Result<(), String> {
+/// use conformance::redis_server::RedisSentinel;
+///
+/// let sentinel = RedisSentinel::start().await?;
+/// let before = sentinel.primary().await?;
+/// sentinel.failover().await?;
+/// assert_ne!(sentinel.primary().await?, before);
+/// # Ok(()) }
+/// ```
+pub struct RedisSentinel {
+    servers: Vec<ClusterNode>,
+    sentinels: Vec<ClusterNode>,
+}
+
+impl RedisSentinel {
+    /// Starts the servers and the sentinels, and waits until every sentinel knows the primary,
+    /// both replicas and the other sentinels.
+    ///
+    /// # Errors
+    ///
+    /// When a server cannot be started, or the set does not settle within 30 s.
+    pub async fn start() -> Result<Self, String> {
+        let (place, origin) = Place::choose("a Sentinel set")?;
+        let primary = place.start(&[]).await?;
+        let (host, port) = primary
+            .address
+            .rsplit_once(':')
+            .ok_or_else(|| format!("no port in {}", primary.address))?;
+        let (host, port) = (host.to_owned(), port.to_owned());
+        let mut servers = vec![primary];
+        for _ in 0..2 {
+            let args = ["--replicaof".to_owned(), host.clone(), port.clone()];
+            servers.push(place.start(&args).await?);
+        }
+        let config = format!(
+            "sentinel monitor {SENTINEL_SERVICE} {host} {port} 2\n\
+             sentinel down-after-milliseconds {SENTINEL_SERVICE} 1000\n\
+             sentinel failover-timeout {SENTINEL_SERVICE} 5000\n\
+             sentinel parallel-syncs {SENTINEL_SERVICE} 1\n"
+        );
+        let mut sentinels = Vec::new();
+        for _ in 0..3 {
+            sentinels.push(place.start_sentinel(&config).await?);
+        }
+        let set = RedisSentinel { servers, sentinels };
+        let deadline = Instant::now() + FORMING;
+        loop {
+            match set.not_settled().await {
+                Ok(None) => break,
+                Ok(Some(why)) | Err(why) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "the Sentinel set did not settle within {FORMING:?}: {why}"
+                    ));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        log(&format!(
+            "a primary, 2 replicas and 3 sentinels from {origin}: {}",
+            set.url()
+        ));
+        Ok(set)
+    }
+
+    /// The URL of the set, in the form `fred` reads: every sentinel a seed,
+    /// `redis-sentinel://host:port/0?sentinelServiceName=mymaster&node=host:port&...`.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self.sentinels[1..]
+            .iter()
+            .map(|n| format!("&node={}", n.address))
+            .collect();
+        format!(
+            "redis-sentinel://{}/0?sentinelServiceName={SENTINEL_SERVICE}{}",
+            self.sentinels[0].address,
+            nodes.concat()
+        )
+    }
+
+    /// The data servers: the first primary, then its two replicas.
+    pub fn servers(&self) -> &[ClusterNode] {
+        &self.servers
+    }
+
+    /// The sentinels.
+    pub fn sentinels(&self) -> &[ClusterNode] {
+        &self.sentinels
+    }
+
+    /// The server at `address`.
+    ///
+    /// # Panics
+    ///
+    /// When no server of the set is there.
+    pub fn server(&self, address: &str) -> &ClusterNode {
+        self.servers
+            .iter()
+            .find(|n| n.address == address)
+            .unwrap_or_else(|| panic!("no server of the set at {address}"))
+    }
+
+    /// The primary's address as the first sentinel that answers says.
+    ///
+    /// # Errors
+    ///
+    /// When no sentinel answers.
+    pub async fn primary(&self) -> Result<String, String> {
+        let mut last = String::new();
+        for sentinel in &self.sentinels {
+            let answer = match sentinel.raw().await {
+                Ok(mut raw) => {
+                    raw.run(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_SERVICE])
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(Resp::Array(Some(items))) if items.len() == 2 => {
+                    let host = items[0].as_str().unwrap_or_default();
+                    let port = items[1].as_str().unwrap_or_default();
+                    return Ok(format!("{host}:{port}"));
+                }
+                Ok(other) => last = format!("{other:?}"),
+                Err(e) => last = e,
+            }
+        }
+        Err(format!("no sentinel named the primary: {last}"))
+    }
+
+    /// Has the sentinels fail the primary over to a replica (`SENTINEL FAILOVER`), and waits
+    /// until they name the new primary and it says it is one.
+    ///
+    /// # Errors
+    ///
+    /// When the command fails, or the failover is not done within 30 s.
+    pub async fn failover(&self) -> Result<(), String> {
+        let before = self.primary().await?;
+        let mut raw = self.sentinels[0].raw().await?;
+        let deadline = Instant::now() + FORMING;
+        // The last failover may still be settling (its replicas being reconfigured, and
+        // syncing with the new primary).
+        loop {
+            match raw
+                .command(&["SENTINEL", "FAILOVER", SENTINEL_SERVICE])
+                .await?
+            {
+                Resp::Error(e)
+                    if (e.starts_with("INPROG") || e.starts_with("NOGOODSLAVE"))
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Resp::Error(e) => return Err(format!("SENTINEL FAILOVER: {e}")),
+                _ => break,
+            }
+        }
+        loop {
+            let now = self.primary().await?;
+            if now != before {
+                let mut server = self.server(&now).raw().await?;
+                if let Resp::Array(Some(items)) = server.run(&["ROLE"]).await?
+                    && items.first().and_then(Resp::as_str) == Some("master")
+                {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no failover from {before} within {FORMING:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Why the set has not settled yet, or `None`.
+    async fn not_settled(&self) -> Result<Option<String>, String> {
+        for sentinel in &self.sentinels {
+            let mut raw = sentinel.raw().await?;
+            let master = raw.run(&["SENTINEL", "MASTER", SENTINEL_SERVICE]).await?;
+            let Resp::Array(Some(fields)) = master else {
+                return Ok(Some(format!("{}: no master yet", sentinel.address)));
+            };
+            let field = |name: &str| {
+                fields
+                    .chunks(2)
+                    .find(|kv| kv[0].as_str() == Some(name))
+                    .and_then(|kv| kv[1].as_str().map(str::to_owned))
+            };
+            let replicas = field("num-slaves").unwrap_or_default();
+            let others = field("num-other-sentinels").unwrap_or_default();
+            if replicas != "2" || others != "2" {
+                return Ok(Some(format!(
+                    "{} knows {replicas} replicas and {others} other sentinels",
+                    sentinel.address
+                )));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl fmt::Debug for RedisSentinel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSentinel")
+            .field("servers", &self.servers)
+            .field("sentinels", &self.sentinels)
             .finish()
     }
 }

@@ -26,7 +26,10 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, ImageExt};
 use testcontainers_modules::redis::{REDIS_PORT, Redis};
 
-pub use cluster::{ClusterNode, NODE_TIMEOUT, NodeRole, RedisCluster, ReplicatedRedis};
+pub use cluster::{
+    ClusterNode, NODE_TIMEOUT, NodeRole, RedisCluster, RedisSentinel, ReplicatedRedis,
+    SENTINEL_SERVICE,
+};
 pub use counter::CommandCounter;
 use process::{Ready, ServerProcess};
 pub use proxy::FaultyProxy;
