@@ -36,8 +36,9 @@ pub(crate) struct Global {
     )]
     pub(crate) backend: Backend,
     /// The Redis server: redis://[user:password@]host[:port][/db] (rediss:// for TLS when built
-    /// with TLS support), or a Redis Cluster by its seed nodes:
-    /// redis-cluster://host:port?node=host:port&node=host:port.
+    /// with TLS support), a Redis Cluster by its seed nodes
+    /// (redis-cluster://host:port?node=host:port&node=host:port), or a primary by its sentinels
+    /// (redis-sentinel://host:port/db?sentinelServiceName=name&node=host:port).
     #[arg(
         long,
         global = true,

@@ -96,14 +96,14 @@ fn sentinel_config(url: &str, target: &str) -> Result<Config> {
         .unwrap_or_default()
         .to_ascii_lowercase();
     let tls = scheme.starts_with("rediss-") || scheme.starts_with("valkeys-");
-    if tls {
-        if !cfg!(feature = "tls") {
-            return Err(invalid(
-                "TLS (rediss-sentinel://) needs lock-fred's `tls` feature; refusing to connect \
+    if tls && !cfg!(feature = "tls") {
+        return Err(invalid(
+            "TLS (rediss-sentinel://) needs lock-fred's `tls` feature; refusing to connect \
                  in plaintext",
-            ));
-        }
-        #[cfg(feature = "tls")]
+        ));
+    }
+    #[cfg(feature = "tls")]
+    if tls {
         use_ring_unless_chosen();
     }
     let mut config = Config::from_url_sentinel(url).map_err(|_| {
@@ -125,14 +125,15 @@ fn cluster_config(url: &str, seeds: usize, target: &str) -> Result<Config> {
             format!("invalid Redis Cluster URL {target}: {why}"),
         )
     };
-    if lock_core::redis::wants_tls(url) {
-        if !cfg!(feature = "tls") {
-            return Err(invalid(
-                "TLS (rediss-cluster://) needs lock-fred's `tls` feature; refusing to connect \
+    let tls = lock_core::redis::wants_tls(url);
+    if tls && !cfg!(feature = "tls") {
+        return Err(invalid(
+            "TLS (rediss-cluster://) needs lock-fred's `tls` feature; refusing to connect \
                  in plaintext",
-            ));
-        }
-        #[cfg(feature = "tls")]
+        ));
+    }
+    #[cfg(feature = "tls")]
+    if tls {
         use_ring_unless_chosen();
     }
     let mut config = Config::from_url_clustered(url).map_err(|_| {

@@ -27,6 +27,12 @@ impl RedisRsBackend {
     /// on the node that serves its lock's slot, and wakes waiters by sharded Pub/Sub
     /// ([`cluster`](Self::cluster) says more).
     ///
+    /// A primary behind Sentinel is named by its sentinels, as `fred` writes it too:
+    /// `redis-sentinel://host:port/db?sentinelServiceName=name&node=host:port` (read by
+    /// [`sentinel_target`](lock_core::redis::sentinel_target); credentials and database are
+    /// the data servers'). The backend asks the sentinels for the primary, and asks again when
+    /// the connection breaks, times out, or meets a demoted primary (`READONLY`).
+    ///
     /// # Examples
     ///
     /// ```
@@ -46,6 +52,10 @@ impl RedisRsBackend {
         if let Some(nodes) = lock_core::redis::cluster_nodes(url) {
             let nodes = nodes.and_then(|nodes| connect::cluster_nodes(&nodes, &target));
             return RedisRsBuilder::new(nodes.map(Source::Cluster), target);
+        }
+        if let Some(sentinels) = lock_core::redis::sentinel_target(url) {
+            let sentinels = sentinels.and_then(|s| connect::check_sentinels(s, &target));
+            return RedisRsBuilder::new(sentinels.map(Source::Sentinel), target);
         }
         let client =
             connect::client_for_url(url, &target).map(|client| Source::Single(Box::new(client)));
@@ -155,6 +165,8 @@ enum Source {
     Single(Box<redis::Client>),
     /// A cluster's seed nodes.
     Cluster(Vec<redis::ConnectionInfo>),
+    /// The sentinels of a primary.
+    Sentinel(lock_core::redis::SentinelTarget),
 }
 
 impl RedisRsBuilder {
@@ -200,6 +212,9 @@ impl RedisRsBuilder {
             }
             Source::Cluster(nodes) => {
                 connect::cluster_transport(nodes, self.target, &self.settings).await?
+            }
+            Source::Sentinel(sentinels) => {
+                connect::sentinel_transport(&sentinels, self.target, &self.settings).await?
             }
         };
         Ok(RedisRsBackend::new(transport, &self.settings))

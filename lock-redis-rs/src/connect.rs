@@ -9,7 +9,7 @@ use lock_core::{Error, ErrorKind, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::from_redis;
-use crate::pubsub::PubSubLink;
+use crate::pubsub::{ClientSource, PubSubLink};
 use crate::transport::RedisRsTransport;
 
 /// Why a TLS connection is refused without the `tls` feature. The `redis` crate may have TLS
@@ -61,15 +61,10 @@ pub(crate) async fn transport(
     if tls.is_some() {
         use_ring_unless_chosen();
     }
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(settings.connect_timeout))
-        .set_response_timeout(Some(settings.response_timeout))
-        .set_number_of_retries(settings.reconnect_attempts)
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_secs(1));
+    let config = manager_config(settings);
     let target: Arc<str> = target.into();
     let waiters = PubSubLink::waiters(
-        client.clone(),
+        ClientSource::Fixed(Box::new(client.clone())),
         target.clone(),
         settings.connect_timeout,
         settings.response_timeout,
@@ -128,6 +123,57 @@ pub(crate) async fn cluster_transport(
     let target: Arc<str> = target.into();
     let (conn, waiters) = crate::cluster::connect(nodes, &target, settings).await?;
     Ok(RedisRsTransport::cluster(conn, target, waiters))
+}
+
+/// A Sentinel target this build can connect to (TLS only with the `tls` feature).
+pub(crate) fn check_sentinels(
+    sentinels: lock_core::redis::SentinelTarget,
+    target: &str,
+) -> Result<lock_core::redis::SentinelTarget> {
+    if sentinels.tls && !cfg!(feature = "tls") {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!("invalid Redis URL {target}: {NO_TLS}"),
+        ));
+    }
+    Ok(sentinels)
+}
+
+pub(crate) async fn sentinel_transport(
+    sentinels: &lock_core::redis::SentinelTarget,
+    target: String,
+    settings: &Settings,
+) -> Result<RedisRsTransport> {
+    #[cfg(feature = "tls")]
+    if sentinels.tls {
+        use_ring_unless_chosen();
+    }
+    let target: Arc<str> = target.into();
+    let resolver = Arc::new(crate::sentinel::Resolver::new(sentinels, &target)?);
+    let waiters = PubSubLink::waiters(
+        ClientSource::Sentinel(resolver.clone()),
+        target.clone(),
+        settings.connect_timeout,
+        settings.response_timeout,
+    );
+    let conn = crate::sentinel::SentinelConn::new(
+        resolver,
+        manager_config(settings),
+        settings,
+        target.clone(),
+    );
+    // Connect now, so that a set without a reachable primary is an error of `connect`.
+    conn.manager().await?;
+    Ok(RedisRsTransport::sentinel(conn, target, waiters))
+}
+
+fn manager_config(settings: &Settings) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(settings.connect_timeout))
+        .set_response_timeout(Some(settings.response_timeout))
+        .set_number_of_retries(settings.reconnect_attempts)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(1))
 }
 
 fn tls_endpoint(client: &redis::Client) -> Option<(String, u16)> {

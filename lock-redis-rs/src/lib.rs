@@ -13,6 +13,7 @@ mod cluster;
 mod connect;
 mod error;
 mod pubsub;
+mod sentinel;
 mod transport;
 
 pub use backend::RedisRsBackend;

@@ -37,7 +37,7 @@ const MAX_RETRY: Duration = Duration::from_secs(1);
 
 /// The backend's Pub/Sub connection, as `Subscriptions` sees it.
 pub(crate) struct PubSubLink {
-    client: redis::Client,
+    client: ClientSource,
     /// The server's URL without its password, for messages.
     target: Arc<str>,
     connect_timeout: Duration,
@@ -73,7 +73,7 @@ impl PubSubLink {
     /// The waiters of a backend on `client`, whose Pub/Sub connection is opened on the first
     /// watch.
     pub(crate) fn waiters(
-        client: redis::Client,
+        client: ClientSource,
         target: Arc<str>,
         connect_timeout: Duration,
         response_timeout: Duration,
@@ -210,12 +210,30 @@ impl Drop for PubSubLink {
 }
 
 /// Opens a Pub/Sub connection within `timeout`.
+/// Where the Pub/Sub connection connects: one server, or the primary the sentinels name at
+/// each (re)connection.
+#[derive(Clone)]
+pub(crate) enum ClientSource {
+    Fixed(Box<redis::Client>),
+    Sentinel(Arc<crate::sentinel::Resolver>),
+}
+
+impl ClientSource {
+    async fn client(&self) -> redis::RedisResult<redis::Client> {
+        match self {
+            ClientSource::Fixed(client) => Ok((**client).clone()),
+            ClientSource::Sentinel(resolver) => resolver.primary().await,
+        }
+    }
+}
+
 async fn open(
-    client: &redis::Client,
+    client: &ClientSource,
     target: &str,
     timeout: Duration,
 ) -> Result<(PubSubSink, PubSubStream)> {
-    match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
+    let opening = async { client.client().await?.get_async_pubsub().await };
+    match tokio::time::timeout(timeout, opening).await {
         Ok(Ok(pubsub)) => Ok(pubsub.split()),
         Ok(Err(e)) => Err(from_redis(e, "opening the Pub/Sub connection", target)),
         Err(_) => Err(Error::new(
@@ -231,7 +249,7 @@ async fn read(
     waiters: Weak<Waiters>,
     mut stream: PubSubStream,
     mut unresponsive: Arc<Notify>,
-    client: redis::Client,
+    client: ClientSource,
     target: Arc<str>,
     connect_timeout: Duration,
 ) {
@@ -266,7 +284,7 @@ async fn read(
 /// every waiter); `None` once the waiters are gone.
 async fn reconnect(
     waiters: &Weak<Waiters>,
-    client: &redis::Client,
+    client: &ClientSource,
     target: &str,
     connect_timeout: Duration,
 ) -> Option<(PubSubStream, Arc<Notify>)> {

@@ -13,6 +13,7 @@ use redis::{RedisResult, ServerErrorKind, Value};
 use crate::cluster::ClusterWaiters;
 use crate::error::from_redis;
 use crate::pubsub::Waiters;
+use crate::sentinel::SentinelConn;
 
 /// The `redis` crate's side of a [`RedisRsBackend`](crate::RedisRsBackend): scripts on its
 /// shared, multiplexed connection, and subscriptions on the Pub/Sub connection its waiters
@@ -50,6 +51,12 @@ enum Conn {
         conn: ClusterConnection,
         waiters: Arc<ClusterWaiters>,
     },
+    /// The primary the sentinels name: scripts on a connection manager to it, made again when
+    /// it changes, and waiters on a Pub/Sub connection to it.
+    Sentinel {
+        conn: Arc<SentinelConn>,
+        waiters: Arc<Waiters>,
+    },
 }
 
 impl RedisRsTransport {
@@ -77,11 +84,80 @@ impl RedisRsTransport {
         }
     }
 
-    /// The connection manager of a backend on one server; `None` on a cluster.
+    pub(crate) fn sentinel(conn: SentinelConn, target: Arc<str>, waiters: Arc<Waiters>) -> Self {
+        RedisRsTransport {
+            conn: Conn::Sentinel {
+                conn: Arc::new(conn),
+                waiters,
+            },
+            target,
+            connected: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// The connection manager of a backend on one server; `None` on a cluster or behind
+    /// sentinels.
     pub(crate) fn connection_manager(&self) -> Option<&ConnectionManager> {
         match &self.conn {
             Conn::Single { conn, .. } => Some(conn),
-            Conn::Cluster { .. } => None,
+            Conn::Cluster { .. } | Conn::Sentinel { .. } => None,
+        }
+    }
+
+    /// `request` on a connection of its own (one server, or a cluster), within `deadline`,
+    /// noting whether the connection works for the timeout's message.
+    async fn direct<T>(
+        &self,
+        op: &str,
+        deadline: Deadline,
+        request: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout_at(deadline.at, request).await {
+            Ok(Ok(value)) => {
+                self.connected.store(true, Ordering::Relaxed);
+                Ok(value)
+            }
+            Ok(Err(e)) => {
+                let err = from_redis(e, op, &self.target);
+                let broken = err.kind() == ErrorKind::Connection;
+                self.connected.store(!broken, Ordering::Relaxed);
+                Err(err)
+            }
+            Err(_) => Err(lock_core::redis::no_reply(
+                &format!("{op} on {}", self.target),
+                deadline.within,
+                self.connected.load(Ordering::Relaxed),
+            )),
+        }
+    }
+
+    /// `request` on a connection to the primary the sentinels name, within `deadline`; after
+    /// an error that says the server may no longer be the primary, the next request asks them
+    /// again.
+    async fn on_primary<T>(
+        &self,
+        conn: &SentinelConn,
+        op: &str,
+        deadline: Deadline,
+        request: impl AsyncFnOnce(&mut ConnectionManager) -> RedisResult<T>,
+    ) -> Result<T> {
+        let attempt = async {
+            let mut manager = conn.manager().await?;
+            request(&mut manager).await.map_err(|e| {
+                let readonly = e.kind() == redis::ErrorKind::Server(ServerErrorKind::ReadOnly);
+                conn.after_error(from_redis(e, op, &self.target), readonly)
+            })
+        };
+        match tokio::time::timeout_at(deadline.at, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                let err = lock_core::redis::no_reply(
+                    &format!("{op} on {}", self.target),
+                    deadline.within,
+                    true,
+                );
+                Err(conn.after_error(err, false))
+            }
         }
     }
 }
@@ -89,35 +165,29 @@ impl RedisRsTransport {
 #[async_trait]
 impl RedisTransport for RedisRsTransport {
     async fn eval(&self, call: &ScriptCall, deadline: Deadline) -> Result<Reply> {
-        let running = async {
-            match &self.conn {
-                Conn::Single { conn, .. } => evalsha_or_load(&mut conn.clone(), call).await,
-                Conn::Cluster { conn, .. } => evalsha_or_eval(&mut conn.clone(), call).await,
+        let value = match &self.conn {
+            Conn::Single { conn, .. } => {
+                let mut conn = conn.clone();
+                let request = async move { evalsha_or_load(&mut conn, call).await };
+                self.direct(call.op, deadline, request).await?
+            }
+            Conn::Cluster { conn, .. } => {
+                let mut conn = conn.clone();
+                let request = async move { evalsha_or_eval(&mut conn, call).await };
+                self.direct(call.op, deadline, request).await?
+            }
+            Conn::Sentinel { conn, .. } => {
+                let request = async |m: &mut ConnectionManager| evalsha_or_load(m, call).await;
+                self.on_primary(conn, call.op, deadline, request).await?
             }
         };
-        match tokio::time::timeout_at(deadline.at, running).await {
-            Ok(Ok(value)) => {
-                self.connected.store(true, Ordering::Relaxed);
-                Ok(reply(value))
-            }
-            Ok(Err(e)) => {
-                let err = from_redis(e, call.op, &self.target);
-                let broken = err.kind() == ErrorKind::Connection;
-                self.connected.store(!broken, Ordering::Relaxed);
-                Err(err)
-            }
-            Err(_) => Err(lock_core::redis::no_reply(
-                &format!("{} on {}", call.op, self.target),
-                deadline.within,
-                self.connected.load(Ordering::Relaxed),
-            )),
-        }
+        Ok(reply(value))
     }
 
     fn notifies(&self) -> bool {
         match &self.conn {
             Conn::Single { waiters, .. } => waiters.is_some(),
-            Conn::Cluster { .. } => true,
+            Conn::Cluster { .. } | Conn::Sentinel { .. } => true,
         }
     }
 
@@ -131,31 +201,24 @@ impl RedisTransport for RedisRsTransport {
         ack: ReplicaAck,
         deadline: Deadline,
     ) -> Result<(Reply, i64)> {
-        let running = async {
-            match &self.conn {
-                Conn::Single { conn, .. } => replicated_single(&mut conn.clone(), call, ack).await,
-                Conn::Cluster { conn, .. } => {
-                    replicated_cluster(&mut conn.clone(), call, ack).await
-                }
+        let (value, acknowledged) = match &self.conn {
+            Conn::Single { conn, .. } => {
+                let mut conn = conn.clone();
+                let request = async move { replicated_single(&mut conn, call, ack).await };
+                self.direct(call.op, deadline, request).await?
+            }
+            Conn::Cluster { conn, .. } => {
+                let mut conn = conn.clone();
+                let request = async move { replicated_cluster(&mut conn, call, ack).await };
+                self.direct(call.op, deadline, request).await?
+            }
+            Conn::Sentinel { conn, .. } => {
+                let request =
+                    async |m: &mut ConnectionManager| replicated_single(m, call, ack).await;
+                self.on_primary(conn, call.op, deadline, request).await?
             }
         };
-        match tokio::time::timeout_at(deadline.at, running).await {
-            Ok(Ok((value, acknowledged))) => {
-                self.connected.store(true, Ordering::Relaxed);
-                Ok((reply(value), acknowledged))
-            }
-            Ok(Err(e)) => {
-                let err = from_redis(e, call.op, &self.target);
-                let broken = err.kind() == ErrorKind::Connection;
-                self.connected.store(!broken, Ordering::Relaxed);
-                Err(err)
-            }
-            Err(_) => Err(lock_core::redis::no_reply(
-                &format!("{} on {}", call.op, self.target),
-                deadline.within,
-                self.connected.load(Ordering::Relaxed),
-            )),
-        }
+        Ok((reply(value), acknowledged))
     }
 
     async fn watch(&self, channel: String) -> Result<Watch> {
@@ -166,6 +229,7 @@ impl RedisTransport for RedisRsTransport {
             } => waiters.watch(channel).await,
             Conn::Single { waiters: None, .. } => Err(self.no_pubsub()),
             Conn::Cluster { waiters, .. } => waiters.watch(channel).await,
+            Conn::Sentinel { waiters, .. } => waiters.watch(channel).await,
         }
     }
 
@@ -177,6 +241,7 @@ impl RedisTransport for RedisRsTransport {
             } => waiters.watch_lingering(channel).await,
             Conn::Single { waiters: None, .. } => Err(self.no_pubsub()),
             Conn::Cluster { waiters, .. } => waiters.watch_lingering(channel).await,
+            Conn::Sentinel { waiters, .. } => waiters.watch_lingering(channel).await,
         }
     }
 }

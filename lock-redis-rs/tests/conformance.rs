@@ -36,6 +36,13 @@ fn the_suite_on_a_cluster() {
     conformance::redis::cluster_suite(connect);
 }
 
+/// The same cases through sentinels (a primary, two replicas, three sentinels), and a Sentinel
+/// failover while a lock is held and another backend waits.
+#[test]
+fn the_suite_through_sentinels() {
+    conformance::redis::sentinel_suite(connect);
+}
+
 /// Replica acknowledgement on a primary with one replica, which the test pauses.
 #[test]
 fn replica_acknowledgement() {

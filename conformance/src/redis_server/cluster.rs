@@ -831,16 +831,18 @@ impl RedisSentinel {
         Err(format!("no sentinel named the primary: {last}"))
     }
 
-    /// Has the sentinels fail the primary over to a replica (`SENTINEL FAILOVER`), and waits
-    /// until they name the new primary and it says it is one.
+    /// Has the sentinels fail the primary over to a replica (`SENTINEL FAILOVER`) once both
+    /// replicas have all it wrote, and waits until the failover is over: every sentinel names
+    /// the new primary, which says it is one, and the old primary says it is a replica.
     ///
     /// # Errors
     ///
     /// When the command fails, or the failover is not done within 30 s.
     pub async fn failover(&self) -> Result<(), String> {
         let before = self.primary().await?;
-        let mut raw = self.sentinels[0].raw().await?;
         let deadline = Instant::now() + FORMING;
+        self.in_sync(&before, deadline).await?;
+        let mut raw = self.sentinels[0].raw().await?;
         // The last failover may still be settling (its replicas being reconfigured, and
         // syncing with the new primary).
         loop {
@@ -858,20 +860,82 @@ impl RedisSentinel {
                 _ => break,
             }
         }
+        // Done once every sentinel names the new primary, it says it is one, and the old one
+        // says it is a replica: until then a client may still be sent to the old primary,
+        // which takes writes that the failover then loses.
         loop {
             let now = self.primary().await?;
-            if now != before {
-                let mut server = self.server(&now).raw().await?;
-                if let Resp::Array(Some(items)) = server.run(&["ROLE"]).await?
-                    && items.first().and_then(Resp::as_str) == Some("master")
-                {
-                    return Ok(());
-                }
+            if now != before
+                && self.all_name(&now).await
+                && self.role_of(&now).await.as_deref() == Some("master")
+                && self.role_of(&before).await.as_deref() == Some("slave")
+            {
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(format!("no failover from {before} within {FORMING:?}"));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether every sentinel names `primary` the primary.
+    async fn all_name(&self, primary: &str) -> bool {
+        for sentinel in &self.sentinels {
+            let Ok(mut raw) = sentinel.raw().await else {
+                return false;
+            };
+            let named = raw
+                .run(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_SERVICE])
+                .await;
+            let Ok(Resp::Array(Some(items))) = named else {
+                return false;
+            };
+            let address = format!(
+                "{}:{}",
+                items.first().and_then(Resp::as_str).unwrap_or_default(),
+                items.get(1).and_then(Resp::as_str).unwrap_or_default()
+            );
+            if address != primary {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// What the server at `address` says it is (`master`, `slave`), if it answers.
+    async fn role_of(&self, address: &str) -> Option<String> {
+        let mut raw = self.server(address).raw().await.ok()?;
+        match raw.run(&["ROLE"]).await.ok()? {
+            Resp::Array(Some(items)) => items.first().and_then(Resp::as_str).map(str::to_owned),
+            _ => None,
+        }
+    }
+
+    /// Waits until both replicas of the primary at `primary` are online and have everything it
+    /// wrote (their offset is its own), as a planned failover would.
+    async fn in_sync(&self, primary: &str, deadline: Instant) -> Result<(), String> {
+        let mut raw = self.server(primary).raw().await?;
+        loop {
+            let info = raw.run(&["INFO", "replication"]).await?;
+            let info = info.as_str().unwrap_or_default().to_owned();
+            let offset = info
+                .lines()
+                .find_map(|l| l.strip_prefix("master_repl_offset:"))
+                .map(str::trim);
+            let replicas: Vec<&str> = info.lines().filter(|l| l.starts_with("slave")).collect();
+            let synced = replicas.len() == 2
+                && replicas.iter().all(|r| {
+                    r.contains("state=online")
+                        && offset.is_some_and(|o| r.contains(&format!("offset={o},")))
+                });
+            if synced {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("the replicas of {primary} are not in sync: {info}"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -99,9 +99,16 @@ fn url_from(var: std::result::Result<String, std::env::VarError>) -> Result<Stri
 /// ```
 pub fn wants_tls(url: &str) -> bool {
     let scheme = url.split("://").next().unwrap_or_default();
-    ["rediss", "valkeys", "rediss-cluster", "valkeys-cluster"]
-        .iter()
-        .any(|tls| scheme.eq_ignore_ascii_case(tls))
+    [
+        "rediss",
+        "valkeys",
+        "rediss-cluster",
+        "valkeys-cluster",
+        "rediss-sentinel",
+        "valkeys-sentinel",
+    ]
+    .iter()
+    .any(|tls| scheme.eq_ignore_ascii_case(tls))
 }
 
 /// The nodes of a Redis Cluster URL, or `None` when `url` is not one.
@@ -181,6 +188,156 @@ fn read_cluster_url(url: &str, tls: bool) -> Result<Vec<String>> {
         nodes.push(node(host, port));
     }
     Ok(nodes)
+}
+
+/// A Sentinel set, as a `redis-sentinel://` URL names it (see [`sentinel_target`]).
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::sentinel_target;
+///
+/// let target = sentinel_target("redis-sentinel://s1:26379/2?sentinelServiceName=locks").unwrap()?;
+/// assert_eq!(target.service, "locks");
+/// assert_eq!(target.db, 2);
+/// # Ok::<(), lock_core::Error>(())
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelTarget {
+    /// The sentinels, `redis://host:port/` each (`rediss://` for TLS), without credentials.
+    pub sentinels: Vec<String>,
+    /// The service (master) name the sentinels watch.
+    pub service: String,
+    /// The user, on the data servers.
+    pub username: Option<String>,
+    /// The password, on the data servers.
+    pub password: Option<String>,
+    /// The database, on the data servers.
+    pub db: i64,
+    /// Whether the data servers and sentinels speak TLS.
+    pub tls: bool,
+}
+
+/// The Sentinel set a URL names, or `None` when `url` does not name one.
+///
+/// A Sentinel URL is written as `fred` reads it:
+/// `redis-sentinel://user:password@host:port/db?sentinelServiceName=name&node=host:port`
+/// (`rediss-sentinel://` for TLS; the `valkey` forms alike): the host and each `node` are
+/// sentinels, and the credentials and database are those of the data servers.
+///
+/// # Errors
+///
+/// [`ErrorKind::Config`] when `url` is a Sentinel URL that cannot be read: no host, no
+/// `sentinelServiceName`, a `node` that is not `host:port`, a database that is not a number,
+/// or another query parameter.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::sentinel_target;
+///
+/// let url = "redis-sentinel://:pw@10.0.0.1:26379/0?sentinelServiceName=mymaster&node=10.0.0.2:26379";
+/// let target = sentinel_target(url).unwrap()?;
+/// assert_eq!(target.sentinels, ["redis://10.0.0.1:26379/", "redis://10.0.0.2:26379/"]);
+/// assert_eq!(target.password.as_deref(), Some("pw"));
+/// let escaped = sentinel_target("redis-sentinel://:a%2Bb%40c@h/?sentinelServiceName=m").unwrap()?;
+/// assert_eq!(escaped.password.as_deref(), Some("a+b@c"));
+/// assert!(sentinel_target("redis://10.0.0.1/").is_none());
+/// assert!(sentinel_target("redis-sentinel://10.0.0.1:26379/").unwrap().is_err());
+/// # Ok::<(), lock_core::Error>(())
+/// ```
+pub fn sentinel_target(url: &str) -> Option<Result<SentinelTarget>> {
+    let (scheme, _) = url.split_once("://")?;
+    let tls = match scheme.to_ascii_lowercase().as_str() {
+        "redis-sentinel" | "valkey-sentinel" => false,
+        "rediss-sentinel" | "valkeys-sentinel" => true,
+        _ => return None,
+    };
+    Some(read_sentinel_url(url, tls))
+}
+
+/// `text` with its `%XX` escapes decoded (a URL's user or password).
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn read_sentinel_url(url: &str, tls: bool) -> Result<SentinelTarget> {
+    let target = crate::redact_url(url);
+    let bad = |why: &str| {
+        Error::new(
+            ErrorKind::Config,
+            format!("invalid Redis Sentinel URL {target}: {why}"),
+        )
+    };
+    let (_, rest) = url.split_once("://").unwrap_or_default();
+    let parsed = url::Url::parse(&format!("redis://{rest}")).map_err(|e| {
+        bad("expected redis-sentinel://host:port/db?sentinelServiceName=name").with_source(e)
+    })?;
+    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
+        return Err(bad("no host"));
+    };
+    let scheme = if tls { "rediss" } else { "redis" };
+    let node = |host: &str, port: u16| format!("{scheme}://{host}:{port}/");
+    let mut sentinels = vec![node(host, parsed.port().unwrap_or(26379))];
+    let mut service = None;
+    for (key, value) in parsed.query_pairs() {
+        match &*key {
+            "sentinelServiceName" => service = Some(value.into_owned()),
+            "node" => {
+                let (host, port) = value
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+                    .filter(|(h, _)| !h.is_empty())
+                    .ok_or_else(|| bad(&format!("node={value} is not host:port")))?;
+                sentinels.push(node(host, port));
+            }
+            other => {
+                return Err(bad(&format!(
+                    "unknown parameter {other:?} (only sentinelServiceName and node)"
+                )));
+            }
+        }
+    }
+    let service = service
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("no sentinelServiceName"))?;
+    let path = parsed.path().trim_matches('/');
+    let db = if path.is_empty() {
+        0
+    } else {
+        path.parse::<i64>()
+            .map_err(|_| bad("the database is not a number"))?
+    };
+    Ok(SentinelTarget {
+        sentinels,
+        service,
+        username: Some(parsed.username())
+            .filter(|u| !u.is_empty())
+            .map(decode),
+        password: parsed.password().map(decode),
+        db,
+        tls,
+    })
 }
 
 /// The settings every Redis client's builder has, with the same defaults: each builder keeps

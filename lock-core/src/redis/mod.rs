@@ -31,7 +31,7 @@ pub use backend::RedisBackend;
 pub use calls::{Call, ScriptCall};
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECONNECT_ATTEMPTS, DEFAULT_RESPONSE_TIMEOUT, REDIS_URL_ENV,
-    ReplicaAck, Settings, cluster_nodes, url_from_env, wants_tls,
+    ReplicaAck, SentinelTarget, Settings, cluster_nodes, sentinel_target, url_from_env, wants_tls,
 };
 pub use errors::{error_message, no_connection, no_reply, server_error_kind, unexpected};
 pub use keys::key;
