@@ -26,7 +26,9 @@
 //! It uses `REDIS_URL` if set, else a container of `LOCK_TEST_REDIS_IMAGE` (default
 //! `process-lock-redis:7`, built by `scripts/test`), else `redis-server` from `PATH`.
 //! `BENCH_SECONDS` sets how long each variant is measured in all (default 6), `BENCH_TASKS` the
-//! numbers of concurrent tasks (default `1,64`). With `BENCH_OUT` set, the rates also go to
+//! numbers of concurrent tasks (default `1,64`). `BENCH_CLUSTER=1` adds the same cycles on a
+//! Redis Cluster of 3 primaries (containers of the same image), for both clients: each script
+//! on the node of its lock's slot, the raw scripts through each client's cluster connection. With `BENCH_OUT` set, the rates also go to
 //! `$BENCH_OUT/redis.tsv` for `scripts/bench-report`.
 
 use std::sync::Arc;
@@ -36,10 +38,11 @@ use std::time::Duration;
 #[path = "common/results.rs"]
 mod results;
 
-use conformance::redis_server::{CommandCounter, RedisServer};
+use conformance::redis_server::{CommandCounter, RedisCluster, RedisServer};
 use process_lock::raw::async_trait;
 use process_lock::raw::redis::ScriptCall;
 use process_lock::raw::redis::calls;
+use process_lock::raw::redis::keys::KeySpace;
 use process_lock::raw::redis::scripts::Script;
 use process_lock::{Lock, LockBackend, LockName, ProcessLock, Release, Token, Ttl};
 use tokio::time::Instant;
@@ -103,14 +106,21 @@ struct Prepared {
 }
 
 fn prepared(variant: &str, tasks: usize) -> Vec<Prepared> {
+    prepared_in(variant, tasks, false)
+}
+
+/// As [`prepared`], on a Redis Cluster when `sharded` (releases with `SPUBLISH`, as the
+/// backend sends them there).
+fn prepared_in(variant: &str, tasks: usize, sharded: bool) -> Vec<Prepared> {
+    let space = KeySpace::new("").sharded(sharded);
     let ttl = Ttl::new(Duration::from_millis(TTL_MS)).unwrap();
     (0..tasks)
         .map(|t| {
             let name = LockName::new(format!("bench:{variant}:{t}")).unwrap();
             let token = Token::generate().unwrap();
-            let acquire = calls::acquire("", &name, &token, ttl, Some(RESTART_DELAY));
-            let fenced = calls::acquire_fenced("", &name, &token, ttl, Some(RESTART_DELAY));
-            let release = calls::release("", &name, &token);
+            let acquire = calls::acquire(&space, &name, &token, ttl, Some(RESTART_DELAY));
+            let fenced = calls::acquire_fenced(&space, &name, &token, ttl, Some(RESTART_DELAY));
+            let release = calls::release(&space, &name, &token);
             Prepared {
                 acquire: acquire.script().clone(),
                 fenced: fenced.script().clone(),
@@ -176,15 +186,23 @@ mod redis_rs_raw {
         cmd
     }
 
-    pub(super) struct Scripts {
-        pub(super) conn: ConnectionManager,
+    /// A connection of the raw client: one server's connection manager, or a cluster
+    /// connection (which routes each command by its first key).
+    pub(super) trait Conn:
+        redis::aio::ConnectionLike + Clone + Send + Sync + 'static
+    {
+    }
+    impl<C: redis::aio::ConnectionLike + Clone + Send + Sync + 'static> Conn for C {}
+
+    pub(super) struct Scripts<C> {
+        pub(super) conn: C,
         pub(super) calls: Vec<Prepared>,
         /// `ACQUIRE_FENCED` instead of `ACQUIRE`.
         pub(super) fenced: bool,
     }
 
     #[async_trait]
-    impl Cycle for Scripts {
+    impl<C: Conn> Cycle for Scripts<C> {
         async fn cycle(&self, task: usize) {
             let calls = &self.calls[task];
             let mut conn = self.conn.clone();
@@ -203,13 +221,13 @@ mod redis_rs_raw {
         }
     }
 
-    pub(super) struct SetDel {
-        pub(super) conn: ConnectionManager,
+    pub(super) struct SetDel<C> {
+        pub(super) conn: C,
         pub(super) keys: Vec<(String, String)>,
     }
 
     #[async_trait]
-    impl Cycle for SetDel {
+    impl<C: Conn> Cycle for SetDel<C> {
         async fn cycle(&self, task: usize) {
             let (key, token) = &self.keys[task];
             let mut conn = self.conn.clone();
@@ -561,6 +579,127 @@ async fn main() {
         });
     }
 
+    // With BENCH_CLUSTER=1, the same cycles on a Redis Cluster of 3 primaries: each script on
+    // the node of its lock's slot, releases with SPUBLISH.
+    let cluster = if env_u64("BENCH_CLUSTER", 0) == 1 {
+        let cluster = RedisCluster::start(3, 0)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        println!("Redis Cluster: {}", cluster.origin());
+        Some(cluster)
+    } else {
+        None
+    };
+    if let Some(cluster) = &cluster {
+        // As above: the new servers grant once they are 2 s old.
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        for url in cluster.node_urls() {
+            let client = redis::Client::open(url).unwrap();
+            let conn = client.get_connection_manager().await.unwrap();
+            redis_rs_raw::load_scripts(&conn).await;
+        }
+        let rs = process_lock::RedisRsBackend::builder(&cluster.url())
+            .restart_delay(RESTART_DELAY)
+            .connect()
+            .await
+            .unwrap();
+        let rs: Arc<dyn LockBackend> = Arc::new(rs);
+        backends.push(("redis-rs cluster", rs.clone()));
+        let raw = redis::cluster::ClusterClient::new(cluster.node_urls())
+            .unwrap()
+            .get_async_connection()
+            .await
+            .unwrap();
+        let backend = rs.clone();
+        variants.push(Variant {
+            client: "redis-rs cluster",
+            what: "ProcessLock",
+            make: Box::new(move |tasks| handles(&backend, "rsc-ours", tasks)),
+        });
+        for (what, fenced) in [("raw scripts", false), ("raw fenced scripts", true)] {
+            let conn = raw.clone();
+            variants.push(Variant {
+                client: "redis-rs cluster",
+                what,
+                make: Box::new(move |tasks| {
+                    let variant = if fenced { "rsc-fenced" } else { "rsc-scripts" };
+                    Arc::new(redis_rs_raw::Scripts {
+                        conn: conn.clone(),
+                        calls: prepared_in(variant, tasks, true),
+                        fenced,
+                    })
+                }),
+            });
+        }
+        variants.push(Variant {
+            client: "redis-rs cluster",
+            what: "raw SET NX + DEL",
+            make: Box::new(move |tasks| {
+                Arc::new(redis_rs_raw::SetDel {
+                    conn: raw.clone(),
+                    keys: names("rsc-setdel", tasks),
+                })
+            }),
+        });
+        variants.push(Variant {
+            client: "redis-rs cluster",
+            what: "Lock guard",
+            make: Box::new(move |tasks| guards(&rs, "rsc-guard", tasks)),
+        });
+
+        #[cfg(feature = "fred")]
+        {
+            let fred = process_lock::FredBackend::builder(&cluster.url())
+                .restart_delay(RESTART_DELAY)
+                .connect()
+                .await
+                .unwrap();
+            let client = fred.client().clone();
+            let fred: Arc<dyn LockBackend> = Arc::new(fred);
+            backends.push(("fred cluster", fred.clone()));
+            let backend = fred.clone();
+            variants.push(Variant {
+                client: "fred cluster",
+                what: "ProcessLock",
+                make: Box::new(move |tasks| handles(&backend, "fredc-ours", tasks)),
+            });
+            for (what, fenced) in [("raw scripts", false), ("raw fenced scripts", true)] {
+                let raw_client = client.clone();
+                variants.push(Variant {
+                    client: "fred cluster",
+                    what,
+                    make: Box::new(move |tasks| {
+                        let variant = if fenced {
+                            "fredc-fenced"
+                        } else {
+                            "fredc-scripts"
+                        };
+                        Arc::new(fred_raw::Scripts {
+                            client: raw_client.clone(),
+                            calls: prepared_in(variant, tasks, true),
+                            fenced,
+                        })
+                    }),
+                });
+            }
+            variants.push(Variant {
+                client: "fred cluster",
+                what: "raw SET NX + DEL",
+                make: Box::new(move |tasks| {
+                    Arc::new(fred_raw::SetDel {
+                        client: client.clone(),
+                        keys: names("fredc-setdel", tasks),
+                    })
+                }),
+            });
+            variants.push(Variant {
+                client: "fred cluster",
+                what: "Lock guard",
+                make: Box::new(move |tasks| guards(&fred, "fredc-guard", tasks)),
+            });
+        }
+    }
+
     let mut results: Vec<GroupRates> = Vec::new();
     for (client, _) in &backends {
         let group: Vec<&Variant> = variants.iter().filter(|v| v.client == *client).collect();
@@ -610,7 +749,10 @@ async fn main() {
     println!("\ncommands sent per operation (MONITOR, top-level only)\n");
     println!("| client | operation | round trips | commands |");
     println!("|---|---|---|---|");
+    // MONITOR watches one server: the standalone backends only.
     for (client, backend) in backends {
-        round_trips(client, backend, server.url()).await;
+        if !client.ends_with("cluster") {
+            round_trips(client, backend, server.url()).await;
+        }
     }
 }
