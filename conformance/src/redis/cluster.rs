@@ -27,7 +27,7 @@ const PARALLEL: usize = 4;
 /// primaries with a replica each, started for the call and stopped after it: each case on a
 /// backend of its own, made by `connect` from the cluster's URL
 /// (`redis-cluster://host:port?node=...`) and the default options, in a runtime of its own, as
-/// [`suite!`](crate::suite)'s tests run; [`PARALLEL`] at a time.
+/// [`suite!`](crate::suite)'s tests run; 4 at a time.
 ///
 /// The cases that need a server of their own (restarts, ACLs, the wire format, faults through
 /// a proxy) are not run on the cluster; they are listed on stderr, as is every case run.

@@ -378,7 +378,7 @@ pub struct Settings {
 /// Replica acknowledgement: after a lock is taken or renewed on the primary, `WAIT` on the
 /// same connection until `replicas` replicas have the write, for at most `timeout`. Fewer in
 /// time, and the acquisition fails with
-/// [`ErrorKind::NotReplicated`](crate::ErrorKind::NotReplicated) (the lock is released again)
+/// [`ErrorKind::NotReplicated`] (the lock is released again)
 /// and a renewal counts as failed.
 ///
 /// It narrows the window in which a failover loses a lock, and does not close it: replication
