@@ -105,12 +105,8 @@ struct Prepared {
     release: ScriptCall,
 }
 
-fn prepared(variant: &str, tasks: usize) -> Vec<Prepared> {
-    prepared_in(variant, tasks, false)
-}
-
-/// As [`prepared`], on a Redis Cluster when `sharded` (releases with `SPUBLISH`, as the
-/// backend sends them there).
+/// The calls of `tasks` tasks, with lock names under `variant`; on a Redis Cluster when
+/// `sharded` (releases with `SPUBLISH`, as the backend sends them there).
 fn prepared_in(variant: &str, tasks: usize, sharded: bool) -> Vec<Prepared> {
     let space = KeySpace::new("").sharded(sharded);
     let ttl = Ttl::new(Duration::from_millis(TTL_MS)).unwrap();
@@ -336,6 +332,103 @@ struct Variant {
     make: Box<dyn Fn(usize) -> Arc<dyn Cycle>>,
 }
 
+/// The variants of `client` on the `redis` crate: `ProcessLock` and the guard on `backend`,
+/// the raw scripts and `SET NX` + `DEL` on `conn`, with each task's lock names under `label`.
+/// `sharded`: on a Redis Cluster.
+fn redis_rs_variants<C: redis_rs_raw::Conn>(
+    variants: &mut Vec<Variant>,
+    (client, label): (&'static str, &'static str),
+    backend: &Arc<dyn LockBackend>,
+    conn: C,
+    sharded: bool,
+) {
+    let ours = backend.clone();
+    variants.push(Variant {
+        client,
+        what: "ProcessLock",
+        make: Box::new(move |tasks| handles(&ours, &format!("{label}-ours"), tasks)),
+    });
+    for (what, fenced) in [("raw scripts", false), ("raw fenced scripts", true)] {
+        let conn = conn.clone();
+        variants.push(Variant {
+            client,
+            what,
+            make: Box::new(move |tasks| {
+                let kind = if fenced { "fenced" } else { "scripts" };
+                Arc::new(redis_rs_raw::Scripts {
+                    conn: conn.clone(),
+                    calls: prepared_in(&format!("{label}-{kind}"), tasks, sharded),
+                    fenced,
+                })
+            }),
+        });
+    }
+    variants.push(Variant {
+        client,
+        what: "raw SET NX + DEL",
+        make: Box::new(move |tasks| {
+            Arc::new(redis_rs_raw::SetDel {
+                conn: conn.clone(),
+                keys: names(&format!("{label}-setdel"), tasks),
+            })
+        }),
+    });
+    let guarded = backend.clone();
+    variants.push(Variant {
+        client,
+        what: "Lock guard",
+        make: Box::new(move |tasks| guards(&guarded, &format!("{label}-guard"), tasks)),
+    });
+}
+
+/// As [`redis_rs_variants`], on the `fred` crate: the raw cycles on `raw`.
+#[cfg(feature = "fred")]
+fn fred_variants(
+    variants: &mut Vec<Variant>,
+    (client, label): (&'static str, &'static str),
+    backend: &Arc<dyn LockBackend>,
+    raw: process_lock::fred::fred::prelude::Client,
+    sharded: bool,
+) {
+    let ours = backend.clone();
+    variants.push(Variant {
+        client,
+        what: "ProcessLock",
+        make: Box::new(move |tasks| handles(&ours, &format!("{label}-ours"), tasks)),
+    });
+    for (what, fenced) in [("raw scripts", false), ("raw fenced scripts", true)] {
+        let raw = raw.clone();
+        variants.push(Variant {
+            client,
+            what,
+            make: Box::new(move |tasks| {
+                let kind = if fenced { "fenced" } else { "scripts" };
+                Arc::new(fred_raw::Scripts {
+                    client: raw.clone(),
+                    calls: prepared_in(&format!("{label}-{kind}"), tasks, sharded),
+                    fenced,
+                })
+            }),
+        });
+    }
+    variants.push(Variant {
+        client,
+        what: "raw SET NX + DEL",
+        make: Box::new(move |tasks| {
+            Arc::new(fred_raw::SetDel {
+                client: raw.clone(),
+                keys: names(&format!("{label}-setdel"), tasks),
+            })
+        }),
+    });
+    let guarded = backend.clone();
+    variants.push(Variant {
+        client,
+        what: "Lock guard",
+        make: Box::new(move |tasks| guards(&guarded, &format!("{label}-guard"), tasks)),
+    });
+}
+
 /// Cycles done, and time taken, with `tasks` tasks looping for `length`.
 async fn run_for(cycle: &Arc<dyn Cycle>, tasks: usize, length: Duration) -> (u64, Duration) {
     let done = Arc::new(AtomicU64::new(0));
@@ -487,42 +580,8 @@ async fn main() {
     out.redis_version(&info);
     let rs: Arc<dyn LockBackend> = Arc::new(rs);
     backends.push(("redis-rs", rs.clone()));
-    let backend = rs.clone();
-    variants.push(Variant {
-        client: "redis-rs",
-        what: "ProcessLock",
-        make: Box::new(move |tasks| handles(&backend, "rs-ours", tasks)),
-    });
     redis_rs_raw::load_scripts(&rs_conn).await;
-    for (what, fenced) in [("raw scripts", false), ("raw fenced scripts", true)] {
-        let conn = rs_conn.clone();
-        variants.push(Variant {
-            client: "redis-rs",
-            what,
-            make: Box::new(move |tasks| {
-                Arc::new(redis_rs_raw::Scripts {
-                    conn: conn.clone(),
-                    calls: prepared(if fenced { "rs-fenced" } else { "rs-scripts" }, tasks),
-                    fenced,
-                })
-            }),
-        });
-    }
-    variants.push(Variant {
-        client: "redis-rs",
-        what: "raw SET NX + DEL",
-        make: Box::new(move |tasks| {
-            Arc::new(redis_rs_raw::SetDel {
-                conn: rs_conn.clone(),
-                keys: names("rs-setdel", tasks),
-            })
-        }),
-    });
-    variants.push(Variant {
-        client: "redis-rs",
-        what: "Lock guard",
-        make: Box::new(move |tasks| guards(&rs, "rs-guard", tasks)),
-    });
+    redis_rs_variants(&mut variants, ("redis-rs", "rs"), &rs, rs_conn, false);
 
     #[cfg(feature = "fred")]
     {
@@ -534,49 +593,8 @@ async fn main() {
         let client = fred.client().clone();
         let fred: Arc<dyn LockBackend> = Arc::new(fred);
         backends.push(("fred", fred.clone()));
-        let backend = fred.clone();
-        variants.push(Variant {
-            client: "fred",
-            what: "ProcessLock",
-            make: Box::new(move |tasks| handles(&backend, "fred-ours", tasks)),
-        });
         fred_raw::load_scripts(&client).await;
-        for (what, fenced) in [("raw scripts", false), ("raw fenced scripts", true)] {
-            let raw_client = client.clone();
-            variants.push(Variant {
-                client: "fred",
-                what,
-                make: Box::new(move |tasks| {
-                    Arc::new(fred_raw::Scripts {
-                        client: raw_client.clone(),
-                        calls: prepared(
-                            if fenced {
-                                "fred-fenced"
-                            } else {
-                                "fred-scripts"
-                            },
-                            tasks,
-                        ),
-                        fenced,
-                    })
-                }),
-            });
-        }
-        variants.push(Variant {
-            client: "fred",
-            what: "raw SET NX + DEL",
-            make: Box::new(move |tasks| {
-                Arc::new(fred_raw::SetDel {
-                    client: client.clone(),
-                    keys: names("fred-setdel", tasks),
-                })
-            }),
-        });
-        variants.push(Variant {
-            client: "fred",
-            what: "Lock guard",
-            make: Box::new(move |tasks| guards(&fred, "fred-guard", tasks)),
-        });
+        fred_variants(&mut variants, ("fred", "fred"), &fred, client, false);
     }
 
     // With BENCH_CLUSTER=1, the same cycles on a Redis Cluster of 3 primaries: each script on
@@ -610,42 +628,7 @@ async fn main() {
             .get_async_connection()
             .await
             .unwrap();
-        let backend = rs.clone();
-        variants.push(Variant {
-            client: "redis-rs cluster",
-            what: "ProcessLock",
-            make: Box::new(move |tasks| handles(&backend, "rsc-ours", tasks)),
-        });
-        for (what, fenced) in [("raw scripts", false), ("raw fenced scripts", true)] {
-            let conn = raw.clone();
-            variants.push(Variant {
-                client: "redis-rs cluster",
-                what,
-                make: Box::new(move |tasks| {
-                    let variant = if fenced { "rsc-fenced" } else { "rsc-scripts" };
-                    Arc::new(redis_rs_raw::Scripts {
-                        conn: conn.clone(),
-                        calls: prepared_in(variant, tasks, true),
-                        fenced,
-                    })
-                }),
-            });
-        }
-        variants.push(Variant {
-            client: "redis-rs cluster",
-            what: "raw SET NX + DEL",
-            make: Box::new(move |tasks| {
-                Arc::new(redis_rs_raw::SetDel {
-                    conn: raw.clone(),
-                    keys: names("rsc-setdel", tasks),
-                })
-            }),
-        });
-        variants.push(Variant {
-            client: "redis-rs cluster",
-            what: "Lock guard",
-            make: Box::new(move |tasks| guards(&rs, "rsc-guard", tasks)),
-        });
+        redis_rs_variants(&mut variants, ("redis-rs cluster", "rsc"), &rs, raw, true);
 
         #[cfg(feature = "fred")]
         {
@@ -657,46 +640,13 @@ async fn main() {
             let client = fred.client().clone();
             let fred: Arc<dyn LockBackend> = Arc::new(fred);
             backends.push(("fred cluster", fred.clone()));
-            let backend = fred.clone();
-            variants.push(Variant {
-                client: "fred cluster",
-                what: "ProcessLock",
-                make: Box::new(move |tasks| handles(&backend, "fredc-ours", tasks)),
-            });
-            for (what, fenced) in [("raw scripts", false), ("raw fenced scripts", true)] {
-                let raw_client = client.clone();
-                variants.push(Variant {
-                    client: "fred cluster",
-                    what,
-                    make: Box::new(move |tasks| {
-                        let variant = if fenced {
-                            "fredc-fenced"
-                        } else {
-                            "fredc-scripts"
-                        };
-                        Arc::new(fred_raw::Scripts {
-                            client: raw_client.clone(),
-                            calls: prepared_in(variant, tasks, true),
-                            fenced,
-                        })
-                    }),
-                });
-            }
-            variants.push(Variant {
-                client: "fred cluster",
-                what: "raw SET NX + DEL",
-                make: Box::new(move |tasks| {
-                    Arc::new(fred_raw::SetDel {
-                        client: client.clone(),
-                        keys: names("fredc-setdel", tasks),
-                    })
-                }),
-            });
-            variants.push(Variant {
-                client: "fred cluster",
-                what: "Lock guard",
-                make: Box::new(move |tasks| guards(&fred, "fredc-guard", tasks)),
-            });
+            fred_variants(
+                &mut variants,
+                ("fred cluster", "fredc"),
+                &fred,
+                client,
+                true,
+            );
         }
     }
 

@@ -17,7 +17,8 @@ pub(crate) fn config_from_url(url: &str, target: &str) -> Result<Config> {
     if let Some(nodes) = lock_core::redis::cluster_nodes(url) {
         return cluster_config(url, nodes?.len(), target);
     }
-    if is_sentinel(url) {
+    if let Some(checked) = lock_core::redis::sentinel_target(url) {
+        checked?;
         return sentinel_config(url, target);
     }
     let parsed = url::Url::parse(url).map_err(|e| invalid("not a URL").with_source(e))?;
@@ -66,21 +67,23 @@ pub(crate) fn config_from_url(url: &str, target: &str) -> Result<Config> {
     Ok(config)
 }
 
-/// Whether `url` names a Sentinel set (`redis-sentinel://`, `rediss-sentinel://`, and the
-/// `valkey` forms).
-fn is_sentinel(url: &str) -> bool {
-    let scheme = url
-        .split("://")
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    matches!(
-        scheme.as_str(),
-        "redis-sentinel" | "rediss-sentinel" | "valkey-sentinel" | "valkeys-sentinel"
-    )
+/// Refuses TLS without the `tls` feature (fred would connect in plain text), and with it makes
+/// sure of a crypto provider; `invalid` words the error for the URL's kind.
+fn allow_tls(tls: bool, scheme: &str, invalid: impl Fn(&str) -> Error) -> Result<()> {
+    if tls && !cfg!(feature = "tls") {
+        return Err(invalid(&format!(
+            "TLS ({scheme}://) needs lock-fred's `tls` feature; refusing to connect in plaintext"
+        )));
+    }
+    #[cfg(feature = "tls")]
+    if tls {
+        use_ring_unless_chosen();
+    }
+    Ok(())
 }
 
-/// A Sentinel URL, as `fred` reads it:
+/// A Sentinel URL, already checked by [`sentinel_target`](lock_core::redis::sentinel_target),
+/// as `fred` reads it:
 /// `redis-sentinel://host:port/db?sentinelServiceName=name&node=host:port` (every host a
 /// sentinel). fred asks the sentinels for the primary, and again after a disconnection.
 fn sentinel_config(url: &str, target: &str) -> Result<Config> {
@@ -90,22 +93,7 @@ fn sentinel_config(url: &str, target: &str) -> Result<Config> {
             format!("invalid Redis Sentinel URL {target}: {why}"),
         )
     };
-    let scheme = url
-        .split("://")
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let tls = scheme.starts_with("rediss-") || scheme.starts_with("valkeys-");
-    if tls && !cfg!(feature = "tls") {
-        return Err(invalid(
-            "TLS (rediss-sentinel://) needs lock-fred's `tls` feature; refusing to connect \
-                 in plaintext",
-        ));
-    }
-    #[cfg(feature = "tls")]
-    if tls {
-        use_ring_unless_chosen();
-    }
+    allow_tls(lock_core::redis::wants_tls(url), "rediss-sentinel", invalid)?;
     let mut config = Config::from_url_sentinel(url).map_err(|_| {
         // fred's messages may quote the URL, password included: none is passed on.
         invalid("expected redis-sentinel://host:port/db?sentinelServiceName=name&node=host:port")
@@ -125,17 +113,7 @@ fn cluster_config(url: &str, seeds: usize, target: &str) -> Result<Config> {
             format!("invalid Redis Cluster URL {target}: {why}"),
         )
     };
-    let tls = lock_core::redis::wants_tls(url);
-    if tls && !cfg!(feature = "tls") {
-        return Err(invalid(
-            "TLS (rediss-cluster://) needs lock-fred's `tls` feature; refusing to connect \
-                 in plaintext",
-        ));
-    }
-    #[cfg(feature = "tls")]
-    if tls {
-        use_ring_unless_chosen();
-    }
+    allow_tls(lock_core::redis::wants_tls(url), "rediss-cluster", invalid)?;
     let mut config = Config::from_url_clustered(url).map_err(|_| {
         // fred's messages may quote the URL, password included: none is passed on.
         invalid("not a cluster URL fred reads")

@@ -86,13 +86,7 @@ where
         }),
     ];
     for (name, case) in own {
-        let started = Instant::now();
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            runtime.block_on(case(&cluster, connect));
-        }));
-        let verdict = if outcome.is_ok() { "ok" } else { "FAILED" };
-        say(&format!("{name} ... {verdict} ({:?})", started.elapsed()));
-        if outcome.is_err() {
+        if !passes(name, || runtime.block_on(case(&cluster, connect))) {
             failed.push(name);
         }
     }
@@ -134,11 +128,7 @@ where
                             .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
                         Fixture::new(backend)
                     };
-                    let outcome =
-                        std::panic::catch_unwind(AssertUnwindSafe(|| run_case(fixture, case.name)));
-                    let verdict = if outcome.is_ok() { "ok" } else { "FAILED" };
-                    say(&format!("{} ... {verdict}", case.name));
-                    if outcome.is_err() {
+                    if !passes(case.name, || run_case(fixture, case.name)) {
                         failed
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -192,17 +182,11 @@ where
     let url = set.url();
     let (run, _) = shared_cases();
     let mut failed = run_shared_cases(&run, &url, &connect);
-    let started = Instant::now();
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+    let name = "a_sentinel_failover_is_followed";
+    if !passes(name, || {
         runtime.block_on(a_sentinel_failover_is_followed(&set, &connect));
-    }));
-    let verdict = if outcome.is_ok() { "ok" } else { "FAILED" };
-    say(&format!(
-        "a_sentinel_failover_is_followed ... {verdict} ({:?})",
-        started.elapsed()
-    ));
-    if outcome.is_err() {
-        failed.push("a_sentinel_failover_is_followed");
+    }) {
+        failed.push(name);
     }
     runtime.block_on(async move { drop(set) });
     say(&format!(
@@ -296,6 +280,16 @@ where
         ));
         assert_eq!(next.release().await.unwrap(), Release::Released);
     }
+}
+
+/// Runs the case `name` (`run` panics when it fails), says how it went and how long it took,
+/// and whether it passed.
+fn passes(name: &str, run: impl FnOnce()) -> bool {
+    let started = Instant::now();
+    let passed = std::panic::catch_unwind(AssertUnwindSafe(run)).is_ok();
+    let verdict = if passed { "ok" } else { "FAILED" };
+    say(&format!("{name} ... {verdict} ({:?})", started.elapsed()));
+    passed
 }
 
 /// Writes past libtest's capture, so that the log shows each case.

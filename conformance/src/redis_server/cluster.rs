@@ -14,7 +14,6 @@ use std::time::Duration;
 use testcontainers::core::WaitFor;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
-use testcontainers_modules::redis::Redis;
 use tokio::time::Instant;
 
 use super::process::{self, Ready, ServerProcess};
@@ -54,8 +53,7 @@ pub struct ClusterNode {
 }
 
 enum Node {
-    Container(Box<ContainerAsync<Redis>>),
-    Sentinel(Box<ContainerAsync<GenericImage>>),
+    Container(Box<ContainerAsync<GenericImage>>),
     Process(ServerProcess),
 }
 
@@ -402,7 +400,6 @@ impl ClusterNode {
     pub async fn pause(&self) -> Result<(), String> {
         match &self.running {
             Node::Container(c) => c.pause().await.map_err(|e| e.to_string()),
-            Node::Sentinel(c) => c.pause().await.map_err(|e| e.to_string()),
             Node::Process(p) => p.signal("STOP"),
         }
     }
@@ -415,7 +412,6 @@ impl ClusterNode {
     pub async fn unpause(&self) -> Result<(), String> {
         match &self.running {
             Node::Container(c) => c.unpause().await.map_err(|e| e.to_string()),
-            Node::Sentinel(c) => c.unpause().await.map_err(|e| e.to_string()),
             Node::Process(p) => p.signal("CONT"),
         }
     }
@@ -513,7 +509,6 @@ impl Place {
     async fn start_sentinel(&self, config: &str) -> Result<ClusterNode, String> {
         match self {
             Place::Containers(image) => {
-                let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
                 let cmd = ["/usr/bin/redis-server", "/data/sentinel.conf", "--sentinel"]
                     .into_iter()
                     .chain([
@@ -527,23 +522,9 @@ impl Place {
                     .map(str::to_owned)
                     .collect::<Vec<_>>();
                 // A sentinel never says "Ready to accept connections".
-                let container = GenericImage::new(name, tag)
-                    .with_wait_for(WaitFor::message_on_stdout("+monitor master"))
-                    .with_cmd(cmd)
-                    .with_copy_to("/data/sentinel.conf", config.as_bytes().to_vec())
-                    .with_network("bridge")
-                    .with_startup_timeout(Duration::from_secs(30))
-                    .start()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let ip = container
-                    .get_bridge_ip_address()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(ClusterNode {
-                    address: format!("{ip}:6379"),
-                    running: Node::Sentinel(Box::new(container)),
-                })
+                let ready = WaitFor::message_on_stdout("+monitor master");
+                let config = ("/data/sentinel.conf", config.as_bytes().to_vec());
+                container(image, cmd, ready, Some(config)).await
             }
             Place::Processes => {
                 let dir = process::temp_dir("redis-sentinel")?;
@@ -568,27 +549,11 @@ impl Place {
         common.extend_from_slice(args);
         match self {
             Place::Containers(image) => {
-                let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
                 let mut cmd = vec!["/usr/bin/redis-server".to_owned()];
                 cmd.extend(common);
                 cmd.extend(["--bind", "0.0.0.0", "--port", "6379"].map(str::to_owned));
-                let container = Redis::default()
-                    .with_name(name)
-                    .with_tag(tag)
-                    .with_cmd(cmd)
-                    .with_network("bridge")
-                    .with_startup_timeout(Duration::from_secs(30))
-                    .start()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let ip = container
-                    .get_bridge_ip_address()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(ClusterNode {
-                    address: format!("{ip}:6379"),
-                    running: Node::Container(Box::new(container)),
-                })
+                let ready = WaitFor::message_on_stdout("Ready to accept connections");
+                container(image, cmd, ready, None).await
             }
             Place::Processes => {
                 let dir = process::temp_dir("redis-node")?;
@@ -608,6 +573,34 @@ impl Place {
             }
         }
     }
+}
+
+/// Starts a container of `image` running `cmd` on Docker's bridge network, ready once it
+/// prints `ready`, with `file` (path, content) copied in first.
+async fn container(
+    image: &str,
+    cmd: Vec<String>,
+    ready: WaitFor,
+    file: Option<(&str, Vec<u8>)>,
+) -> Result<ClusterNode, String> {
+    let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+    let mut request = GenericImage::new(name, tag)
+        .with_wait_for(ready)
+        .with_cmd(cmd)
+        .with_network("bridge")
+        .with_startup_timeout(Duration::from_secs(30));
+    if let Some((path, content)) = file {
+        request = request.with_copy_to(path, content);
+    }
+    let container = request.start().await.map_err(|e| e.to_string())?;
+    let ip = container
+        .get_bridge_ip_address()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ClusterNode {
+        address: format!("{ip}:6379"),
+        running: Node::Container(Box::new(container)),
+    })
 }
 
 /// A primary with one replica: real servers, for replica acknowledgement. Stopped when

@@ -405,19 +405,28 @@ impl<T: RedisTransport> RedisBackend<T> {
     /// ```
     pub async fn run<R>(&self, call: &Call<R>) -> Result<R> {
         let deadline = Deadline::after(self.response_timeout);
-        let mut backoff = FIRST_RETRY;
-        loop {
-            match self.transport.eval(call.script(), deadline).await {
-                Ok(reply) => return call.read(reply),
-                Err(e)
-                    if e.kind() == ErrorKind::Connection
-                        && Instant::now() + backoff < deadline.at =>
-                {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_RETRY);
-                }
-                Err(e) => return Err(e),
+        let reply = resend(deadline, || self.transport.eval(call.script(), deadline)).await?;
+        call.read(reply)
+    }
+}
+
+/// The answer of `send`, sent again (with backoff) after a connection error while `deadline`
+/// leaves time: every script may safely run twice.
+async fn resend<T, F>(deadline: Deadline, mut send: impl FnMut() -> F) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
+    let mut backoff = FIRST_RETRY;
+    loop {
+        match send().await {
+            Ok(answer) => return Ok(answer),
+            Err(e)
+                if e.kind() == ErrorKind::Connection && Instant::now() + backoff < deadline.at =>
+            {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RETRY);
             }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -438,24 +447,8 @@ impl<T: RedisTransport> RedisBackend<T> {
             return self.run(call).await;
         };
         let deadline = Deadline::after(self.response_timeout + ack.timeout());
-        let mut backoff = FIRST_RETRY;
-        let (reply, acknowledged) = loop {
-            match self
-                .transport
-                .eval_replicated(call.script(), ack, deadline)
-                .await
-            {
-                Ok(answer) => break answer,
-                Err(e)
-                    if e.kind() == ErrorKind::Connection
-                        && Instant::now() + backoff < deadline.at =>
-                {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_RETRY);
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let send = || self.transport.eval_replicated(call.script(), ack, deadline);
+        let (reply, acknowledged) = resend(deadline, send).await?;
         let outcome = call.read(reply)?;
         if !wrote(&outcome) || acknowledged >= i64::from(ack.replicas()) {
             return Ok(outcome);
