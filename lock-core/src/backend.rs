@@ -48,6 +48,10 @@ pub struct Capabilities {
     /// [`leave_queue`](LockBackend::leave_queue) and [`queue_watch`](LockBackend::queue_watch)
     /// work, and a try-once never takes a lock ahead of queued waiters. Implies `fencing`.
     pub queue: bool,
+    /// [`raise_fence`](LockBackend::raise_fence) works: a holder can move the fencing counter
+    /// of its lock forward, which a [`Quorum`](crate::quorum::Quorum) of backends needs to keep
+    /// its tokens increasing. Implies `fencing`.
+    pub raise_fence: bool,
 }
 
 /// The outcome of [`LockBackend::try_acquire_fenced`].
@@ -546,6 +550,24 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
         let _ = name;
         Err(unsupported(self, "a waiter queue"))
     }
+
+    /// Raises the fencing counter of `name` to at least `floor` if, and only if, `token` holds
+    /// the lock, in one atomic step; returns whether it holds it. Every later
+    /// [`try_acquire_fenced`](LockBackend::try_acquire_fenced) of `name` on this store then
+    /// yields a token greater than `floor`. The lock itself, its expiry and its waiters are
+    /// left as they are; a counter already at or past `floor` is left alone.
+    ///
+    /// A [`Quorum`](crate::quorum::Quorum) calls it after an acquisition, so that a majority
+    /// of its nodes count past the token it handed out (see there for the argument).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) unless the backend declares
+    /// [`Capabilities::raise_fence`]; otherwise as [`try_acquire`](LockBackend::try_acquire).
+    async fn raise_fence(&self, name: &LockName, token: &Token, floor: u64) -> Result<bool> {
+        let _ = (name, token, floor);
+        Err(unsupported(self, "raising a fencing counter"))
+    }
 }
 
 fn unsupported(backend: &(impl LockBackend + ?Sized), what: &str) -> Error {
@@ -622,6 +644,9 @@ macro_rules! __forward_lock_backend {
                 ) -> $crate::queue::Leave);
             $crate::__forward_lock_backend!(@fn [$($to)+]
                 queue_watch(name: &'l1 $crate::LockName;) -> $crate::Watch);
+            $crate::__forward_lock_backend!(@fn [$($to)+]
+                raise_fence(name: &'l1 $crate::LockName, token: &'l2 $crate::Token; floor: u64)
+                    -> bool);
         }
     };
 }

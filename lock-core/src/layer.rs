@@ -332,6 +332,15 @@ pub trait LayeredBackend: Send + Sync + std::fmt::Debug + 'static {
     async fn queue_watch(&self, name: &LockName) -> Result<Watch> {
         self.inner().queue_watch(name).await
     }
+
+    /// As [`LockBackend::raise_fence`]; by default the inner backend's.
+    ///
+    /// # Errors
+    ///
+    /// As [`LockBackend::raise_fence`].
+    async fn raise_fence(&self, name: &LockName, token: &Token, floor: u64) -> Result<bool> {
+        self.inner().raise_fence(name, token, floor).await
+    }
 }
 
 // Every method is spelled out, never left to `LockBackend`'s defaults: a default here would
@@ -389,6 +398,10 @@ impl<L: LayeredBackend> LockBackend for L {
 
     async fn queue_watch(&self, name: &LockName) -> Result<Watch> {
         LayeredBackend::queue_watch(self, name).await
+    }
+
+    async fn raise_fence(&self, name: &LockName, token: &Token, floor: u64) -> Result<bool> {
+        LayeredBackend::raise_fence(self, name, token, floor).await
     }
 }
 

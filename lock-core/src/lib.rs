@@ -23,6 +23,7 @@ mod name;
 pub mod notify;
 mod process_lock;
 pub mod queue;
+pub mod quorum;
 pub mod redis;
 mod renewals;
 mod token;

@@ -843,6 +843,77 @@ impl fmt::Debug for Grant {
     }
 }
 
+/// Stops the tasks of a [`Watch::any`] when its last clone is dropped.
+struct Forwarders(Vec<tokio::task::AbortHandle>);
+
+impl Drop for Forwarders {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+impl Watch {
+    /// One watch woken by a release on any of `watches`: what a waiter on several stores (a
+    /// [`Quorum`](crate::quorum::Quorum)) sleeps on. Taking turns ([`turn`](Watch::turn))
+    /// goes by the first of them, so waiters of one lock in one process still take turns.
+    /// Dropping the last clone of the result drops them all. `None` for no watch.
+    ///
+    /// Needs a tokio runtime: a task per watch passes its wake-ups on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use lock_core::notify::{InProcess, Subscriptions, Watch};
+    ///
+    /// let (a, b) = (Subscriptions::new(InProcess), Subscriptions::new(InProcess));
+    /// let watches = vec![a.watch("jobs".to_owned()).await?, b.watch("jobs".to_owned()).await?];
+    /// let mut any = Watch::any(watches).expect("two watches");
+    /// b.notify("jobs");
+    /// any.released().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn any(watches: Vec<Watch>) -> Option<Watch> {
+        let first = watches.first()?;
+        let (queue, grants) = (first.queue.clone(), first.grants.clone());
+        let (tx, seen) = watch::channel(0_u64);
+        let tx = Arc::new(tx);
+        let tasks = watches
+            .into_iter()
+            .map(|inner| {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    // The whole watch, not only its receiver: its registration keeps the
+                    // subscription.
+                    let mut inner = inner;
+                    loop {
+                        tokio::select! {
+                            changed = inner.seen.changed() => {
+                                // Its backend is gone: wake the waiter once, then stop.
+                                tx.send_modify(|n| *n = n.wrapping_add(1));
+                                if changed.is_err() {
+                                    return;
+                                }
+                            }
+                            () = tx.closed() => return,
+                        }
+                    }
+                })
+                .abort_handle()
+            })
+            .collect();
+        Some(Watch {
+            seen,
+            queue,
+            grants,
+            _registration: Arc::new(Forwarders(tasks)),
+        })
+    }
+}
+
 impl fmt::Debug for Watch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Watch").finish_non_exhaustive()

@@ -447,6 +447,7 @@ impl LockBackend for MemoryBackend {
             notify: true,
             fencing: true,
             queue: true,
+            raise_fence: true,
         }
     }
 
@@ -651,6 +652,34 @@ impl LockBackend for MemoryBackend {
 
     async fn watch(&self, name: &LockName) -> Result<Watch> {
         self.shared.waiters.watch(name.as_str().to_owned()).await
+    }
+
+    async fn raise_fence(&self, name: &LockName, token: &Token, floor: u64) -> Result<bool> {
+        let now = self.shared.clock.now();
+        let mut state = self.state();
+        let held_until = match state.live(name.as_str(), now) {
+            Some(entry) if entry.token == *token => entry.expires_at,
+            _ => return Ok(false),
+        };
+        // As the script: the counter rises to the floor, kept for the longer of its own time
+        // and the lock's plus the retention.
+        let keep = held_until.saturating_add(FENCE_RETENTION);
+        match state.fences.get_mut(name) {
+            Some(fence) if now <= fence.expires_at => {
+                if fence.last < floor {
+                    fence.last = floor;
+                    fence.expires_at = fence.expires_at.max(keep);
+                }
+            }
+            _ => {
+                let fence = Fence {
+                    last: floor,
+                    expires_at: keep,
+                };
+                state.fences.insert(name.clone(), fence);
+            }
+        }
+        Ok(true)
     }
 
     async fn status(&self, name: &LockName) -> Result<Status> {

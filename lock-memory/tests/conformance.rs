@@ -27,3 +27,19 @@ mod real_clock {
 
     conformance::suite!(fixture);
 }
+
+/// Redlock over three independent in-memory stores: the quorum behaves as one store does,
+/// without a waiter queue (waiters are woken by notification and race).
+mod quorum_of_three {
+    use super::*;
+    use lock_core::quorum::Quorum;
+
+    async fn fixture() -> Fixture {
+        let nodes: Vec<Arc<dyn lock_core::LockBackend>> = (0..3)
+            .map(|_| Arc::new(MemoryBackend::new()) as Arc<dyn lock_core::LockBackend>)
+            .collect();
+        Fixture::new(Arc::new(Quorum::new(nodes).expect("three nodes")))
+    }
+
+    conformance::suite!(fixture, without = [queue]);
+}

@@ -382,4 +382,22 @@ impl<B: LockBackend> LayeredBackend for TracingBackend<B> {
         op.finish(word, &result);
         result
     }
+
+    async fn raise_fence(&self, name: &LockName, token: &Token, floor: u64) -> Result<bool> {
+        let op = Op::new(debug_span!(
+            "lock.raise_fence",
+            lock = %escaped(name),
+            floor,
+            outcome = Empty,
+            duration_ms = Empty,
+            error = Empty,
+        ));
+        let result = self
+            .inner
+            .raise_fence(name, token, floor)
+            .instrument(op.span.clone())
+            .await;
+        op.finish(outcome::is_held_by(&result), &result);
+        result
+    }
 }

@@ -489,6 +489,7 @@ impl<T: RedisTransport> LockBackend for RedisBackend<T> {
             notify: self.transport.notifies(),
             fencing: true,
             queue: self.transport.notifies(),
+            raise_fence: true,
         }
     }
 
@@ -560,5 +561,10 @@ impl<T: RedisTransport> LockBackend for RedisBackend<T> {
         }
         let channel = calls::grant_channel(&self.space, name, &self.grant_id);
         self.transport.watch_grants(channel).await
+    }
+
+    async fn raise_fence(&self, name: &LockName, token: &Token, floor: u64) -> Result<bool> {
+        self.run(&calls::raise_fence(&self.space, name, token, floor))
+            .await
     }
 }

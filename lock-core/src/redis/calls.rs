@@ -499,6 +499,37 @@ pub fn leave_queue(
     })
 }
 
+/// [`LockBackend::raise_fence`](crate::LockBackend::raise_fence).
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::{Reply, calls};
+/// use lock_core::{LockName, Token};
+///
+/// let (name, token) = (LockName::new("jobs")?, Token::from_string("0123abcd")?);
+/// let call = calls::raise_fence("", &name, &token, 1_700_000_000_000_000);
+/// assert_eq!(call.script().args, ["0123abcd", "1700000000000000", "600000"]);
+/// assert_eq!(call.read(Reply::Int(0))?, false);
+/// # Ok::<(), lock_core::Error>(())
+/// ```
+pub fn raise_fence(
+    space: &(impl AsKeySpace + ?Sized),
+    name: &LockName,
+    token: &Token,
+    floor: u64,
+) -> Call<bool> {
+    let args = vec![
+        token.as_str().to_owned(),
+        floor.to_string(),
+        FENCE_RETENTION.as_millis().to_string(),
+    ];
+    let keys = NameKeys::with(space, name, NameKeys::queue_keys);
+    Call::new("raise fence", Script::RaiseFence, keys, args, |r| {
+        reply::renew_reply(r.as_int()?)
+    })
+}
+
 /// [`LockBackend::renew`](crate::LockBackend::renew).
 ///
 /// # Examples

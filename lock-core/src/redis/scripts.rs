@@ -464,6 +464,38 @@ end
 return 0
 ";
 
+/// Raise the fencing counter. `KEYS` as the [queue functions](self) (only the lock key and its
+/// [`fence_key`] are used); `ARGV[1]` token, `ARGV[2]` the floor, `ARGV[3]` how long to keep
+/// the counter past the lock's expiry ([`FENCE_RETENTION`], ms).
+///
+/// Returns 1 when the token holds the lock, after setting the counter to the floor if it was
+/// missing or below it (kept for the longer of its own time left and the lock's plus the
+/// retention); 0 otherwise, changing nothing. A key of another type fails with `WRONGTYPE`,
+/// a counter that is not a number with an error, both before any write.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::scripts::{RAISE_FENCE, Script};
+///
+/// assert_eq!(Script::RaiseFence.lua(), RAISE_FENCE);
+/// ```
+pub const RAISE_FENCE: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+local last = redis.call('GET', KEYS[2])
+if last and not tonumber(last) then
+  return redis.error_reply('ERR process-lock: the fencing counter ' .. KEYS[2] .. ' is not a number')
+end
+if not last or tonumber(last) < tonumber(ARGV[2]) then
+  local keep = math.max(redis.call('PTTL', KEYS[1]), 0) + tonumber(ARGV[3])
+  keep = math.max(keep, redis.call('PTTL', KEYS[2]))
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', string.format('%.0f', keep))
+end
+return 1
+";
+
 /// Acquire with a fencing token, trying once. `KEYS` as the [queue functions](self); `ARGV[1]`
 /// token, `ARGV[2]` ttl in milliseconds, `ARGV[3]` restart delay in milliseconds, then the
 /// [common arguments](EVICT_CAP).
@@ -695,6 +727,8 @@ pub enum Script {
     Queue,
     /// [`LEAVE`].
     Leave,
+    /// [`RAISE_FENCE`].
+    RaiseFence,
 }
 
 impl Script {
@@ -710,7 +744,7 @@ impl Script {
     ///     println!("{:?}: {} bytes of Lua", script, script.lua().len());
     /// }
     /// ```
-    pub const ALL: [Script; 9] = [
+    pub const ALL: [Script; 10] = [
         Script::Acquire,
         Script::AcquireFenced,
         Script::Renew,
@@ -720,6 +754,7 @@ impl Script {
         Script::IsHeldBy,
         Script::Queue,
         Script::Leave,
+        Script::RaiseFence,
     ];
 
     /// The Lua text.
@@ -742,6 +777,7 @@ impl Script {
             Script::IsHeldBy => IS_HELD_BY,
             Script::Queue => QUEUE,
             Script::Leave => LEAVE,
+            Script::RaiseFence => RAISE_FENCE,
         }
     }
 
@@ -756,7 +792,7 @@ impl Script {
     /// assert!(Script::Acquire.sha1().chars().all(|c| c.is_ascii_hexdigit()));
     /// ```
     pub fn sha1(self) -> &'static str {
-        static SHA1S: LazyLock<[String; 9]> = LazyLock::new(|| {
+        static SHA1S: LazyLock<[String; 10]> = LazyLock::new(|| {
             Script::ALL.map(|script| sha1_smol::Sha1::from(script.lua()).digest().to_string())
         });
         // `ALL` lists the variants in declaration order.

@@ -44,6 +44,7 @@ impl LockBackend for Fake {
             notify: true,
             fencing: true,
             queue: false,
+            raise_fence: false,
         }
     }
 

@@ -1,0 +1,855 @@
+//! Redlock: one lock over several independent stores, held while a majority of them grant it.
+//!
+//! A [`Quorum`] is a [`LockBackend`] made of other backends (its *nodes*: for Redlock,
+//! independent Redis primaries, on either client), usable wherever a backend is:
+//! [`ProcessLock`](crate::ProcessLock), [`Lock`](crate::Lock) and its guards, waiting, the
+//! command. Each operation goes to every node at once, each bounded by a per-node timeout, and
+//! is decided by a majority (`N / 2 + 1` of `N` nodes):
+//!
+//! - **Acquire**: held when a majority granted it and the time taken, counted on this
+//!   process's monotonic clock from before the requests went out, plus an allowance for clock
+//!   drift ([`Renewal::drift`]: 1% of the timeout plus 2 ms) is below the timeout. The lock's
+//!   validity is what is left, never negative: a guard counts it from the same instant. As
+//!   soon as a majority can no longer grant it, the attempt stops and every node is released
+//!   again (also those that did not answer: their grant may arrive later, and is released
+//!   then); nothing is left behind.
+//! - **Why it failed** is told apart: another holder on a majority (or a split vote, where no
+//!   one has a majority: two contenders took some nodes each) is contention, an
+//!   [`Acquire::Held`] as on one store; nodes that did not answer, so that no majority could,
+//!   are an [`ErrorKind::Connection`] (or [`ErrorKind::Timeout`]) error that says how many did
+//!   not and why.
+//! - **Renew** on every node, with the owner check of each; held while a majority renewed. A
+//!   node that lost the key (restarted without persistence) gets it back, with the owner's
+//!   token, only when a majority still holds it, and only if that node grants it (on Redis,
+//!   not before its restart delay: a node restarted empty stays out for a timeout).
+//! - **Release** and **force release** on every node; **status** and
+//!   [`is_held_by`](LockBackend::is_held_by) by majority.
+//! - **Waiting** by notification: a waiter watches every node and is woken by a release on any
+//!   of them (it then tries again on all).
+//! - **No waiter queue**: each node's queue orders its own waiters only, and a majority of
+//!   queues could hand the lock to different waiters. Waiters of one process still take turns;
+//!   between processes they race, as in every Redlock.
+//!
+//! # Fencing tokens that keep increasing
+//!
+//! Each node counts fencing tokens on its own, so the largest of the tokens the granting nodes
+//! gave is not enough: a later majority may not include the node that gave it. A fenced
+//! acquisition therefore takes two steps: it acquires on the nodes (each yields a token above
+//! its own counter), takes `F` = the largest token of the granting nodes, and then raises the
+//! counter of every granting node below `F` to `F` ([`LockBackend::raise_fence`], which
+//! checks that the caller still holds the lock there). It succeeds only when a majority of the
+//! nodes hold the lock for it *and* count at least `F`.
+//!
+//! *Argument.* Let acquisition A succeed with token `F_A` and a later one B with `F_B`. A
+//! majority `M_A` counted at least `F_A` while A held the lock there, and B was granted by a
+//! majority `M_B`; two majorities share a node `n`. On `n`, B's grant came after A's raise:
+//! A held the lock on `n` when it raised the counter, and `n` grants B only once A's key there
+//! is gone (released or expired; had it expired before A's raise, the raise would have failed
+//! and `n` would not be in `M_A`). A node's tokens exceed its counter, so B's token from `n`
+//! is above `F_A`, and `F_B`, the largest of B's, is too. Hence tokens increase in the order
+//! the acquisitions succeed.
+//!
+//! The argument needs the node in both majorities to remember its counter: a node restarted
+//! without persistence forgets it, and then draws tokens from its clock (on Redis, a token is
+//! at least the server's time in microseconds), which keeps them increasing only while the
+//! servers' clocks agree to within the time between two acquisitions. Run the nodes with
+//! persistence (`appendonly yes`), or keep their clocks synchronised, where tokens must never
+//! repeat.
+//!
+//! # Guarantees and limits
+//!
+//! Redlock is safe under its timing assumptions: bounded clock drift between this process and
+//! the nodes, and requests that take much less than the timeout. A process paused longer than
+//! its validity (a GC pause, a stopped VM) may still act as holder when the lock is already
+//! someone else's; the guard's loss signal comes too late in that case. Only fencing tokens
+//! protect the resource then: pass the token to the storage you write to, and have it refuse
+//! a smaller one than it has seen.
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> lock_core::Result<()> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use lock_core::quorum::Quorum;
+//! use lock_core::{LockBackend, ProcessLock};
+//! # #[derive(Debug, Default)] struct Node(std::sync::Mutex<Option<(String, std::time::Instant)>>);
+//! # #[lock_core::async_trait]
+//! # impl LockBackend for Node {
+//! #     fn capabilities(&self) -> lock_core::Capabilities { Default::default() }
+//! #     async fn try_acquire(&self, _: &lock_core::LockName, t: &lock_core::Token, ttl: lock_core::Ttl) -> lock_core::Result<lock_core::Acquire> {
+//! #         let mut held = self.0.lock().unwrap();
+//! #         let now = std::time::Instant::now();
+//! #         match &*held { Some((h, until)) if h != t.as_str() && *until > now => Ok(lock_core::Acquire::Held { remaining: None }),
+//! #             _ => { *held = Some((t.as_str().to_owned(), now + ttl.as_duration())); Ok(lock_core::Acquire::Acquired) } }
+//! #     }
+//! #     async fn renew(&self, _: &lock_core::LockName, _: &lock_core::Token, _: lock_core::Ttl) -> lock_core::Result<bool> { Ok(false) }
+//! #     async fn release(&self, _: &lock_core::LockName, t: &lock_core::Token) -> lock_core::Result<lock_core::Release> {
+//! #         let mut held = self.0.lock().unwrap();
+//! #         if held.as_ref().is_some_and(|(h, _)| h == t.as_str()) { *held = None; Ok(lock_core::Release::Released) } else { Ok(lock_core::Release::Missing) }
+//! #     }
+//! #     async fn force_release(&self, _: &lock_core::LockName) -> lock_core::Result<lock_core::ForceRelease> { Ok(lock_core::ForceRelease::Missing) }
+//! #     async fn status(&self, _: &lock_core::LockName) -> lock_core::Result<lock_core::Status> { Ok(lock_core::Status::open()) }
+//! #     async fn is_held_by(&self, _: &lock_core::LockName, _: &lock_core::Token) -> lock_core::Result<bool> { Ok(false) }
+//! # }
+//! # fn connect(_url: &str) -> Arc<dyn LockBackend> { Arc::new(Node::default()) }
+//! // Three independent Redis primaries, each a backend of its own (redis-rs or fred).
+//! let nodes = ["redis://a:6379", "redis://b:6379", "redis://c:6379"].map(connect);
+//! let quorum: Arc<dyn LockBackend> = Arc::new(Quorum::new(nodes.to_vec())?);
+//! let job = ProcessLock::new(quorum, "nightly-report", Duration::from_secs(30))?;
+//! assert!(job.lock().await?);
+//! # Ok(()) }
+//! ```
+
+use std::fmt::{self, Write as _};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::backend::{
+    Acquire, Capabilities, FencedAcquire, ForceRelease, LockBackend, Release, Status,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::guard::Renewal;
+use crate::name::LockName;
+use crate::notify::Watch;
+use crate::token::Token;
+use crate::ttl::Ttl;
+
+/// The shortest per-node timeout [`Quorum`] derives from a lock's timeout.
+pub const MIN_NODE_TIMEOUT: Duration = Duration::from_millis(100);
+/// The longest per-node timeout [`Quorum`] derives from a lock's timeout.
+pub const MAX_NODE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A lock held while a majority of independent backends hold it: Redlock, with fencing tokens
+/// that keep increasing and a loss signal (see the [module docs](self) for the algorithm, the
+/// fencing argument and the limits).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use lock_core::quorum::Quorum;
+/// use lock_core::LockBackend;
+///
+/// fn redlock(nodes: Vec<Arc<dyn LockBackend>>) -> lock_core::Result<Quorum> {
+///     Ok(Quorum::new(nodes)?.with_node_timeout(Duration::from_millis(50))?)
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Quorum {
+    nodes: Arc<[Arc<dyn LockBackend>]>,
+    node_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for Quorum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Quorum")
+            .field("nodes", &self.nodes)
+            .field("majority", &self.majority())
+            .field("node_timeout", &self.node_timeout)
+            .finish()
+    }
+}
+
+/// What every node answered to one fan-out, by node.
+struct Answers<T> {
+    answers: Vec<Option<Result<T>>>,
+}
+
+impl<T> Answers<T> {
+    fn errors(&self) -> impl Iterator<Item = (usize, &Error)> {
+        self.answers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| match a {
+                Some(Err(e)) => Some((i, e)),
+                _ => None,
+            })
+    }
+
+    fn oks(&self) -> impl Iterator<Item = &T> {
+        self.answers.iter().filter_map(|a| match a {
+            Some(Ok(v)) => Some(v),
+            _ => None,
+        })
+    }
+
+    fn error_count(&self) -> usize {
+        self.errors().count()
+    }
+
+    fn count(&self, what: impl Fn(&T) -> bool) -> usize {
+        self.oks().filter(|&a| what(a)).count()
+    }
+}
+
+impl Quorum {
+    /// A quorum of `nodes`, each an independent store (for Redlock, a Redis primary with no
+    /// replication between them). A lock is held while `nodes.len() / 2 + 1` of them hold it;
+    /// an odd number (3, 5) tolerates the most failures for its size.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] without nodes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_core::quorum::Quorum;
+    /// use lock_core::ErrorKind;
+    ///
+    /// let none = Quorum::new(Vec::new()).unwrap_err();
+    /// assert_eq!(none.kind(), ErrorKind::InvalidInput);
+    /// ```
+    pub fn new(nodes: Vec<Arc<dyn LockBackend>>) -> Result<Self> {
+        if nodes.is_empty() {
+            return Err(Error::invalid_input("a quorum needs at least one node"));
+        }
+        Ok(Quorum {
+            nodes: nodes.into(),
+            node_timeout: None,
+        })
+    }
+
+    /// How long each node may take to answer one request before it counts as failed. By
+    /// default a fifth of the lock's timeout, between [`MIN_NODE_TIMEOUT`] and
+    /// [`MAX_NODE_TIMEOUT`] (1 s for locks of 5 s and more); watching for releases, which has
+    /// no timeout of its own, uses [`MAX_NODE_TIMEOUT`]. Keep it well below the timeout: an
+    /// acquisition that takes longer than the timeout less the drift fails.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] for zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use lock_core::{LockBackend, quorum::Quorum};
+    /// # fn f(nodes: Vec<Arc<dyn LockBackend>>) -> lock_core::Result<()> {
+    /// let quorum = Quorum::new(nodes)?.with_node_timeout(Duration::from_millis(50))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_node_timeout(mut self, timeout: Duration) -> Result<Self> {
+        if timeout.is_zero() {
+            return Err(Error::invalid_input(
+                "a per-node timeout must be above zero",
+            ));
+        }
+        self.node_timeout = Some(timeout);
+        Ok(self)
+    }
+
+    /// The nodes, in the order given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use lock_core::{LockBackend, quorum::Quorum};
+    /// # fn f(nodes: Vec<Arc<dyn LockBackend>>) -> lock_core::Result<()> {
+    /// let quorum = Quorum::new(nodes)?;
+    /// println!("{} nodes", quorum.nodes().len());
+    /// # Ok(()) }
+    /// ```
+    pub fn nodes(&self) -> &[Arc<dyn LockBackend>] {
+        &self.nodes
+    }
+
+    /// How many nodes make a majority: `nodes / 2 + 1`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use lock_core::{LockBackend, quorum::Quorum};
+    /// # fn f(three: Vec<Arc<dyn LockBackend>>) -> lock_core::Result<()> {
+    /// assert_eq!(Quorum::new(three)?.majority(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn majority(&self) -> usize {
+        self.nodes.len() / 2 + 1
+    }
+
+    /// The per-node timeout for a lock of `ttl`.
+    fn node_timeout(&self, ttl: Option<Ttl>) -> Duration {
+        match (self.node_timeout, ttl) {
+            (Some(timeout), _) => timeout,
+            (None, Some(ttl)) => (ttl.as_duration() / 5).clamp(MIN_NODE_TIMEOUT, MAX_NODE_TIMEOUT),
+            (None, None) => MAX_NODE_TIMEOUT,
+        }
+    }
+
+    /// Sends `op` to every node at once, each in a task of its own bounded by `timeout`; the
+    /// answers arrive on the receiver as they come, by node. A task whose answer no one
+    /// receives any more hands it to `orphan` (to undo what it did).
+    fn fan_out<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        op: F,
+        orphan: impl Fn(Arc<dyn LockBackend>, &Result<T>) + Clone + Send + 'static,
+    ) -> Result<mpsc::UnboundedReceiver<(usize, Result<T>)>>
+    where
+        T: Send + 'static,
+        F: Fn(Arc<dyn LockBackend>) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::new(
+                ErrorKind::Config,
+                "a quorum of backends needs a tokio runtime",
+            )
+        })?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let (tx, orphan) = (tx.clone(), orphan.clone());
+            let request = op(node.clone());
+            let node = node.clone();
+            runtime.spawn(async move {
+                let answer = match tokio::time::timeout(timeout, request).await {
+                    Ok(answer) => answer,
+                    Err(_) => Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!("no answer within {timeout:?}"),
+                    )),
+                };
+                if let Err(mpsc::error::SendError((_, answer))) = tx.send((i, answer)) {
+                    orphan(node, &answer);
+                }
+            });
+        }
+        Ok(rx)
+    }
+
+    /// The nodes' answers to `op` (or their errors, or timeouts): all of them, or as many as
+    /// came until `enough` of them did; the others finish in the background.
+    async fn ask<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        op: F,
+        enough: impl Fn(&Answers<T>) -> bool,
+    ) -> Result<Answers<T>>
+    where
+        T: Send + 'static,
+        F: Fn(Arc<dyn LockBackend>) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let mut rx = self.fan_out(timeout, op, |_, _| {})?;
+        let mut answers = Answers {
+            answers: (0..self.nodes.len()).map(|_| None).collect(),
+        };
+        while let Some((i, answer)) = rx.recv().await {
+            answers.answers[i] = Some(answer);
+            if enough(&answers) {
+                break;
+            }
+        }
+        Ok(answers)
+    }
+
+    /// The error of an operation that no majority could answer: how many nodes failed, and
+    /// each one's error. Of the kind all of them share, else [`ErrorKind::Connection`].
+    fn no_majority<T>(&self, what: &str, answers: &Answers<T>) -> Error {
+        let errors: Vec<(usize, &Error)> = answers.errors().collect();
+        let kind = match errors.first() {
+            Some((_, first)) if errors.iter().all(|(_, e)| e.kind() == first.kind()) => {
+                first.kind()
+            }
+            _ => ErrorKind::Connection,
+        };
+        let mut message = format!(
+            "{what}: {} of {} nodes did not answer, and a majority of {} is needed",
+            errors.len(),
+            self.nodes.len(),
+            self.majority()
+        );
+        for (i, e) in errors {
+            let _ = write!(message, "; node {i}: {e}");
+        }
+        Error::new(kind, message)
+    }
+
+    /// Releases `token`'s lock on every node, waiting for those in `wait` (bounded by
+    /// `timeout`) and leaving the rest to finish in the background.
+    async fn release_everywhere(
+        &self,
+        name: &LockName,
+        token: &Token,
+        timeout: Duration,
+        wait: &[usize],
+    ) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut waited = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let (node, name, token) = (node.clone(), name.clone(), token.clone());
+            let task = runtime.spawn(async move {
+                let _ = tokio::time::timeout(timeout, node.release(&name, &token)).await;
+            });
+            if wait.contains(&i) {
+                waited.push(task);
+            }
+        }
+        for task in waited {
+            let _ = task.await;
+        }
+    }
+
+    /// One acquisition on every node (fenced: with the fencing steps of the module docs).
+    async fn acquire(
+        &self,
+        name: &LockName,
+        token: &Token,
+        ttl: Ttl,
+        fenced: bool,
+    ) -> Result<FencedAcquire> {
+        let started = Instant::now();
+        let timeout = self.node_timeout(Some(ttl));
+        let majority = self.majority();
+        // Set once the attempt is given up: a grant that arrives later is released at once.
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let mut undo = Undo {
+            quorum: self,
+            name,
+            token,
+            abandoned: abandoned.clone(),
+            armed: true,
+        };
+        // Dropped before `undo` (declared later), so a grant that arrives once the attempt is
+        // over either finds the receiver gone or is released by `undo`.
+        let op = |node: Arc<dyn LockBackend>| {
+            let (name, token) = (name.clone(), token.clone());
+            async move {
+                if fenced {
+                    node.try_acquire_fenced(&name, &token, ttl).await
+                } else {
+                    node.try_acquire(&name, &token, ttl).await.map(|a| match a {
+                        Acquire::Acquired => FencedAcquire::Acquired { fence: 0 },
+                        Acquire::Held { remaining } => FencedAcquire::Held { remaining },
+                    })
+                }
+            }
+        };
+        // A grant that arrives once the attempt was given up (or, after a success, never)
+        // is released by its own task; the attempt undoes those it received.
+        let orphan = {
+            let (name, token) = (name.clone(), token.clone());
+            move |node: Arc<dyn LockBackend>, answer: &Result<FencedAcquire>| {
+                if abandoned.load(Ordering::SeqCst)
+                    && matches!(answer, Ok(FencedAcquire::Acquired { .. }))
+                {
+                    let (name, token) = (name.clone(), token.clone());
+                    tokio::spawn(async move {
+                        let _ = node.release(&name, &token).await;
+                    });
+                }
+            }
+        };
+        let mut rx = self.fan_out(timeout, op, orphan)?;
+        let mut answers = Answers {
+            answers: (0..self.nodes.len()).map(|_| None).collect(),
+        };
+        let (mut granted, mut pending) = (Vec::new(), self.nodes.len());
+        while let Some((i, answer)) = rx.recv().await {
+            pending -= 1;
+            if let Ok(FencedAcquire::Acquired { fence }) = &answer {
+                granted.push((i, *fence));
+            }
+            answers.answers[i] = Some(answer);
+            if granted.len() >= majority || granted.len() + pending < majority {
+                break;
+            }
+        }
+        // From here on a grant that was not received is released by its task.
+        drop(rx);
+        let drift = Renewal::drift(ttl);
+        if granted.len() >= majority {
+            let fence = if fenced {
+                match self.raise_majority(name, token, timeout, &granted).await {
+                    Ok(fence) => fence,
+                    Err(e) => {
+                        undo.now(timeout, &granted).await;
+                        return Err(e);
+                    }
+                }
+            } else {
+                0
+            };
+            let took = started.elapsed();
+            if took + drift < ttl.as_duration() {
+                undo.armed = false;
+                return Ok(FencedAcquire::Acquired { fence });
+            }
+            undo.now(timeout, &granted).await;
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "a majority granted {name}, but only after {took:?}, which with {drift:?} \
+                     for clock drift leaves nothing of its {ttl} timeout; it was released again"
+                ),
+            ));
+        }
+        undo.now(timeout, &granted).await;
+        let held: Vec<Option<Duration>> = answers
+            .oks()
+            .filter_map(|a| match a {
+                FencedAcquire::Held { remaining } => Some(*remaining),
+                FencedAcquire::Acquired { .. } => None,
+            })
+            .collect();
+        // Contention (a majority held by others, or a split vote) unless failures alone kept
+        // a majority from answering.
+        if answers.error_count() > self.nodes.len() - majority && held.len() < majority {
+            return Err(self.no_majority(&format!("acquiring {name}"), &answers));
+        }
+        Ok(FencedAcquire::Held {
+            remaining: until_free(held, majority.saturating_sub(granted.len())),
+        })
+    }
+
+    /// The fencing token of an acquisition `granted` by a majority (node, token): the largest,
+    /// after raising the counter of every granting node below it, so that a majority counts
+    /// at least that far.
+    async fn raise_majority(
+        &self,
+        name: &LockName,
+        token: &Token,
+        timeout: Duration,
+        granted: &[(usize, u64)],
+    ) -> Result<u64> {
+        let fence = granted.iter().map(|&(_, f)| f).max().unwrap_or(0);
+        let mut counted = granted.iter().filter(|&&(_, f)| f == fence).count();
+        let behind: Vec<usize> = granted
+            .iter()
+            .filter(|&&(_, f)| f < fence)
+            .map(|&(i, _)| i)
+            .collect();
+        if counted >= self.majority() || behind.is_empty() {
+            return Ok(fence);
+        }
+        let mut raised = Vec::new();
+        for &i in &behind {
+            let (node, name, token) = (self.nodes[i].clone(), name.clone(), token.clone());
+            raised.push(tokio::spawn(async move {
+                tokio::time::timeout(timeout, node.raise_fence(&name, &token, fence)).await
+            }));
+        }
+        let mut failures = Vec::new();
+        for (task, i) in raised.into_iter().zip(behind) {
+            match task.await {
+                Ok(Ok(Ok(true))) => counted += 1,
+                Ok(Ok(Ok(false))) => failures.push(format!("node {i}: no longer held there")),
+                Ok(Ok(Err(e))) => failures.push(format!("node {i}: {e}")),
+                Ok(Err(_)) => failures.push(format!("node {i}: no answer within {timeout:?}")),
+                Err(e) => failures.push(format!("node {i}: {e}")),
+            }
+        }
+        if counted >= self.majority() {
+            return Ok(fence);
+        }
+        Err(Error::new(
+            ErrorKind::Connection,
+            format!(
+                "acquiring {name}: a majority granted it, but only {counted} of {} nodes count \
+                 its fencing token {fence} (a majority must, for tokens to keep increasing); it \
+                 was released again: {}",
+                self.nodes.len(),
+                failures.join("; ")
+            ),
+        ))
+    }
+}
+
+/// Gives up an acquisition: releases every node (waiting for those that granted it), and has
+/// grants that arrive later released. Also when the acquiring future is dropped.
+struct Undo<'a> {
+    quorum: &'a Quorum,
+    name: &'a LockName,
+    token: &'a Token,
+    abandoned: Arc<AtomicBool>,
+    armed: bool,
+}
+
+impl Undo<'_> {
+    async fn now(&mut self, timeout: Duration, granted: &[(usize, u64)]) {
+        self.abandoned.store(true, Ordering::SeqCst);
+        self.armed = false;
+        let wait: Vec<usize> = granted.iter().map(|&(i, _)| i).collect();
+        self.quorum
+            .release_everywhere(self.name, self.token, timeout, &wait)
+            .await;
+    }
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // Dropped mid-way (cancelled): release everywhere, in the background.
+        self.abandoned.store(true, Ordering::SeqCst);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let timeout = self.quorum.node_timeout(None);
+        for node in self.quorum.nodes.iter() {
+            let (node, name, token) = (node.clone(), self.name.clone(), self.token.clone());
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(timeout, node.release(&name, &token)).await;
+            });
+        }
+    }
+}
+
+/// How long until `need` more of the nodes whose holders have `remaining` time left are free:
+/// the `need`-th shortest; `None` when unknown (a holder without expiry, or not enough
+/// holders).
+fn until_free(mut remaining: Vec<Option<Duration>>, need: usize) -> Option<Duration> {
+    if need == 0 || remaining.iter().any(Option::is_none) {
+        return None;
+    }
+    remaining.sort();
+    remaining.get(need - 1).copied().flatten()
+}
+
+#[async_trait]
+impl LockBackend for Quorum {
+    fn capabilities(&self) -> Capabilities {
+        let all =
+            |f: fn(&Capabilities) -> bool| self.nodes.iter().all(|node| f(&node.capabilities()));
+        Capabilities {
+            remaining_ttl: all(|c| c.remaining_ttl),
+            notify: all(|c| c.notify),
+            fencing: all(|c| c.fencing && c.raise_fence),
+            queue: false,
+            raise_fence: false,
+        }
+    }
+
+    async fn try_acquire(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<Acquire> {
+        Ok(match self.acquire(name, token, ttl, false).await? {
+            FencedAcquire::Acquired { .. } => Acquire::Acquired,
+            FencedAcquire::Held { remaining } => Acquire::Held { remaining },
+        })
+    }
+
+    async fn try_acquire_fenced(
+        &self,
+        name: &LockName,
+        token: &Token,
+        ttl: Ttl,
+    ) -> Result<FencedAcquire> {
+        if !self.capabilities().fencing {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("{self:?}: a node does not offer fencing tokens or raising them"),
+            ));
+        }
+        self.acquire(name, token, ttl, true).await
+    }
+
+    async fn renew(&self, name: &LockName, token: &Token, ttl: Ttl) -> Result<bool> {
+        let started = Instant::now();
+        let timeout = self.node_timeout(Some(ttl));
+        let answers = self
+            .ask(
+                timeout,
+                |node| {
+                    let (name, token) = (name.clone(), token.clone());
+                    async move { node.renew(&name, &token, ttl).await }
+                },
+                |_| false,
+            )
+            .await?;
+        let renewed = answers.oks().filter(|&&r| r).count();
+        if renewed < self.majority() {
+            if renewed + answers.error_count() >= self.majority() {
+                return Err(self.no_majority(&format!("renewing {name}"), &answers));
+            }
+            return Ok(false);
+        }
+        // Repair: a node that lost the key (restarted empty) gets it back while a majority
+        // still holds it, if it grants it.
+        let lost: Vec<usize> = answers
+            .answers
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| matches!(a, Some(Ok(false))))
+            .map(|(i, _)| i)
+            .collect();
+        let mut repairs = Vec::new();
+        for i in lost {
+            let (node, name, token) = (self.nodes[i].clone(), name.clone(), token.clone());
+            repairs.push(tokio::spawn(async move {
+                let _ = tokio::time::timeout(timeout, node.try_acquire(&name, &token, ttl)).await;
+            }));
+        }
+        for repair in repairs {
+            let _ = repair.await;
+        }
+        Ok(started.elapsed() + Renewal::drift(ttl) < ttl.as_duration())
+    }
+
+    async fn release(&self, name: &LockName, token: &Token) -> Result<Release> {
+        let majority = self.majority();
+        let answers = self
+            .ask(
+                self.node_timeout(None),
+                |node| {
+                    let (name, token) = (name.clone(), token.clone());
+                    async move { node.release(&name, &token).await }
+                },
+                // Freed, and a majority answered: the rest finish in the background.
+                |a| a.oks().count() >= majority && a.count(|r| r.is_released()) > 0,
+            )
+            .await?;
+        if answers.error_count() >= self.majority() {
+            return Err(self.no_majority(&format!("releasing {name}"), &answers));
+        }
+        let count = |r: Release| answers.count(|&a| a == r);
+        Ok(if count(Release::ReleasedWithoutNotice) > 0 {
+            Release::ReleasedWithoutNotice
+        } else if count(Release::Released) > 0 {
+            Release::Released
+        } else if count(Release::NotOwner) >= self.majority() {
+            Release::NotOwner
+        } else {
+            Release::Missing
+        })
+    }
+
+    async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
+        let majority = self.majority();
+        let answers = self
+            .ask(
+                self.node_timeout(None),
+                |node| {
+                    let name = name.clone();
+                    async move { node.force_release(&name).await }
+                },
+                |a| a.oks().count() >= majority && a.count(|r| r.is_released()) > 0,
+            )
+            .await?;
+        if answers.error_count() >= self.majority() {
+            return Err(self.no_majority(&format!("clearing {name}"), &answers));
+        }
+        let count = |r: ForceRelease| answers.count(|&a| a == r);
+        Ok(if count(ForceRelease::ReleasedWithoutNotice) > 0 {
+            ForceRelease::ReleasedWithoutNotice
+        } else if count(ForceRelease::Released) > 0 {
+            ForceRelease::Released
+        } else {
+            ForceRelease::Missing
+        })
+    }
+
+    async fn status(&self, name: &LockName) -> Result<Status> {
+        let majority = self.majority();
+        let answers = self
+            .ask(
+                self.node_timeout(None),
+                |node| {
+                    let name = name.clone();
+                    async move { node.status(&name).await }
+                },
+                |a| {
+                    a.count(|s| s.state == crate::LockState::Open) >= majority
+                        || a.count(|s| s.state == crate::LockState::Locked) >= majority
+                },
+            )
+            .await?;
+        let locked: Vec<Option<Duration>> = answers
+            .oks()
+            .filter(|s| s.state == crate::LockState::Locked)
+            .map(|s| s.remaining)
+            .collect();
+        let open = answers.oks().count() - locked.len();
+        if open >= majority {
+            return Ok(Status::open());
+        }
+        if open + locked.len() < majority {
+            return Err(self.no_majority(&format!("the status of {name}"), &answers));
+        }
+        // No majority free: locked, until enough holders' time runs out.
+        Ok(Status::locked(until_free(locked, majority - open)))
+    }
+
+    async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
+        let (nodes, majority) = (self.nodes.len(), self.majority());
+        let answers = self
+            .ask(
+                self.node_timeout(None),
+                |node| {
+                    let (name, token) = (name.clone(), token.clone());
+                    async move { node.is_held_by(&name, &token).await }
+                },
+                |a| a.count(|&held| held) >= majority || a.count(|&held| !held) > nodes - majority,
+            )
+            .await?;
+        let held = answers.oks().filter(|&&h| h).count();
+        if held >= majority {
+            return Ok(true);
+        }
+        if held + answers.error_count() >= majority {
+            return Err(self.no_majority(&format!("asking who holds {name}"), &answers));
+        }
+        Ok(false)
+    }
+
+    async fn watch(&self, name: &LockName) -> Result<Watch> {
+        if !self.capabilities().notify {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("{self:?}: a node does not offer notification of releases"),
+            ));
+        }
+        let answers = self
+            .ask(
+                self.node_timeout(None),
+                |node| {
+                    let name = name.clone();
+                    async move { node.watch(&name).await }
+                },
+                |_| false,
+            )
+            .await?;
+        let errors = answers.error_count();
+        let watches: Vec<Watch> = answers
+            .answers
+            .into_iter()
+            .filter_map(|a| a.and_then(Result::ok))
+            .collect();
+        if watches.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Connection,
+                format!("watching {name}: none of the {errors} nodes could be watched"),
+            ));
+        }
+        // Releases on the nodes that could not be watched are seen at the next recheck.
+        Watch::any(watches).ok_or_else(|| Error::new(ErrorKind::Backend, "no watch"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_free_is_the_need_th_shortest() {
+        let ms = |n| Some(Duration::from_millis(n));
+        assert_eq!(until_free(vec![ms(30), ms(10), ms(20)], 2), ms(20));
+        assert_eq!(until_free(vec![ms(30), ms(10)], 1), ms(10));
+        assert_eq!(until_free(vec![ms(30)], 2), None);
+        assert_eq!(until_free(vec![ms(30), None], 1), None);
+        assert_eq!(until_free(vec![ms(30)], 0), None);
+    }
+}
