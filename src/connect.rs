@@ -338,6 +338,60 @@ impl BackendBuilder {
     }
 }
 
+impl BackendBuilder {
+    /// Redlock over several independent Redis servers: connects this backend, with these
+    /// settings, to each of `urls` (at once), and makes a [`Quorum`](crate::Quorum) of them
+    /// (see [`Quorum::from_connections`](crate::quorum::Quorum::from_connections): a server
+    /// out of reach at the start counts as a node that fails every request, as long as a
+    /// majority connected). The builder's own URL is not used.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) without URLs; a URL or
+    /// setting a backend refuses; fewer than a majority of servers reached (an error that
+    /// lists each one's).
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe: dropping the future drops the connections being made.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> process_lock::Result<()> {
+    /// use std::time::Duration;
+    /// use process_lock::{Backend, ProcessLock};
+    ///
+    /// let redlock = Backend::DEFAULT_REDIS
+    ///     .builder()
+    ///     .connect_quorum(["redis://a:6379/", "redis://b:6379/", "redis://c:6379/"])
+    ///     .await?;
+    /// let job = ProcessLock::new(redlock, "nightly-report", Duration::from_secs(60))?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_quorum(
+        self,
+        urls: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Result<Arc<dyn LockBackend>> {
+        let connecting: Vec<_> = urls
+            .into_iter()
+            .map(|url| tokio::spawn(self.clone().url(url).connect()))
+            .collect();
+        let mut connected = Vec::with_capacity(connecting.len());
+        for task in connecting {
+            connected.push(task.await.unwrap_or_else(|e| {
+                Err(lock_core::Error::new(
+                    lock_core::ErrorKind::Backend,
+                    format!("connecting a node failed: {e}"),
+                ))
+            }));
+        }
+        Ok(Arc::new(lock_core::quorum::Quorum::from_connections(
+            connected,
+        )?))
+    }
+}
+
 impl fmt::Debug for BackendBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the password in the URL.

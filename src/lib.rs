@@ -8,6 +8,7 @@ mod select;
 
 pub use connect::BackendBuilder;
 pub use lock_core::layer::{Layer, LockBackendExt};
+pub use lock_core::quorum::{self, Quorum};
 pub use lock_core::redis::{REDIS_URL_ENV, ReplicaAck};
 pub use lock_core::{
     Cleared, Error, ErrorKind, Lock, LockBackend, LockGuard, LockName, LockState, Lost, LostReason,

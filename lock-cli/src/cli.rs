@@ -38,15 +38,19 @@ pub(crate) struct Global {
     /// The Redis server: redis://[user:password@]host[:port][/db] (rediss:// for TLS when built
     /// with TLS support), a Redis Cluster by its seed nodes
     /// (redis-cluster://host:port?node=host:port&node=host:port), or a primary by its sentinels
-    /// (redis-sentinel://host:port/db?sentinelServiceName=name&node=host:port).
+    /// (redis-sentinel://host:port/db?sentinelServiceName=name&node=host:port). Several
+    /// (repeated, or separated by commas): Redlock, the lock held while a majority of these
+    /// independent servers hold it.
     #[arg(
         long,
         global = true,
         env = process_lock::REDIS_URL_ENV,
         hide_env_values = true,
-        value_name = "URL"
+        value_name = "URL",
+        value_delimiter = ',',
+        action = ArgAction::Append
     )]
-    pub(crate) redis_url: Option<String>,
+    pub(crate) redis_url: Vec<String>,
     /// How long to wait for a connection to the server.
     #[arg(long, global = true, value_name = "DURATION", default_value = "2s")]
     pub(crate) connect_timeout: String,

@@ -11,12 +11,23 @@ use crate::duration;
 use crate::exit::{self, Failure};
 
 /// What connecting needs, validated before anything is sent.
-#[derive(Debug)]
 pub(crate) struct Target {
     /// The backend, URL and settings.
     builder: BackendBuilder,
-    /// The URL without its password, for the log.
+    /// With several servers, their URLs: Redlock over them.
+    urls: Option<Vec<String>>,
+    /// The URL (or URLs) without passwords, for the log.
     shown: String,
+}
+
+// Never a password: the URLs as shown.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("builder", &self.builder)
+            .field("servers", &self.shown)
+            .finish()
+    }
 }
 
 impl Target {
@@ -30,18 +41,19 @@ impl Target {
                 "--connect-timeout: must be longer than zero",
             ));
         }
-        let url = global
+        let urls: Vec<&str> = global
             .redis_url
-            .as_deref()
-            .map(str::trim)
+            .iter()
+            .map(|url| url.trim())
             .filter(|url| !url.is_empty())
-            .ok_or_else(|| {
-                Failure::new(
-                    exit::CONFIG,
-                    "no Redis server given: set REDIS_URL or pass --redis-url \
-                     (for example redis://127.0.0.1:6379/)",
-                )
-            })?;
+            .collect();
+        if urls.is_empty() {
+            return Err(Failure::new(
+                exit::CONFIG,
+                "no Redis server given: set REDIS_URL or pass --redis-url \
+                 (for example redis://127.0.0.1:6379/)",
+            ));
+        }
         let restart_delay = global
             .restart_delay
             .as_deref()
@@ -51,7 +63,7 @@ impl Target {
         let mut builder = global
             .backend
             .builder()
-            .url(url)
+            .url(urls[0])
             .connect_timeout(connect_timeout);
         // Unset: the backend's default, the lock's timeout.
         if let Some(delay) = restart_delay {
@@ -64,9 +76,14 @@ impl Target {
                 .map_err(|e| Failure::new(exit::BAD_INPUT, format!("--wait-replicas: {e}")))?;
             builder = builder.wait_for_replicas(ack);
         }
+        let shown: Vec<String> = urls
+            .iter()
+            .map(|url| process_lock::redact_url(url))
+            .collect();
         Ok(Target {
             builder,
-            shown: process_lock::redact_url(url),
+            urls: (urls.len() > 1).then(|| urls.iter().map(|url| (*url).to_owned()).collect()),
+            shown: shown.join(", "),
         })
     }
 
@@ -84,12 +101,12 @@ impl Target {
                 ),
             ));
         }
-        let backend = self
-            .builder
-            .clone()
-            .connect()
-            .await
-            .map_err(|e| Failure::from_error("connecting to Redis", &e))?;
+        let builder = self.builder.clone();
+        let backend = match &self.urls {
+            Some(urls) => builder.connect_quorum(urls.clone()).await,
+            None => builder.connect().await,
+        }
+        .map_err(|e| Failure::from_error("connecting to Redis", &e))?;
         // A span per operation, shown with -v.
         let backend: Arc<dyn LockBackend> = Arc::new(backend.layer(TracingLayer::new()));
         tracing::debug!(?backend, "connected");

@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use conformance::redis_server::{RedisCluster, ReplicatedRedis};
+use conformance::redis_server::{RawRedis, RedisCluster, RedisServer, ReplicatedRedis};
 use tokio::process::Command;
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -154,6 +154,116 @@ async fn wait_replicas_refuses_a_lock_no_replica_acknowledged() {
             String::from_utf8_lossy(&status.stdout).contains("open"),
             "{backend}: {}",
             say(&status)
+        );
+    }
+}
+
+/// Redlock from the command, as separate processes: with three servers (in `REDIS_URL`,
+/// separated by commas, or `--redis-url` given three times), one process holds a lock (its key
+/// on a majority of the servers) while another is refused it (75) and a third sees it
+/// locked; a waiting process gets it once the first is done. With one server gone, the
+/// command still works on the other two; with two gone, it fails with the servers' error
+/// (exit 69) and says how many did not answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_command_runs_redlock_over_several_servers() {
+    let mut servers = Vec::new();
+    for _ in 0..3 {
+        servers.push(RedisServer::start_own().await.expect("a Redis server"));
+    }
+    let urls: Vec<String> = servers.iter().map(|s| s.url().to_owned()).collect();
+    let list = urls.join(",");
+    for backend in backends() {
+        let name = format!("cli-redlock-{backend}-{}", std::process::id());
+        let args = |extra: &[&str]| {
+            let mut args = vec!["--backend", backend];
+            args.extend_from_slice(extra);
+            args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+        };
+        let holder_args = args(&["run", "--name", &name, "--", "sleep", "2"]);
+        let holder = tokio::spawn({
+            let list = list.clone();
+            async move { process_lock(&list, holder_args).await }
+        });
+        let mut locked = false;
+        for _ in 0..100 {
+            let status = process_lock(&list, args(&["status", &name])).await;
+            if String::from_utf8_lossy(&status.stdout).contains("locked") {
+                locked = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(locked, "{backend}: the holder never held the lock");
+        let mut holding = 0;
+        for url in &urls {
+            let mut raw = RawRedis::connect(url).await.unwrap();
+            if raw.get(&name).await.unwrap().is_some() {
+                holding += 1;
+            }
+        }
+        assert!(
+            holding >= 2,
+            "{backend}: the key is on {holding} of 3 servers"
+        );
+        // The URLs as repeated options this time (REDIS_URL is ignored then).
+        let mut repeated = Vec::new();
+        for url in &urls {
+            repeated.extend(["--redis-url".to_owned(), url.clone()]);
+        }
+        let mut refused_args = args(&[]);
+        refused_args.extend(repeated.clone());
+        refused_args.extend(["run", "--name", &name, "--", "true"].map(str::to_owned));
+        let refused = process_lock("redis://127.0.0.1:1/", refused_args).await;
+        assert_eq!(code(&refused), 75, "{backend}: {}", say(&refused));
+        let waited = process_lock(
+            &list,
+            args(&[
+                "run",
+                "--name",
+                &name,
+                "--wait",
+                "--timeout",
+                "30s",
+                "--",
+                "true",
+            ]),
+        )
+        .await;
+        assert_eq!(code(&waited), 0, "{backend}: {}", say(&waited));
+        let held = holder.await.unwrap();
+        assert_eq!(code(&held), 0, "{backend}: {}", say(&held));
+        let status = process_lock(&list, args(&["status", &name])).await;
+        assert!(
+            String::from_utf8_lossy(&status.stdout).contains("open"),
+            "{backend}: {}",
+            say(&status)
+        );
+    }
+    // One server gone: the other two are a majority.
+    drop(servers.pop());
+    for backend in backends() {
+        let name = format!("cli-redlock-down-{backend}-{}", std::process::id());
+        let ran = process_lock(
+            &list,
+            ["--backend", backend, "run", "--name", &name, "--", "true"],
+        )
+        .await;
+        assert_eq!(code(&ran), 0, "{backend}: {}", say(&ran));
+    }
+    // Two gone: no majority.
+    drop(servers.pop());
+    for backend in backends() {
+        let name = format!("cli-redlock-gone-{backend}-{}", std::process::id());
+        let failed = process_lock(
+            &list,
+            ["--backend", backend, "run", "--name", &name, "--", "true"],
+        )
+        .await;
+        assert_ne!(code(&failed), 0, "{backend}: {}", say(&failed));
+        assert!(
+            String::from_utf8_lossy(&failed.stderr).contains("2 of 3 nodes"),
+            "{backend}: {}",
+            say(&failed)
         );
     }
 }

@@ -102,14 +102,14 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::backend::{
@@ -147,6 +147,10 @@ pub const MAX_NODE_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Quorum {
     nodes: Arc<[Arc<dyn LockBackend>]>,
     node_timeout: Option<Duration>,
+    /// The clean-ups of given-up acquisitions still running, by name and token: the next
+    /// attempt of the same token waits for them, so that a late release never removes the
+    /// lock that attempt takes.
+    cleanups: Arc<Mutex<Cleanups>>,
 }
 
 impl fmt::Debug for Quorum {
@@ -158,6 +162,9 @@ impl fmt::Debug for Quorum {
             .finish()
     }
 }
+
+/// The clean-ups running, by name and token; each receiver errs once its clean-up is done.
+type Cleanups = HashMap<(LockName, Token), watch::Receiver<()>>;
 
 /// What every node answered to one fan-out, by node.
 struct Answers<T> {
@@ -216,7 +223,76 @@ impl Quorum {
         Ok(Quorum {
             nodes: nodes.into(),
             node_timeout: None,
+            cleanups: Arc::default(),
         })
+    }
+
+    /// A quorum of the outcomes of connecting to each node, in order. A node that could not
+    /// be reached (a [retryable](Error::is_retryable) error) stays in the quorum as a node
+    /// that fails every request, so that a majority is still counted over all the nodes: what
+    /// a short-lived process (the command) wants when one node of three is down at its start.
+    /// A long-lived one may rather retry connecting.
+    ///
+    /// # Errors
+    ///
+    /// The first error that is not retryable (a malformed URL, refused credentials), or, when
+    /// fewer than a majority connected, an error of the first one's kind that lists them all;
+    /// [`ErrorKind::InvalidInput`] without nodes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// # use std::sync::Arc;
+    /// use lock_core::quorum::Quorum;
+    /// use lock_core::{Error, ErrorKind, LockBackend, LockName, Token, Ttl};
+    /// # async fn connect(url: &str) -> lock_core::Result<Arc<dyn LockBackend>> {
+    /// #     Err(Error::new(ErrorKind::Connection, format!("{url}: connection refused")))
+    /// # }
+    ///
+    /// let mut connected = Vec::new();
+    /// for url in ["redis://a:6379", "redis://b:6379", "redis://c:6379"] {
+    ///     connected.push(connect(url).await);
+    /// }
+    /// match Quorum::from_connections(connected) {
+    ///     Ok(quorum) => println!("{} nodes", quorum.nodes().len()),
+    ///     Err(e) => println!("no majority: {e}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn from_connections(connected: Vec<Result<Arc<dyn LockBackend>>>) -> Result<Self> {
+        let total = connected.len();
+        let mut nodes = Vec::with_capacity(total);
+        let mut failed = Vec::new();
+        for (i, outcome) in connected.into_iter().enumerate() {
+            match outcome {
+                Ok(node) => nodes.push(node),
+                Err(e) if e.is_retryable() => {
+                    failed.push((i, e.kind(), e.to_string()));
+                    let node = Unreachable {
+                        kind: e.kind(),
+                        message: e.to_string(),
+                    };
+                    nodes.push(Arc::new(node));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let quorum = Quorum::new(nodes)?;
+        if total - failed.len() < quorum.majority() {
+            let mut message = format!(
+                "connecting a quorum: {} of {total} nodes could not be reached, and a majority \
+                 of {} is needed",
+                failed.len(),
+                quorum.majority()
+            );
+            for (i, _, e) in &failed {
+                let _ = write!(message, "; node {i}: {e}");
+            }
+            return Err(Error::new(failed[0].1, message));
+        }
+        Ok(quorum)
     }
 
     /// How long each node may take to answer one request before it counts as failed. By
@@ -289,13 +365,11 @@ impl Quorum {
     }
 
     /// Sends `op` to every node at once, each in a task of its own bounded by `timeout`; the
-    /// answers arrive on the receiver as they come, by node. A task whose answer no one
-    /// receives any more hands it to `orphan` (to undo what it did).
+    /// answers arrive on the receiver as they come, by node.
     fn fan_out<T, F, Fut>(
         &self,
         timeout: Duration,
         op: F,
-        orphan: impl Fn(Arc<dyn LockBackend>, &Result<T>) + Clone + Send + 'static,
     ) -> Result<mpsc::UnboundedReceiver<(usize, Result<T>)>>
     where
         T: Send + 'static,
@@ -310,9 +384,8 @@ impl Quorum {
         })?;
         let (tx, rx) = mpsc::unbounded_channel();
         for (i, node) in self.nodes.iter().enumerate() {
-            let (tx, orphan) = (tx.clone(), orphan.clone());
+            let tx = tx.clone();
             let request = op(node.clone());
-            let node = node.clone();
             runtime.spawn(async move {
                 let answer = match tokio::time::timeout(timeout, request).await {
                     Ok(answer) => answer,
@@ -321,38 +394,66 @@ impl Quorum {
                         format!("no answer within {timeout:?}"),
                     )),
                 };
-                if let Err(mpsc::error::SendError((_, answer))) = tx.send((i, answer)) {
-                    orphan(node, &answer);
-                }
+                // No one listens any more: the answer is not needed.
+                let _ = tx.send((i, answer));
             });
         }
         Ok(rx)
     }
 
     /// The nodes' answers to `op` (or their errors, or timeouts): all of them, or as many as
-    /// came until `enough` of them did; the others finish in the background.
+    /// came until `enough` of them did; the others finish in the background, and, for an
+    /// operation that changes `token`'s lock (`of` is `Some`), the next acquisition of that
+    /// token waits for them (see [`settle`](Quorum::settle)).
     async fn ask<T, F, Fut>(
         &self,
         timeout: Duration,
         op: F,
         enough: impl Fn(&Answers<T>) -> bool,
+        of: Option<(&LockName, &Token)>,
     ) -> Result<Answers<T>>
     where
         T: Send + 'static,
         F: Fn(Arc<dyn LockBackend>) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let mut rx = self.fan_out(timeout, op, |_, _| {})?;
+        let mut rx = self.fan_out(timeout, op)?;
         let mut answers = Answers {
             answers: (0..self.nodes.len()).map(|_| None).collect(),
         };
+        let mut left = self.nodes.len();
         while let Some((i, answer)) = rx.recv().await {
             answers.answers[i] = Some(answer);
-            if enough(&answers) {
+            left -= 1;
+            if left > 0 && enough(&answers) {
+                if let Some((name, token)) = of {
+                    let cleanup = self.cleanup_started(name, token);
+                    tokio::spawn(async move {
+                        while rx.recv().await.is_some() {}
+                        cleanup.done();
+                    });
+                }
                 break;
             }
         }
         Ok(answers)
+    }
+
+    /// Registers a clean-up of `token`'s lock on `name` running in the background, until
+    /// [`Cleanup::done`].
+    fn cleanup_started(&self, name: &LockName, token: &Token) -> Cleanup {
+        let (done, running) = watch::channel(());
+        let key = (name.clone(), token.clone());
+        self.cleanups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.clone(), running.clone());
+        Cleanup {
+            cleanups: self.cleanups.clone(),
+            key,
+            running,
+            _done: done,
+        }
     }
 
     /// The error of an operation that no majority could answer: how many nodes failed, and
@@ -377,30 +478,18 @@ impl Quorum {
         Error::new(kind, message)
     }
 
-    /// Releases `token`'s lock on every node, waiting for those in `wait` (bounded by
-    /// `timeout`) and leaving the rest to finish in the background.
-    async fn release_everywhere(
-        &self,
-        name: &LockName,
-        token: &Token,
-        timeout: Duration,
-        wait: &[usize],
-    ) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let mut waited = Vec::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            let (node, name, token) = (node.clone(), name.clone(), token.clone());
-            let task = runtime.spawn(async move {
-                let _ = tokio::time::timeout(timeout, node.release(&name, &token)).await;
-            });
-            if wait.contains(&i) {
-                waited.push(task);
-            }
-        }
-        for task in waited {
-            let _ = task.await;
+    /// Waits (bounded) for the clean-up of an earlier attempt of `token` on `name`.
+    async fn settle(&self, name: &LockName, token: &Token, timeout: Duration) {
+        let key = (name.clone(), token.clone());
+        let running = self
+            .cleanups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        if let Some(mut done) = running {
+            // Ends (with an error) when the clean-up drops its sender.
+            let _ = tokio::time::timeout(4 * timeout, done.changed()).await;
         }
     }
 
@@ -412,20 +501,10 @@ impl Quorum {
         ttl: Ttl,
         fenced: bool,
     ) -> Result<FencedAcquire> {
-        let started = Instant::now();
         let timeout = self.node_timeout(Some(ttl));
+        self.settle(name, token, timeout).await;
+        let started = Instant::now();
         let majority = self.majority();
-        // Set once the attempt is given up: a grant that arrives later is released at once.
-        let abandoned = Arc::new(AtomicBool::new(false));
-        let mut undo = Undo {
-            quorum: self,
-            name,
-            token,
-            abandoned: abandoned.clone(),
-            armed: true,
-        };
-        // Dropped before `undo` (declared later), so a grant that arrives once the attempt is
-        // over either finds the receiver gone or is released by `undo`.
         let op = |node: Arc<dyn LockBackend>| {
             let (name, token) = (name.clone(), token.clone());
             async move {
@@ -439,27 +518,21 @@ impl Quorum {
                 }
             }
         };
-        // A grant that arrives once the attempt was given up (or, after a success, never)
-        // is released by its own task; the attempt undoes those it received.
-        let orphan = {
-            let (name, token) = (name.clone(), token.clone());
-            move |node: Arc<dyn LockBackend>, answer: &Result<FencedAcquire>| {
-                if abandoned.load(Ordering::SeqCst)
-                    && matches!(answer, Ok(FencedAcquire::Acquired { .. }))
-                {
-                    let (name, token) = (name.clone(), token.clone());
-                    tokio::spawn(async move {
-                        let _ = node.release(&name, &token).await;
-                    });
-                }
-            }
+        // A grant that arrives after a success is kept: the lock is ours there too.
+        let rx = self.fan_out(timeout, op)?;
+        let mut undo = Undo {
+            quorum: self.clone(),
+            name: name.clone(),
+            token: token.clone(),
+            timeout,
+            rx: Some(rx),
+            answered: Vec::new(),
         };
-        let mut rx = self.fan_out(timeout, op, orphan)?;
         let mut answers = Answers {
             answers: (0..self.nodes.len()).map(|_| None).collect(),
         };
         let (mut granted, mut pending) = (Vec::new(), self.nodes.len());
-        while let Some((i, answer)) = rx.recv().await {
+        while let Some((i, answer)) = undo.next().await {
             pending -= 1;
             if let Ok(FencedAcquire::Acquired { fence }) = &answer {
                 granted.push((i, *fence));
@@ -469,15 +542,13 @@ impl Quorum {
                 break;
             }
         }
-        // From here on a grant that was not received is released by its task.
-        drop(rx);
         let drift = Renewal::drift(ttl);
         if granted.len() >= majority {
             let fence = if fenced {
                 match self.raise_majority(name, token, timeout, &granted).await {
                     Ok(fence) => fence,
                     Err(e) => {
-                        undo.now(timeout, &granted).await;
+                        undo.now().await;
                         return Err(e);
                     }
                 }
@@ -486,10 +557,10 @@ impl Quorum {
             };
             let took = started.elapsed();
             if took + drift < ttl.as_duration() {
-                undo.armed = false;
+                undo.disarm();
                 return Ok(FencedAcquire::Acquired { fence });
             }
-            undo.now(timeout, &granted).await;
+            undo.now().await;
             return Err(Error::new(
                 ErrorKind::Timeout,
                 format!(
@@ -498,7 +569,7 @@ impl Quorum {
                 ),
             ));
         }
-        undo.now(timeout, &granted).await;
+        undo.now().await;
         let held: Vec<Option<Duration>> = answers
             .oks()
             .filter_map(|a| match a {
@@ -569,44 +640,196 @@ impl Quorum {
     }
 }
 
-/// Gives up an acquisition: releases every node (waiting for those that granted it), and has
-/// grants that arrive later released. Also when the acquiring future is dropped.
-struct Undo<'a> {
-    quorum: &'a Quorum,
-    name: &'a LockName,
-    token: &'a Token,
-    abandoned: Arc<AtomicBool>,
-    armed: bool,
+/// An acquisition under way, given up unless [`disarm`](Undo::disarm)ed: then (or when
+/// dropped, if the attempt is cancelled) its token is released on every node that may have
+/// granted it: at once on those that answered, and on the others once they answered (each is
+/// bounded by the per-node timeout), so that no grant is left behind. The next attempt of the
+/// same token waits for that (see [`Quorum::settle`]).
+struct Undo {
+    quorum: Quorum,
+    name: LockName,
+    token: Token,
+    timeout: Duration,
+    rx: Option<mpsc::UnboundedReceiver<(usize, Result<FencedAcquire>)>>,
+    /// The nodes that answered: whether each granted the lock, and whether it failed (a
+    /// failed request, a timeout above all, may still have been applied).
+    answered: Vec<(usize, Answered)>,
 }
 
-impl Undo<'_> {
-    async fn now(&mut self, timeout: Duration, granted: &[(usize, u64)]) {
-        self.abandoned.store(true, Ordering::SeqCst);
-        self.armed = false;
-        let wait: Vec<usize> = granted.iter().map(|&(i, _)| i).collect();
-        self.quorum
-            .release_everywhere(self.name, self.token, timeout, &wait)
-            .await;
+impl Undo {
+    /// The next answer, noted.
+    async fn next(&mut self) -> Option<(usize, Result<FencedAcquire>)> {
+        let (i, answer) = self.rx.as_mut()?.recv().await?;
+        let answered = match answer {
+            Ok(FencedAcquire::Acquired { .. }) => Answered::Granted,
+            Ok(FencedAcquire::Held { .. }) => Answered::Held,
+            Err(_) => Answered::Failed,
+        };
+        self.answered.push((i, answered));
+        Some((i, answer))
+    }
+
+    fn disarm(&mut self) {
+        self.rx = None;
+    }
+
+    /// Gives the attempt up, returning once the nodes that granted it are released; those
+    /// that failed are released in the background, and those yet to answer once they do.
+    async fn now(&mut self) {
+        if let Some(answered) = self.start() {
+            let _ = answered.await;
+        }
+    }
+
+    /// Starts the clean-up; the receiver says when the nodes that granted it are released.
+    fn start(&mut self) -> Option<oneshot::Receiver<()>> {
+        let mut rx = self.rx.take()?;
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let cleanup = self.quorum.cleanup_started(&self.name, &self.token);
+        let (first, answered) = oneshot::channel();
+        let with = |kind: Answered| -> Vec<usize> {
+            self.answered
+                .iter()
+                .filter(|&&(_, a)| a == kind)
+                .map(|&(i, _)| i)
+                .collect()
+        };
+        let (now, mut late) = (with(Answered::Granted), with(Answered::Failed));
+        let (quorum, timeout) = (self.quorum.clone(), self.timeout);
+        runtime.spawn(async move {
+            let (name, token) = &cleanup.key;
+            quorum.release_on(&now, name, token, timeout).await;
+            let _ = first.send(());
+            while let Some((i, answer)) = rx.recv().await {
+                if !matches!(answer, Ok(FencedAcquire::Held { .. })) {
+                    late.push(i);
+                }
+            }
+            quorum.release_on(&late, name, token, timeout).await;
+            cleanup.done();
+        });
+        Some(answered)
     }
 }
 
-impl Drop for Undo<'_> {
+/// A clean-up running in the background (see [`Quorum::cleanup_started`]); the next attempt
+/// of its token waits until it is done (or dropped).
+struct Cleanup {
+    cleanups: Arc<Mutex<Cleanups>>,
+    key: (LockName, Token),
+    running: watch::Receiver<()>,
+    _done: watch::Sender<()>,
+}
+
+impl Cleanup {
+    /// Ends the clean-up: its entry goes (unless a newer one took its place), and whoever
+    /// waits for it goes on.
+    fn done(self) {
+        let mut cleanups = self.cleanups.lock().unwrap_or_else(PoisonError::into_inner);
+        if cleanups
+            .get(&self.key)
+            .is_some_and(|r| r.same_channel(&self.running))
+        {
+            cleanups.remove(&self.key);
+        }
+    }
+}
+
+/// What a node answered to an acquisition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answered {
+    Granted,
+    Held,
+    Failed,
+}
+
+impl Drop for Undo {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        // Dropped mid-way (cancelled): release everywhere, in the background.
-        self.abandoned.store(true, Ordering::SeqCst);
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let timeout = self.quorum.node_timeout(None);
-        for node in self.quorum.nodes.iter() {
-            let (node, name, token) = (node.clone(), self.name.clone(), self.token.clone());
-            runtime.spawn(async move {
+        // Cancelled mid-way: clean up in the background.
+        let _ = self.start();
+    }
+}
+
+impl Quorum {
+    /// Releases `token`'s lock on `nodes`, at once, each bounded by `timeout`.
+    async fn release_on(&self, nodes: &[usize], name: &LockName, token: &Token, timeout: Duration) {
+        let mut tasks = Vec::new();
+        for &i in nodes {
+            let (node, name, token) = (self.nodes[i].clone(), name.clone(), token.clone());
+            tasks.push(tokio::spawn(async move {
                 let _ = tokio::time::timeout(timeout, node.release(&name, &token)).await;
-            });
+            }));
         }
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A node that could not be reached when the quorum was made: every request fails with the
+/// error of that attempt.
+#[derive(Debug)]
+struct Unreachable {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl Unreachable {
+    fn error(&self) -> Error {
+        Error::new(
+            self.kind,
+            format!("not connected at the start: {}", self.message),
+        )
+    }
+}
+
+#[async_trait]
+impl LockBackend for Unreachable {
+    fn capabilities(&self) -> Capabilities {
+        // Whatever the others offer: this node fails every request anyway.
+        Capabilities {
+            remaining_ttl: true,
+            notify: true,
+            fencing: true,
+            queue: false,
+            raise_fence: true,
+        }
+    }
+
+    async fn try_acquire(&self, _: &LockName, _: &Token, _: Ttl) -> Result<Acquire> {
+        Err(self.error())
+    }
+
+    async fn renew(&self, _: &LockName, _: &Token, _: Ttl) -> Result<bool> {
+        Err(self.error())
+    }
+
+    async fn release(&self, _: &LockName, _: &Token) -> Result<Release> {
+        Err(self.error())
+    }
+
+    async fn force_release(&self, _: &LockName) -> Result<ForceRelease> {
+        Err(self.error())
+    }
+
+    async fn status(&self, _: &LockName) -> Result<Status> {
+        Err(self.error())
+    }
+
+    async fn is_held_by(&self, _: &LockName, _: &Token) -> Result<bool> {
+        Err(self.error())
+    }
+
+    async fn try_acquire_fenced(&self, _: &LockName, _: &Token, _: Ttl) -> Result<FencedAcquire> {
+        Err(self.error())
+    }
+
+    async fn watch(&self, _: &LockName) -> Result<Watch> {
+        Err(self.error())
+    }
+
+    async fn raise_fence(&self, _: &LockName, _: &Token, _: u64) -> Result<bool> {
+        Err(self.error())
     }
 }
 
@@ -668,6 +891,7 @@ impl LockBackend for Quorum {
                     async move { node.renew(&name, &token, ttl).await }
                 },
                 |_| false,
+                None,
             )
             .await?;
         let renewed = answers.oks().filter(|&&r| r).count();
@@ -710,6 +934,7 @@ impl LockBackend for Quorum {
                 },
                 // Freed, and a majority answered: the rest finish in the background.
                 |a| a.oks().count() >= majority && a.count(|r| r.is_released()) > 0,
+                Some((name, token)),
             )
             .await?;
         if answers.error_count() >= self.majority() {
@@ -728,7 +953,6 @@ impl LockBackend for Quorum {
     }
 
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
-        let majority = self.majority();
         let answers = self
             .ask(
                 self.node_timeout(None),
@@ -736,7 +960,10 @@ impl LockBackend for Quorum {
                     let name = name.clone();
                     async move { node.force_release(&name).await }
                 },
-                |a| a.oks().count() >= majority && a.count(|r| r.is_released()) > 0,
+                // Every node: a forced release that lands late would free a later holder's
+                // lock.
+                |_| false,
+                None,
             )
             .await?;
         if answers.error_count() >= self.majority() {
@@ -765,6 +992,7 @@ impl LockBackend for Quorum {
                     a.count(|s| s.state == crate::LockState::Open) >= majority
                         || a.count(|s| s.state == crate::LockState::Locked) >= majority
                 },
+                None,
             )
             .await?;
         let locked: Vec<Option<Duration>> = answers
@@ -793,6 +1021,7 @@ impl LockBackend for Quorum {
                     async move { node.is_held_by(&name, &token).await }
                 },
                 |a| a.count(|&held| held) >= majority || a.count(|&held| !held) > nodes - majority,
+                None,
             )
             .await?;
         let held = answers.oks().filter(|&&h| h).count();
@@ -820,6 +1049,7 @@ impl LockBackend for Quorum {
                     async move { node.watch(&name).await }
                 },
                 |_| false,
+                None,
             )
             .await?;
         let errors = answers.error_count();

@@ -48,3 +48,16 @@ fn the_suite_through_sentinels() {
 fn replica_acknowledgement() {
     conformance::redis::replica_suite(connect);
 }
+
+/// The same cases on a Redlock quorum of 3 independent servers, and the quorum's own faults
+/// (nodes down, slow, partitioned, losing their data; fencing across changing majorities).
+#[test]
+fn the_suite_on_a_quorum_of_three() {
+    conformance::redis::quorum_suite(connect, 3);
+}
+
+/// As [`the_suite_on_a_quorum_of_three`], on 5 servers.
+#[test]
+fn the_suite_on_a_quorum_of_five() {
+    conformance::redis::quorum_suite(connect, 5);
+}

@@ -103,7 +103,7 @@ where
 }
 
 /// The cases that run on a shared topology, and those that need a server of their own.
-fn shared_cases() -> (Vec<crate::Case>, Vec<crate::Case>) {
+pub(super) fn shared_cases() -> (Vec<crate::Case>, Vec<crate::Case>) {
     cases()
         .into_iter()
         .partition(|case| case.needs != Some(Capability::RedisServer))
@@ -116,19 +116,28 @@ where
     F: Fn(String, RedisOptions) -> Fut + Sync,
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
 {
+    run_cases(run, &|| async {
+        let backend = connect(url.to_owned(), RedisOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+        Fixture::new(backend)
+    })
+}
+
+/// Runs `run` on fixtures `make` makes, one per case, [`PARALLEL`] at a time, each in a
+/// runtime of its own; the names of those that failed.
+pub(super) fn run_cases<M, Fut>(run: &[crate::Case], make: &M) -> Vec<&'static str>
+where
+    M: Fn() -> Fut + Sync,
+    Fut: Future<Output = Fixture>,
+{
     let next = AtomicUsize::new(0);
     let failed = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..PARALLEL {
             scope.spawn(|| {
                 while let Some(case) = run.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let fixture = || async {
-                        let backend = connect(url.to_owned(), RedisOptions::default())
-                            .await
-                            .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
-                        Fixture::new(backend)
-                    };
-                    if !passes(case.name, || run_case(fixture, case.name)) {
+                    if !passes(case.name, || run_case(make, case.name)) {
                         failed
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -284,7 +293,7 @@ where
 
 /// Runs the case `name` (`run` panics when it fails), says how it went and how long it took,
 /// and whether it passed.
-fn passes(name: &str, run: impl FnOnce()) -> bool {
+pub(super) fn passes(name: &str, run: impl FnOnce()) -> bool {
     let started = Instant::now();
     let passed = std::panic::catch_unwind(AssertUnwindSafe(run)).is_ok();
     let verdict = if passed { "ok" } else { "FAILED" };

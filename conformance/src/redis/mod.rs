@@ -42,6 +42,7 @@ mod guard_validity;
 mod notify;
 mod options;
 mod queue;
+mod quorum;
 mod reconnect;
 mod restart;
 mod scripts;
@@ -79,6 +80,7 @@ pub use queue::{
     a_lost_hand_off_is_confirmed_with_a_fence_even_without_the_counter,
     the_queue_leaves_no_keys_behind, waiters_of_separate_backends_take_turns_in_arrival_order,
 };
+pub use quorum::quorum_suite;
 pub use reconnect::{
     a_request_whose_reply_is_lost_is_sent_again_safely,
     a_stalled_server_gives_a_timeout_then_answers_stay_in_order,
