@@ -22,6 +22,16 @@
 //!
 //! It uses `REDIS_URL` if set, else a container of `LOCK_TEST_REDIS_IMAGE`, else `redis-server`
 //! from `PATH`. `BENCH_SECONDS` sets how long each variant runs (default 5).
+//!
+//! `BENCH_REDLOCK=1` measures Redlock instead, on 3 servers of the bench's own: the uncontended
+//! cycle (acquire, release: one task) of our [`Quorum`](process_lock::Quorum) over redis-rs and
+//! over fred, of rslock's Redlock on the same servers, and of our lock on one of them; then the
+//! contention table above with a client per task (each task its own 3 connections, as
+//! processes would be), ours against rslock's.
+//!
+//! ```sh
+//! BENCH_REDLOCK=1 cargo bench --bench contention --features redis-rs,fred
+//! ```
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -233,6 +243,10 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(5);
         let length = Duration::from_secs(seconds);
+        if std::env::var("BENCH_REDLOCK").is_ok_and(|v| v == "1") {
+            redlock::run(length).await;
+            return;
+        }
         let server = RedisServer::start().await.expect("a Redis server");
         let url = server.url().to_owned();
         eprintln!("contention bench against {}", server.origin());
@@ -307,4 +321,149 @@ fn main() {
         }
         line("rslock", per);
     });
+}
+
+/// `BENCH_REDLOCK=1`: Redlock on 3 servers, ours and rslock's.
+mod redlock {
+    use super::*;
+    use process_lock::{ProcessLock, Quorum};
+
+    /// The Redlock's nodes: a backend per server, on redis-rs or fred.
+    async fn quorum(urls: &[String], fred: bool) -> Arc<dyn LockBackend> {
+        let mut nodes: Vec<Arc<dyn LockBackend>> = Vec::new();
+        for url in urls {
+            if fred {
+                #[cfg(feature = "fred")]
+                {
+                    let builder =
+                        process_lock::fred::FredBackend::builder(url).restart_delay(Duration::ZERO);
+                    nodes.push(Arc::new(builder.connect().await.unwrap()));
+                }
+            } else {
+                nodes.push(backend(url).await);
+            }
+        }
+        Arc::new(Quorum::new(nodes).unwrap())
+    }
+
+    /// Uncontended cycles per second: one task, acquire and release, for `length`.
+    async fn cycles(lock: &ProcessLock, length: Duration) -> f64 {
+        let (start, mut n) = (Instant::now(), 0u64);
+        while start.elapsed() < length {
+            assert!(lock.lock().await.unwrap());
+            assert_eq!(
+                lock.clear(false).await.unwrap(),
+                process_lock::Cleared::Cleared
+            );
+            n += 1;
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    }
+
+    async fn rslock_cycles(urls: &[String], length: Duration) -> f64 {
+        let manager = rslock::LockManager::new(urls.to_vec());
+        let (start, mut n) = (Instant::now(), 0u64);
+        while start.elapsed() < length {
+            let lock = manager.lock(b"bench:redlock:rslock", TTL).await.unwrap();
+            manager.unlock(&lock).await;
+            n += 1;
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    }
+
+    async fn ours_per_task(urls: &[String], name: &str, tasks: usize) -> Vec<Ours> {
+        let mut lockers = Vec::new();
+        for _ in 0..tasks {
+            let backend = quorum(urls, false).await;
+            lockers.push(Ours(Lock::new(backend, name, TTL).unwrap()));
+        }
+        lockers
+    }
+
+    fn rslock_per_task(urls: &[String], name: &str, tasks: usize) -> Vec<Rslock> {
+        (0..tasks)
+            .map(|_| Rslock(rslock::LockManager::new(urls.to_vec()), name.to_owned()))
+            .collect()
+    }
+
+    pub(super) async fn run(length: Duration) {
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            servers.push(RedisServer::start_own().await.expect("a Redis server"));
+        }
+        let urls: Vec<String> = servers.iter().map(|s| s.url().to_owned()).collect();
+        eprintln!("Redlock bench on {}", servers[0].origin());
+        let slice = length / 2;
+        let single = ProcessLock::new(backend(&urls[0]).await, "bench:redlock:one", TTL).unwrap();
+        let rs = ProcessLock::new(quorum(&urls, false).await, "bench:redlock:rs", TTL).unwrap();
+        let mut variants: Vec<(&str, Option<ProcessLock>)> = vec![
+            ("process-lock, one server (redis-rs)", Some(single)),
+            ("process-lock Quorum of 3 (redis-rs)", Some(rs)),
+        ];
+        if cfg!(feature = "fred") {
+            let fred = quorum(&urls, true).await;
+            variants.push((
+                "process-lock Quorum of 3 (fred)",
+                Some(ProcessLock::new(fred, "bench:redlock:fred", TTL).unwrap()),
+            ));
+        }
+        variants.push(("rslock Redlock on the same 3", None));
+        // Two alternating slices per variant, so that a noisy moment does not hit one alone.
+        let mut rates = vec![0.0; variants.len()];
+        for _ in 0..2 {
+            for (i, (_, lock)) in variants.iter().enumerate() {
+                rates[i] += match lock {
+                    Some(lock) => cycles(lock, slice).await,
+                    None => rslock_cycles(&urls, slice).await,
+                } / 2.0;
+            }
+        }
+        println!("\nUncontended cycle (acquire + release), one task, {length:?} per variant\n");
+        println!("| variant | cycles/s | vs rslock |");
+        println!("|---|---:|---:|");
+        let peer = rates[rates.len() - 1];
+        for ((name, _), rate) in variants.iter().zip(&rates) {
+            println!("| {name} | {rate:.0} | {:.2}x |", rate / peer);
+        }
+
+        let rows = [
+            summarise(
+                "process-lock Quorum of 3, a client per task",
+                &super::run(ours_per_task(&urls, "bench:redlock:a", TASKS).await, length).await,
+                length,
+            ),
+            summarise(
+                "rslock Redlock, a manager per task",
+                &super::run(rslock_per_task(&urls, "bench:redlock:b", TASKS), length).await,
+                length,
+            ),
+        ];
+        println!(
+            "\n{TASKS} tasks, one lock on a quorum of 3, hold {HOLD:?}, {length:?} per variant \
+             (times in ms)\n"
+        );
+        println!(
+            "| variant | acq/s | hand-over p50 | hand-over p99 | same task again | wait p50 | wait p99 | wait max | per task min..max |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for r in &rows {
+            println!(
+                "| {} | {:.0} | {} | {} | {:.1}% | {} | {} | {} | {}..{} |",
+                r.name,
+                r.per_second,
+                ms(r.handover_p50),
+                ms(r.handover_p99),
+                r.same_task * 100.0,
+                ms(r.wait_p50),
+                ms(r.wait_p99),
+                ms(r.wait_max),
+                r.min_per_task,
+                r.max_per_task,
+            );
+        }
+        println!(
+            "\nwait p99: rslock / process-lock = {:.1}x",
+            rows[1].wait_p99.as_secs_f64() / rows[0].wait_p99.as_secs_f64().max(1e-9)
+        );
+    }
 }
