@@ -181,6 +181,29 @@ fn summarise(name: &'static str, turns: &[Turn], length: Duration) -> Summary {
     }
 }
 
+/// The contention table: a row per variant.
+fn print_rows(rows: &[Summary]) {
+    println!(
+        "| variant | acq/s | hand-over p50 | hand-over p99 | same task again | wait p50 | wait p99 | wait max | per task min..max |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {:.0} | {} | {} | {:.1}% | {} | {} | {} | {}..{} |",
+            r.name,
+            r.per_second,
+            ms(r.handover_p50),
+            ms(r.handover_p99),
+            r.same_task * 100.0,
+            ms(r.wait_p50),
+            ms(r.wait_p99),
+            ms(r.wait_max),
+            r.min_per_task,
+            r.max_per_task,
+        );
+    }
+}
+
 /// A backend of its own on the bench's new server (so the delayed restart rule is off).
 async fn backend(url: &str) -> Arc<dyn LockBackend> {
     let builder = RedisRsBackend::builder(url).restart_delay(std::time::Duration::ZERO);
@@ -254,7 +277,11 @@ fn main() {
         let mut rows = Vec::new();
         let turns = run(ours_shared(&url, "bench:contention:a", TASKS).await, length).await;
         rows.push(summarise("process-lock", &turns, length));
-        let turns = run(ours_separate(&url, "bench:contention:b", TASKS).await, length).await;
+        let turns = run(
+            ours_separate(&url, "bench:contention:b", TASKS).await,
+            length,
+        )
+        .await;
         rows.push(summarise("process-lock, a client per task", &turns, length));
         let turns = run(rslocks(&url, "bench:contention:c", TASKS), length).await;
         rows.push(summarise("rslock", &turns, length));
@@ -262,25 +289,7 @@ fn main() {
         println!(
             "\n{TASKS} tasks, one lock, hold {HOLD:?}, {seconds} s per variant (times in ms)\n"
         );
-        println!(
-            "| variant | acq/s | hand-over p50 | hand-over p99 | same task again | wait p50 | wait p99 | wait max | per task min..max |"
-        );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for r in &rows {
-            println!(
-                "| {} | {:.0} | {} | {} | {:.1}% | {} | {} | {} | {}..{} |",
-                r.name,
-                r.per_second,
-                ms(r.handover_p50),
-                ms(r.handover_p99),
-                r.same_task * 100.0,
-                ms(r.wait_p50),
-                ms(r.wait_p99),
-                ms(r.wait_max),
-                r.min_per_task,
-                r.max_per_task,
-            );
-        }
+        print_rows(&rows);
         let (ours, peer) = (&rows[0], &rows[2]);
         println!(
             "\nwait p99: rslock / process-lock = {:.1}x; 8 clients: {:.1}x",
@@ -442,25 +451,7 @@ mod redlock {
             "\n{TASKS} tasks, one lock on a quorum of 3, hold {HOLD:?}, {length:?} per variant \
              (times in ms)\n"
         );
-        println!(
-            "| variant | acq/s | hand-over p50 | hand-over p99 | same task again | wait p50 | wait p99 | wait max | per task min..max |"
-        );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for r in &rows {
-            println!(
-                "| {} | {:.0} | {} | {} | {:.1}% | {} | {} | {} | {}..{} |",
-                r.name,
-                r.per_second,
-                ms(r.handover_p50),
-                ms(r.handover_p99),
-                r.same_task * 100.0,
-                ms(r.wait_p50),
-                ms(r.wait_p99),
-                ms(r.wait_max),
-                r.min_per_task,
-                r.max_per_task,
-            );
-        }
+        print_rows(&rows);
         println!(
             "\nwait p99: rslock / process-lock = {:.1}x",
             rows[1].wait_p99.as_secs_f64() / rows[0].wait_p99.as_secs_f64().max(1e-9)

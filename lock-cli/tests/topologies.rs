@@ -58,6 +58,62 @@ fn say(output: &Output) -> String {
     )
 }
 
+/// `--backend backend`, then `extra`.
+fn with_backend(backend: &str, extra: &[&str]) -> Vec<String> {
+    ["--backend", backend]
+        .iter()
+        .chain(extra)
+        .map(|arg| (*arg).to_owned())
+        .collect()
+}
+
+/// Starts a process that holds `name` for 2 s; returns once another sees it locked.
+async fn a_holder(url: &str, backend: &str, name: &str) -> tokio::task::JoinHandle<Output> {
+    let holder_args = with_backend(backend, &["run", "--name", name, "--", "sleep", "2"]);
+    let holder = tokio::spawn({
+        let url = url.to_owned();
+        async move { process_lock(&url, holder_args).await }
+    });
+    for _ in 0..100 {
+        let status = process_lock(url, with_backend(backend, &["status", name])).await;
+        if String::from_utf8_lossy(&status.stdout).contains("locked") {
+            return holder;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{backend}: the holder never held the lock");
+}
+
+/// With `holder` holding `name`: a waiting process gets it once the holder is done, the
+/// holder exits 0, and the lock is open again.
+async fn a_waiter_follows(
+    url: &str,
+    backend: &str,
+    name: &str,
+    holder: tokio::task::JoinHandle<Output>,
+) {
+    let wait = [
+        "run",
+        "--name",
+        name,
+        "--wait",
+        "--timeout",
+        "30s",
+        "--",
+        "true",
+    ];
+    let waited = process_lock(url, with_backend(backend, &wait)).await;
+    assert_eq!(code(&waited), 0, "{backend}: {}", say(&waited));
+    let held = holder.await.unwrap();
+    assert_eq!(code(&held), 0, "{backend}: {}", say(&held));
+    let status = process_lock(url, with_backend(backend, &["status", name])).await;
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("open"),
+        "{backend}: {}",
+        say(&status)
+    );
+}
+
 /// On a cluster, one process holds a lock while another is refused it (75) and a third sees
 /// it locked; once the first is done, the lock is open, and a waiting process gets it.
 #[tokio::test(flavor = "multi_thread")]
@@ -66,52 +122,11 @@ async fn the_command_works_on_a_cluster() {
     let url = cluster.url();
     for backend in backends() {
         let name = format!("cli-cluster-{backend}-{}", std::process::id());
-        let args = |extra: &[&str]| {
-            let mut args = vec!["--backend", backend];
-            args.extend_from_slice(extra);
-            args.into_iter().map(str::to_owned).collect::<Vec<_>>()
-        };
-        let holder_args = args(&["run", "--name", &name, "--", "sleep", "2"]);
-        let holder = tokio::spawn({
-            let url = url.clone();
-            async move { process_lock(&url, holder_args).await }
-        });
-        // Until the holder holds it.
-        let mut locked = false;
-        for _ in 0..100 {
-            let status = process_lock(&url, args(&["status", &name])).await;
-            if String::from_utf8_lossy(&status.stdout).contains("locked") {
-                locked = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(locked, "{backend}: the holder never held the lock");
-        let refused = process_lock(&url, args(&["run", "--name", &name, "--", "true"])).await;
+        let holder = a_holder(&url, backend, &name).await;
+        let refuse = ["run", "--name", &name, "--", "true"];
+        let refused = process_lock(&url, with_backend(backend, &refuse)).await;
         assert_eq!(code(&refused), 75, "{backend}: {}", say(&refused));
-        let waited = process_lock(
-            &url,
-            args(&[
-                "run",
-                "--name",
-                &name,
-                "--wait",
-                "--timeout",
-                "30s",
-                "--",
-                "true",
-            ]),
-        )
-        .await;
-        assert_eq!(code(&waited), 0, "{backend}: {}", say(&waited));
-        let held = holder.await.unwrap();
-        assert_eq!(code(&held), 0, "{backend}: {}", say(&held));
-        let status = process_lock(&url, args(&["status", &name])).await;
-        assert!(
-            String::from_utf8_lossy(&status.stdout).contains("open"),
-            "{backend}: {}",
-            say(&status)
-        );
+        a_waiter_follows(&url, backend, &name, holder).await;
     }
 }
 
@@ -174,26 +189,7 @@ async fn the_command_runs_redlock_over_several_servers() {
     let list = urls.join(",");
     for backend in backends() {
         let name = format!("cli-redlock-{backend}-{}", std::process::id());
-        let args = |extra: &[&str]| {
-            let mut args = vec!["--backend", backend];
-            args.extend_from_slice(extra);
-            args.into_iter().map(str::to_owned).collect::<Vec<_>>()
-        };
-        let holder_args = args(&["run", "--name", &name, "--", "sleep", "2"]);
-        let holder = tokio::spawn({
-            let list = list.clone();
-            async move { process_lock(&list, holder_args).await }
-        });
-        let mut locked = false;
-        for _ in 0..100 {
-            let status = process_lock(&list, args(&["status", &name])).await;
-            if String::from_utf8_lossy(&status.stdout).contains("locked") {
-                locked = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(locked, "{backend}: the holder never held the lock");
+        let holder = a_holder(&list, backend, &name).await;
         let mut holding = 0;
         for url in &urls {
             let mut raw = RawRedis::connect(url).await.unwrap();
@@ -206,38 +202,14 @@ async fn the_command_runs_redlock_over_several_servers() {
             "{backend}: the key is on {holding} of 3 servers"
         );
         // The URLs as repeated options this time (REDIS_URL is ignored then).
-        let mut repeated = Vec::new();
+        let mut refuse = Vec::new();
         for url in &urls {
-            repeated.extend(["--redis-url".to_owned(), url.clone()]);
+            refuse.extend(["--redis-url", url.as_str()]);
         }
-        let mut refused_args = args(&[]);
-        refused_args.extend(repeated.clone());
-        refused_args.extend(["run", "--name", &name, "--", "true"].map(str::to_owned));
-        let refused = process_lock("redis://127.0.0.1:1/", refused_args).await;
+        refuse.extend(["run", "--name", &name, "--", "true"]);
+        let refused = process_lock("redis://127.0.0.1:1/", with_backend(backend, &refuse)).await;
         assert_eq!(code(&refused), 75, "{backend}: {}", say(&refused));
-        let waited = process_lock(
-            &list,
-            args(&[
-                "run",
-                "--name",
-                &name,
-                "--wait",
-                "--timeout",
-                "30s",
-                "--",
-                "true",
-            ]),
-        )
-        .await;
-        assert_eq!(code(&waited), 0, "{backend}: {}", say(&waited));
-        let held = holder.await.unwrap();
-        assert_eq!(code(&held), 0, "{backend}: {}", say(&held));
-        let status = process_lock(&list, args(&["status", &name])).await;
-        assert!(
-            String::from_utf8_lossy(&status.stdout).contains("open"),
-            "{backend}: {}",
-            say(&status)
-        );
+        a_waiter_follows(&list, backend, &name, holder).await;
     }
     // One server gone: the other two are a majority.
     drop(servers.pop());

@@ -109,7 +109,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use crate::backend::{
@@ -123,8 +123,27 @@ use crate::token::Token;
 use crate::ttl::Ttl;
 
 /// The shortest per-node timeout [`Quorum`] derives from a lock's timeout.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::quorum::MIN_NODE_TIMEOUT;
+///
+/// assert_eq!(MIN_NODE_TIMEOUT, Duration::from_millis(100));
+/// ```
 pub const MIN_NODE_TIMEOUT: Duration = Duration::from_millis(100);
-/// The longest per-node timeout [`Quorum`] derives from a lock's timeout.
+/// The longest per-node timeout [`Quorum`] derives from a lock's timeout, and the one of
+/// requests without a lock's timeout (release, status, watching).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::quorum::MAX_NODE_TIMEOUT;
+///
+/// assert_eq!(MAX_NODE_TIMEOUT, Duration::from_secs(1));
+/// ```
 pub const MAX_NODE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A lock held while a majority of independent backends hold it: Redlock, with fencing tokens
@@ -160,6 +179,49 @@ impl fmt::Debug for Quorum {
             .field("majority", &self.majority())
             .field("node_timeout", &self.node_timeout)
             .finish()
+    }
+}
+
+/// One node's request, bounded by its timeout, with the node's index.
+type Request<T> = std::pin::Pin<Box<dyn Future<Output = (usize, Result<T>)> + Send>>;
+
+/// The requests of one fan-out still running, polled together where they are awaited.
+/// Every poll polls them all, so that each is sent at once (and, on one connection, before
+/// anything the caller sends next), whichever answers first.
+struct InFlight<T> {
+    requests: Vec<Option<Request<T>>>,
+    /// Answers that came while another was being returned.
+    ready: std::collections::VecDeque<(usize, Result<T>)>,
+}
+
+impl<T> InFlight<T> {
+    /// The next answer to come, or `None` when all have.
+    async fn next(&mut self) -> Option<(usize, Result<T>)> {
+        std::future::poll_fn(|cx| {
+            for slot in &mut self.requests {
+                if let Some(request) = slot
+                    && let std::task::Poll::Ready(answer) = request.as_mut().poll(cx)
+                {
+                    *slot = None;
+                    self.ready.push_back(answer);
+                }
+            }
+            match self.ready.pop_front() {
+                Some(answer) => std::task::Poll::Ready(Some(answer)),
+                None if self.requests.iter().all(Option::is_none) => std::task::Poll::Ready(None),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ready.is_empty() && self.requests.iter().all(Option::is_none)
+    }
+
+    /// Runs the rest to their end, their answers dropped.
+    async fn finish(mut self) {
+        while self.next().await.is_some() {}
     }
 }
 
@@ -364,41 +426,55 @@ impl Quorum {
         }
     }
 
-    /// Sends `op` to every node at once, each in a task of its own bounded by `timeout`; the
-    /// answers arrive on the receiver as they come, by node.
-    fn fan_out<T, F, Fut>(
-        &self,
-        timeout: Duration,
-        op: F,
-    ) -> Result<mpsc::UnboundedReceiver<(usize, Result<T>)>>
+    /// Sends `op` to every node at once, each bounded by `timeout`; the answers come from
+    /// [`InFlight::next`] as they arrive, by node. The requests run where they are polled (no
+    /// task each, which would cost more than the request on loopback); those still running
+    /// when the caller stops waiting are dropped, or handed to a task with
+    /// [`InFlight::finish`].
+    fn fan_out<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<InFlight<T>>
     where
         T: Send + 'static,
         F: Fn(Arc<dyn LockBackend>) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::new(
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::new(
                 ErrorKind::Config,
                 "a quorum of backends needs a tokio runtime",
-            )
-        })?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        for (i, node) in self.nodes.iter().enumerate() {
-            let tx = tx.clone();
-            let request = op(node.clone());
-            runtime.spawn(async move {
-                let answer = match tokio::time::timeout(timeout, request).await {
-                    Ok(answer) => answer,
-                    Err(_) => Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!("no answer within {timeout:?}"),
-                    )),
-                };
-                // No one listens any more: the answer is not needed.
-                let _ = tx.send((i, answer));
-            });
+            ));
         }
-        Ok(rx)
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        Ok(self.fan_out_to(&all, timeout, op))
+    }
+
+    /// As [`fan_out`](Quorum::fan_out), to the nodes `to` only (in a runtime).
+    fn fan_out_to<T, F, Fut>(&self, to: &[usize], timeout: Duration, op: F) -> InFlight<T>
+    where
+        T: Send + 'static,
+        F: Fn(Arc<dyn LockBackend>) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let requests = to
+            .iter()
+            .map(|&i| {
+                let request = op(self.nodes[i].clone());
+                let bounded: Request<T> = Box::pin(async move {
+                    let answer = match tokio::time::timeout(timeout, request).await {
+                        Ok(answer) => answer,
+                        Err(_) => Err(Error::new(
+                            ErrorKind::Timeout,
+                            format!("no answer within {timeout:?}"),
+                        )),
+                    };
+                    (i, answer)
+                });
+                Some(bounded)
+            })
+            .collect();
+        InFlight {
+            requests,
+            ready: std::collections::VecDeque::new(),
+        }
     }
 
     /// The nodes' answers to `op` (or their errors, or timeouts): all of them, or as many as
@@ -417,21 +493,23 @@ impl Quorum {
         F: Fn(Arc<dyn LockBackend>) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let mut rx = self.fan_out(timeout, op)?;
+        let mut requests = self.fan_out(timeout, op)?;
         let mut answers = Answers {
             answers: (0..self.nodes.len()).map(|_| None).collect(),
         };
-        let mut left = self.nodes.len();
-        while let Some((i, answer)) = rx.recv().await {
+        while let Some((i, answer)) = requests.next().await {
             answers.answers[i] = Some(answer);
-            left -= 1;
-            if left > 0 && enough(&answers) {
-                if let Some((name, token)) = of {
-                    let cleanup = self.cleanup_started(name, token);
-                    tokio::spawn(async move {
-                        while rx.recv().await.is_some() {}
-                        cleanup.done();
-                    });
+            if !requests.is_empty() && enough(&answers) {
+                match of {
+                    Some((name, token)) => {
+                        let cleanup = self.cleanup_started(name, token);
+                        tokio::spawn(async move {
+                            requests.finish().await;
+                            cleanup.done();
+                        });
+                    }
+                    // Reads: the rest are not needed.
+                    None => drop(requests),
                 }
                 break;
             }
@@ -519,13 +597,13 @@ impl Quorum {
             }
         };
         // A grant that arrives after a success is kept: the lock is ours there too.
-        let rx = self.fan_out(timeout, op)?;
+        let requests = self.fan_out(timeout, op)?;
         let mut undo = Undo {
             quorum: self.clone(),
             name: name.clone(),
             token: token.clone(),
             timeout,
-            rx: Some(rx),
+            requests: Some(requests),
             answered: Vec::new(),
         };
         let mut answers = Answers {
@@ -607,20 +685,15 @@ impl Quorum {
         if counted >= self.majority() || behind.is_empty() {
             return Ok(fence);
         }
-        let mut raised = Vec::new();
-        for &i in &behind {
-            let (node, name, token) = (self.nodes[i].clone(), name.clone(), token.clone());
-            raised.push(tokio::spawn(async move {
-                tokio::time::timeout(timeout, node.raise_fence(&name, &token, fence)).await
-            }));
-        }
+        let mut raised = self.fan_out_to(&behind, timeout, |node| {
+            let (name, token) = (name.clone(), token.clone());
+            async move { node.raise_fence(&name, &token, fence).await }
+        });
         let mut failures = Vec::new();
-        for (task, i) in raised.into_iter().zip(behind) {
-            match task.await {
-                Ok(Ok(Ok(true))) => counted += 1,
-                Ok(Ok(Ok(false))) => failures.push(format!("node {i}: no longer held there")),
-                Ok(Ok(Err(e))) => failures.push(format!("node {i}: {e}")),
-                Ok(Err(_)) => failures.push(format!("node {i}: no answer within {timeout:?}")),
+        while let Some((i, answer)) = raised.next().await {
+            match answer {
+                Ok(true) => counted += 1,
+                Ok(false) => failures.push(format!("node {i}: no longer held there")),
                 Err(e) => failures.push(format!("node {i}: {e}")),
             }
         }
@@ -650,7 +723,7 @@ struct Undo {
     name: LockName,
     token: Token,
     timeout: Duration,
-    rx: Option<mpsc::UnboundedReceiver<(usize, Result<FencedAcquire>)>>,
+    requests: Option<InFlight<FencedAcquire>>,
     /// The nodes that answered: whether each granted the lock, and whether it failed (a
     /// failed request, a timeout above all, may still have been applied).
     answered: Vec<(usize, Answered)>,
@@ -659,7 +732,7 @@ struct Undo {
 impl Undo {
     /// The next answer, noted.
     async fn next(&mut self) -> Option<(usize, Result<FencedAcquire>)> {
-        let (i, answer) = self.rx.as_mut()?.recv().await?;
+        let (i, answer) = self.requests.as_mut()?.next().await?;
         let answered = match answer {
             Ok(FencedAcquire::Acquired { .. }) => Answered::Granted,
             Ok(FencedAcquire::Held { .. }) => Answered::Held,
@@ -670,7 +743,8 @@ impl Undo {
     }
 
     fn disarm(&mut self) {
-        self.rx = None;
+        // A grant still on its way is the holder's too; its release covers it.
+        self.requests = None;
     }
 
     /// Gives the attempt up, returning once the nodes that granted it are released; those
@@ -683,7 +757,7 @@ impl Undo {
 
     /// Starts the clean-up; the receiver says when the nodes that granted it are released.
     fn start(&mut self) -> Option<oneshot::Receiver<()>> {
-        let mut rx = self.rx.take()?;
+        let mut requests = self.requests.take()?;
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let cleanup = self.quorum.cleanup_started(&self.name, &self.token);
         let (first, answered) = oneshot::channel();
@@ -700,7 +774,7 @@ impl Undo {
             let (name, token) = &cleanup.key;
             quorum.release_on(&now, name, token, timeout).await;
             let _ = first.send(());
-            while let Some((i, answer)) = rx.recv().await {
+            while let Some((i, answer)) = requests.next().await {
                 if !matches!(answer, Ok(FencedAcquire::Held { .. })) {
                     late.push(i);
                 }
@@ -753,16 +827,12 @@ impl Drop for Undo {
 impl Quorum {
     /// Releases `token`'s lock on `nodes`, at once, each bounded by `timeout`.
     async fn release_on(&self, nodes: &[usize], name: &LockName, token: &Token, timeout: Duration) {
-        let mut tasks = Vec::new();
-        for &i in nodes {
-            let (node, name, token) = (self.nodes[i].clone(), name.clone(), token.clone());
-            tasks.push(tokio::spawn(async move {
-                let _ = tokio::time::timeout(timeout, node.release(&name, &token)).await;
-            }));
-        }
-        for task in tasks {
-            let _ = task.await;
-        }
+        self.fan_out_to(nodes, timeout, |node| {
+            let (name, token) = (name.clone(), token.clone());
+            async move { node.release(&name, &token).await }
+        })
+        .finish()
+        .await;
     }
 }
 
@@ -910,16 +980,12 @@ impl LockBackend for Quorum {
             .filter(|(_, a)| matches!(a, Some(Ok(false))))
             .map(|(i, _)| i)
             .collect();
-        let mut repairs = Vec::new();
-        for i in lost {
-            let (node, name, token) = (self.nodes[i].clone(), name.clone(), token.clone());
-            repairs.push(tokio::spawn(async move {
-                let _ = tokio::time::timeout(timeout, node.try_acquire(&name, &token, ttl)).await;
-            }));
-        }
-        for repair in repairs {
-            let _ = repair.await;
-        }
+        self.fan_out_to(&lost, timeout, |node| {
+            let (name, token) = (name.clone(), token.clone());
+            async move { node.try_acquire(&name, &token, ttl).await }
+        })
+        .finish()
+        .await;
         Ok(started.elapsed() + Renewal::drift(ttl) < ttl.as_duration())
     }
 

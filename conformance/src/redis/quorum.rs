@@ -29,7 +29,7 @@ const SLACK: Duration = Duration::from_secs(2);
 /// Runs every case of the suite that needs no server of its own on a [`Quorum`] of `nodes`
 /// independent Redis servers (containers of the local image, or `redis-server` processes),
 /// each case on a quorum of backends of its own, made by `connect` from each server's URL; then
-/// the quorum's own fault cases, each [`ROUNDS`] times, on clients whose every node is behind
+/// the quorum's own fault cases, each 5 times, on clients whose every node is behind
 /// a [`FaultyProxy`] of its own (so that one client can be cut off alone):
 ///
 /// - a minority of nodes down: locks, renewals, waiting and fencing work as before;
