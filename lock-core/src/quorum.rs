@@ -657,8 +657,19 @@ impl Quorum {
             .collect();
         // Contention (a majority held by others, or a split vote) unless failures alone kept
         // a majority from answering.
-        if answers.error_count() > self.nodes.len() - majority && held.len() < majority {
+        let errors = answers.error_count();
+        if errors > self.nodes.len() - majority && held.len() < majority {
             return Err(self.no_majority(&format!("acquiring {name}"), &answers));
+        }
+        if held.len() < majority {
+            tracing::debug!(
+                lock = %name,
+                granted = granted.len(),
+                held = held.len(),
+                failed = errors,
+                nodes = self.nodes.len(),
+                "split vote: no one has a majority; released again"
+            );
         }
         Ok(FencedAcquire::Held {
             remaining: until_free(held, majority.saturating_sub(granted.len())),
@@ -743,8 +754,14 @@ impl Undo {
     }
 
     fn disarm(&mut self) {
-        // A grant still on its way is the holder's too; its release covers it.
-        self.requests = None;
+        // The requests still on their way run to their end: a grant there is the holder's
+        // too, one more node that holds its lock (a bare majority would be lost with any one
+        // node), and its release covers it.
+        if let Some(rest) = self.requests.take()
+            && !rest.is_empty()
+        {
+            tokio::spawn(rest.finish());
+        }
     }
 
     /// Gives the attempt up, returning once the nodes that granted it are released; those

@@ -91,19 +91,27 @@ pub(crate) async fn connect(
         .map_err(|e| {
             Error::new(ErrorKind::Config, format!("invalid Redis Cluster {target}")).with_source(e)
         })?;
-    let connecting = client.get_async_connection();
-    let conn = match tokio::time::timeout(settings.connect_timeout, connecting).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return Err(from_redis(e, "connecting", target)),
-        Err(_) => {
-            return Err(lock_core::redis::no_connection(
-                &format!("connecting to {target}"),
-                settings.connect_timeout,
-            ));
-        }
+    // Two connections: the scripts', and the subscriptions'. The server drops a shard
+    // channel whose slot moved with a `sunsubscribe` push of its own, which redis-rs may take
+    // for the answer to a request in flight on that connection: only subscription requests
+    // are in flight on the second.
+    let connect = async || match tokio::time::timeout(
+        settings.connect_timeout,
+        client.get_async_connection(),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(from_redis(e, "connecting", target)),
+        Err(_) => Err(lock_core::redis::no_connection(
+            &format!("connecting to {target}"),
+            settings.connect_timeout,
+        )),
     };
+    let conn = connect().await?;
+    let subscriber = connect().await?;
     let waiters = Subscriptions::new(ShardedPubSub {
-        conn: conn.clone(),
+        conn: subscriber,
         target: target.clone(),
         response_timeout: settings.response_timeout,
     });

@@ -181,6 +181,17 @@ impl RedisTransport for RedisRsTransport {
                 self.on_primary(conn, call.op, deadline, request).await?
             }
         };
+        if let Value::Push { kind, .. } = &value {
+            // A push taken for the answer: the script may or may not have run, and running
+            // it again is safe.
+            return Err(Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "{} on {}: the connection answered a {kind:?} push instead of the script",
+                    call.op, self.target
+                ),
+            ));
+        }
         Ok(reply(value))
     }
 

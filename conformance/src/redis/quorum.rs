@@ -38,9 +38,9 @@ const SLACK: Duration = Duration::from_secs(2);
 /// - a slow node: the per-node timeout bounds the acquisition; a majority slow fails it;
 /// - a partition that cuts the holder off from a majority: the holder is told its lock is lost
 ///   no later than the moment the other client, waiting meanwhile, gets it;
-/// - a node that lost its data (`FLUSHALL`, what a restart without persistence does) while a
-///   lock is held: the renewal puts the key back; a majority losing it is reported to the
-///   holder within the timeout;
+/// - a node restarted without its data while a lock is held (a new, empty server behind its
+///   address): it grants nothing for a timeout, then the renewal puts the key back; a
+///   majority losing the lock is reported to the holder within the timeout;
 /// - fencing tokens keep increasing while different nodes are down at each acquisition, with
 ///   one node's counter far ahead of the others (as a server with a fast clock would be).
 ///
@@ -122,8 +122,8 @@ where
         ("a_partition_never_gives_two_holders", |s| {
             Box::pin(a_partition_never_gives_two_holders(s))
         }),
-        ("a_node_that_lost_its_data_is_repaired", |s| {
-            Box::pin(a_node_that_lost_its_data_is_repaired(s))
+        ("a_node_restarted_empty_is_repaired", |s| {
+            Box::pin(a_node_restarted_empty_is_repaired(s))
         }),
         ("fencing_tokens_increase_whichever_nodes_answer", |s| {
             Box::pin(fencing_tokens_increase_whichever_nodes_answer(s))
@@ -171,11 +171,18 @@ where
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
 {
     async fn client(&self) -> Client {
+        self.client_with(RedisOptions::default()).await
+    }
+
+    /// A client whose node backends have `options`, with the per-node timeout as their
+    /// connect and response timeouts.
+    async fn client_with(&self, options: RedisOptions) -> Client {
         let mut proxies = Vec::new();
         let mut backends = Vec::new();
         for server in self.servers {
             let proxy = FaultyProxy::start(server.url()).await.unwrap();
-            let options = RedisOptions::default()
+            let options = options
+                .clone()
                 .with_connect_timeout(NODE_TIMEOUT)
                 .with_response_timeout(NODE_TIMEOUT);
             let backend = (self.connect)(proxy.url().to_owned(), options)
@@ -200,6 +207,19 @@ where
     async fn raw(&self, node: usize) -> RawRedis {
         RawRedis::connect(self.servers[node].url()).await.unwrap()
     }
+}
+
+/// A server's uptime, from `INFO server`.
+async fn uptime(raw: &mut RawRedis) -> Duration {
+    let info = raw.run(&["INFO", "server"]).await.unwrap();
+    let seconds = info
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("uptime_in_seconds:"))
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .expect("an uptime in INFO");
+    Duration::from_secs(seconds)
 }
 
 fn say(line: &str) {
@@ -402,27 +422,47 @@ where
     }
 }
 
-async fn a_node_that_lost_its_data_is_repaired<F, Fut>(set: &QuorumSet<'_, F>)
+async fn a_node_restarted_empty_is_repaired<F, Fut>(set: &QuorumSet<'_, F>)
 where
     F: Fn(String, RedisOptions) -> Fut,
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
 {
-    let a = set.client().await;
+    // The delayed restart rule, with a delay that outlasts a new server's start.
+    let delay = Duration::from_secs(4);
+    let a = set
+        .client_with(RedisOptions::default().with_restart_delay(Some(delay)))
+        .await;
     let nodes = set.servers.len();
+    // Where each node is now: a restarted node is a new server at the same proxy address.
+    let mut current: Vec<String> = set.servers.iter().map(|s| s.url().to_owned()).collect();
+    let mut restarted = Vec::new();
     for round in 0..ROUNDS {
-        let name = format!("quorum-data-loss-{round}");
+        let name = format!("quorum-restart-{round}");
         let ttl = Duration::from_millis(1500);
         let holder = Lock::new(a.backend.clone(), &name, ttl).unwrap();
         let guard = holder.lock().await.unwrap();
         let token = guard.token().as_str().to_owned();
         let victim = round % nodes;
-        let mut raw = set.raw(victim).await;
-        raw.run(&["DEL", &name]).await.unwrap();
-        // The next renewals put the key back, with the holder's token.
-        let deadline = Instant::now() + ttl + SLACK;
+        // The victim restarts without its data: a new, empty server behind its address. It
+        // grants nothing for a timeout (the delayed restart rule); then the holder's renewal
+        // puts the key back, with the holder's token, while a majority still holds it.
+        let fresh = RedisServer::start_own().await.unwrap();
+        let mut raw = RawRedis::connect(fresh.url()).await.unwrap();
+        let up = uptime(&mut raw).await;
+        current[victim] = fresh.url().to_owned();
+        a.proxies[victim].switch_to(fresh.url()).unwrap();
+        restarted.push(fresh);
+        let started = Instant::now();
+        let deadline = started + delay + ttl + SLACK;
         loop {
             if raw.get(&name).await.unwrap().as_deref() == Some(token.as_str()) {
                 break;
+            }
+            if let Some(lost) = guard.try_lost() {
+                panic!(
+                    "round {round}: lost with a majority left: {lost} ({:?})",
+                    lost.cause()
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -430,16 +470,23 @@ where
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let repaired = started.elapsed();
         assert!(guard.is_held());
-        // A majority lose it and another holder takes it there (a restart without
-        // persistence, then another client): the holder is told within its timeout. Each
-        // node in one step, so that a renewal in between cannot put the key back.
+        // Not before the restart delay: the server counts whole seconds of uptime.
+        let earliest = delay.saturating_sub(up + Duration::from_secs(1));
+        assert!(
+            repaired >= earliest,
+            "round {round}: repaired {repaired:?} after a restart {up:?} before, delay {delay:?}"
+        );
+        // A majority lose it and another holder takes it there (restarts without
+        // persistence past the delay, then another client): the holder is told within its
+        // timeout. Each node in one step, so that a renewal in between cannot put it back.
         let lost_nodes: Vec<usize> = (0..set.majority()).map(|k| (round + k) % nodes).collect();
         let took = Instant::now();
         let stranger = Token::generate().unwrap();
         let px = LONG.as_millis().to_string();
         for &i in &lost_nodes {
-            let mut raw = set.raw(i).await;
+            let mut raw = RawRedis::connect(&current[i]).await.unwrap();
             raw.run(&["SET", &name, stranger.as_str(), "PX", &px])
                 .await
                 .unwrap();
@@ -447,19 +494,21 @@ where
         let lost = tokio::time::timeout(ttl + SLACK, guard.lost())
             .await
             .expect("the holder is told");
-        assert!(
-            lost.at() <= Instant::now(),
-            "round {round}: told of a loss in the future"
-        );
         say(&format!(
-            "node {victim} repaired; a majority {lost_nodes:?} lost: the holder was told in \
-             {:?} ({:?})",
+            "node {victim} restarted empty ({up:?} up): repaired after {repaired:?} (restart \
+             delay {delay:?}); a majority {lost_nodes:?} lost: the holder was told in {:?} \
+             ({:?})",
             took.elapsed(),
             lost.reason()
         ));
         drop(guard);
-        for i in 0..nodes {
-            set.raw(i).await.run(&["DEL", &name]).await.unwrap();
+        for url in &current {
+            RawRedis::connect(url)
+                .await
+                .unwrap()
+                .run(&["DEL", &name])
+                .await
+                .unwrap();
         }
     }
 }

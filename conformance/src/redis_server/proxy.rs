@@ -21,7 +21,10 @@ use super::resp::address_of;
 /// - while [`set_down`](FaultyProxy::set_down) is on, every connection is cut and new ones are
 ///   closed at once, as if the server were gone;
 /// - after [`delay_replies`](FaultyProxy::delay_replies), every reply reaches the client that
-///   long after the server sent it (requests are not delayed), in order, as on a slow link.
+///   long after the server sent it (requests are not delayed), in order, as on a slow link;
+/// - [`switch_to`](FaultyProxy::switch_to) cuts every connection and sends new ones to another
+///   server: to the clients, the server at the proxy's address restarted (with that server's
+///   data, start time and all).
 ///
 /// The proxy runs on the current tokio runtime and stops when dropped.
 ///
@@ -40,7 +43,9 @@ use super::resp::address_of;
 /// ```
 pub struct FaultyProxy {
     url: String,
-    upstream: String,
+    upstream: watch::Sender<String>,
+    /// Bumped to cut every connection open.
+    cuts: watch::Sender<u64>,
     lose: Arc<AtomicBool>,
     delay_micros: Arc<AtomicU64>,
     down: watch::Sender<bool>,
@@ -66,27 +71,32 @@ impl FaultyProxy {
         let delay_micros = Arc::new(AtomicU64::new(0));
         let delaying = delay_micros.clone();
         let (down, is_down) = watch::channel(false);
-        let target = upstream.clone();
+        let (upstream, target) = watch::channel(upstream);
+        let (cuts, cut) = watch::channel(0_u64);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if *is_down.borrow() {
                     continue; // dropped: closed at once
                 }
-                let Ok(server) = TcpStream::connect(&target).await else {
+                let address = target.borrow().clone();
+                let Ok(server) = TcpStream::connect(&address).await else {
                     continue;
                 };
+                let mut cut = cut.clone();
+                cut.mark_unchanged();
                 tokio::spawn(forward(
                     client,
                     server,
                     losing.clone(),
                     delaying.clone(),
-                    is_down.clone(),
+                    (is_down.clone(), cut),
                 ));
             }
         });
         Ok(FaultyProxy {
             url,
             upstream,
+            cuts,
             lose,
             delay_micros,
             down,
@@ -110,6 +120,20 @@ impl FaultyProxy {
         self.down.send_replace(down);
     }
 
+    /// Cuts every connection and sends the new ones to the server at `upstream_url`
+    /// (`redis://host:port/`, without credentials), as a restart of the server behind the
+    /// proxy's address would look to its clients.
+    ///
+    /// # Errors
+    ///
+    /// When the URL is not one of those.
+    pub fn switch_to(&self, upstream_url: &str) -> Result<(), String> {
+        let address = address_of(upstream_url)?;
+        self.upstream.send_replace(address);
+        self.cuts.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
     /// Holds every reply from the server (on any connection) back by `delay` before passing it
     /// on, in order; requests still go through at once. `Duration::ZERO` ends the delay (for
     /// replies read from then on).
@@ -126,7 +150,7 @@ async fn forward(
     server: TcpStream,
     losing: Arc<AtomicBool>,
     delay_micros: Arc<AtomicU64>,
-    mut is_down: watch::Receiver<bool>,
+    (mut is_down, mut cuts): (watch::Receiver<bool>, watch::Receiver<u64>),
 ) {
     let (mut client_reader, mut client_writer) = client.into_split();
     let (mut server_reader, mut server_writer) = server.into_split();
@@ -149,6 +173,10 @@ async fn forward(
         let read = tokio::select! {
             read = server_reader.read(&mut buf) => read,
             _ = is_down.wait_for(|down| *down) => {
+                cut = true;
+                break;
+            }
+            _ = cuts.changed() => {
                 cut = true;
                 break;
             }
@@ -188,7 +216,7 @@ impl fmt::Debug for FaultyProxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FaultyProxy")
             .field("url", &self.url)
-            .field("upstream", &self.upstream)
+            .field("upstream", &*self.upstream.borrow())
             .field("losing_replies", &self.lose.load(Ordering::SeqCst))
             .field(
                 "reply_delay",
