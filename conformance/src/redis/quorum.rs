@@ -443,6 +443,19 @@ where
         let guard = holder.lock().await.unwrap();
         let token = guard.token().as_str().to_owned();
         let victim = round % nodes;
+        // Every node holds it first (a request late at the acquisition, or a node still in
+        // its own restart delay, has it at a renewal), so that a majority is left below.
+        let deadline = Instant::now() + delay + ttl + SLACK;
+        for url in &current {
+            let mut raw = RawRedis::connect(url).await.unwrap();
+            while raw.get(&name).await.unwrap().as_deref() != Some(token.as_str()) {
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}: {url} never held it"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         // The victim restarts without its data: a new, empty server behind its address. It
         // grants nothing for a timeout (the delayed restart rule); then the holder's renewal
         // puts the key back, with the holder's token, while a majority still holds it.
