@@ -23,6 +23,41 @@ use crate::{Capability, Fixture, cases, run_case};
 /// How many cases run at once: most of a case's time is spent waiting for timeouts.
 const PARALLEL: usize = 4;
 
+/// How many topologies (a cluster, a Sentinel set, a quorum, a replicated pair) a test
+/// process runs at once. Each starts several containers and runs [`PARALLEL`] cases: more
+/// at once starved a 2-core CI machine into timeouts and unreachable containers.
+const TOPOLOGIES_AT_ONCE: usize = 2;
+
+/// A turn to run a topology, held for the suite's length (see [`TOPOLOGIES_AT_ONCE`]).
+pub(super) struct TopologySlot;
+
+static RUNNING: (Mutex<usize>, std::sync::Condvar) = (Mutex::new(0), std::sync::Condvar::new());
+
+/// Waits for a turn to run a topology.
+pub(super) fn topology_slot() -> TopologySlot {
+    let (count, freed) = &RUNNING;
+    let mut running = count
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    while *running >= TOPOLOGIES_AT_ONCE {
+        running = freed
+            .wait(running)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+    *running += 1;
+    TopologySlot
+}
+
+impl Drop for TopologySlot {
+    fn drop(&mut self) {
+        let (count, freed) = &RUNNING;
+        *count
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) -= 1;
+        freed.notify_one();
+    }
+}
+
 /// Runs every case of the suite that needs no Redis server of its own on a Redis Cluster of 3
 /// primaries with a replica each, started for the call and stopped after it: each case on a
 /// backend of its own, made by `connect` from the cluster's URL
@@ -57,6 +92,7 @@ where
     F: Fn(String, RedisOptions) -> Fut + Sync,
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>> + 'static,
 {
+    let _slot = topology_slot();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -180,6 +216,7 @@ where
     F: Fn(String, RedisOptions) -> Fut + Sync,
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>> + 'static,
 {
+    let _slot = topology_slot();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -572,6 +609,7 @@ where
     F: Fn(String, RedisOptions) -> Fut,
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
 {
+    let _slot = topology_slot();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

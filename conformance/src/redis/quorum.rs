@@ -13,7 +13,7 @@ use lock_core::{
 };
 use tokio::time::Instant;
 
-use super::cluster::{passes, run_cases, shared_cases};
+use super::cluster::{passes, run_cases, shared_cases, topology_slot};
 use super::options::RedisOptions;
 use crate::Fixture;
 use crate::redis_server::{FaultyProxy, RawRedis, RedisServer};
@@ -72,6 +72,7 @@ where
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>> + 'static,
 {
     assert!(nodes >= 3, "a quorum suite needs at least 3 nodes");
+    let _slot = topology_slot();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
