@@ -671,8 +671,15 @@ impl Quorum {
                 "split vote: no one has a majority; released again"
             );
         }
+        // Nodes that did not answer (or failed) may free up first: counting them as free
+        // soonest keeps this a lower bound, so a waiter never sleeps past the lock's end.
+        let unknown = pending + errors;
+        let need = majority
+            .saturating_sub(granted.len())
+            .saturating_sub(unknown)
+            .max(1);
         Ok(FencedAcquire::Held {
-            remaining: until_free(held, majority.saturating_sub(granted.len())),
+            remaining: until_free(held, need),
         })
     }
 
@@ -1090,8 +1097,11 @@ impl LockBackend for Quorum {
         if open + locked.len() < majority {
             return Err(self.no_majority(&format!("the status of {name}"), &answers));
         }
-        // No majority free: locked, until enough holders' time runs out.
-        Ok(Status::locked(until_free(locked, majority - open)))
+        // No majority free: locked, until enough holders' time runs out. Nodes that did not
+        // answer (or failed) count as freeing up soonest: a lower bound.
+        let unknown = self.nodes.len() - open - locked.len();
+        let need = (majority - open).saturating_sub(unknown).max(1);
+        Ok(Status::locked(until_free(locked, need)))
     }
 
     async fn is_held_by(&self, name: &LockName, token: &Token) -> Result<bool> {
