@@ -602,10 +602,38 @@ async fn container(
         .get_bridge_ip_address()
         .await
         .map_err(|e| e.to_string())?;
+    let address = format!("{ip}:6379");
+    answering(&address).await?;
     Ok(ClusterNode {
-        address: format!("{ip}:6379"),
+        address,
         running: Node::Container(Box::new(container)),
     })
+}
+
+/// How long a new container may stay unreachable from the host after it said it was ready.
+const REACHABLE: Duration = Duration::from_secs(20);
+
+/// Waits until the server at `address` answers `PING` from this host. A container that printed
+/// its ready line can still be unreachable for a moment: CI saw "No route to host" for a new
+/// container at a bridge address that another, just removed, had used (the host's neighbour
+/// entry for it was stale).
+async fn answering(address: &str) -> Result<(), String> {
+    let deadline = Instant::now() + REACHABLE;
+    loop {
+        let attempt = async {
+            let mut raw = RawRedis::connect_to(address).await?;
+            raw.run(&["PING"]).await.map(drop)
+        };
+        match attempt.await {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "{address} did not answer within {REACHABLE:?} of its start: {e}"
+                ));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// A primary with one replica: real servers, for replica acknowledgement. Stopped when
