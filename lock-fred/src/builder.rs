@@ -282,6 +282,7 @@ impl FredBuilder {
         // Not connected yet: the first watch connects it.
         let notify = PubSub::new(
             conn.next(),
+            conn.clients(),
             target.clone(),
             settings.connect_timeout,
             settings.reconnect_attempts,

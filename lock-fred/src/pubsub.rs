@@ -12,6 +12,11 @@
 //! - fred does not subscribe again after reconnecting (only its `SubscriberClient` does, with
 //!   bookkeeping of its own): here `Subscriptions::resubscribe` does, on fred's reconnection
 //!   event, and wakes every waiter.
+//! - fred drops the `sunsubscribe` a Cluster node sends when a slot it served moved away (a
+//!   migration, a failover), so the waiters of a shard channel in that slot would hear nothing
+//!   more, and learn of a hand-off by their heartbeat only: here the command clients' cluster
+//!   changes (fred sees one when a command meets `MOVED`) refresh this connection's view of the
+//!   cluster, subscribe again to every channel, on its slot's node now, and wake every waiter.
 //! - fred's connection task holds the client: the connection is stopped (its task aborted)
 //!   when the subscriptions are dropped, as the backend's own client is, and the listening task
 //!   holds only a weak reference, so that neither keeps the other alive.
@@ -23,13 +28,14 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use fred::error::{Error as FredError, ErrorKind as FredKind};
-use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::interfaces::{ClientLike, ClusterInterface, EventInterface, PubsubInterface};
 use fred::prelude::{Client, ClientState, Options, Server, Value};
-use fred::types::{ClusterHash, Message};
+use fred::types::{ClusterHash, ClusterStateChange, Message};
 use lock_core::notify::{Subscribe, Subscriptions};
 use lock_core::{ErrorKind, Result, async_trait};
 use tokio::sync::Mutex as AsyncMutex;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -59,6 +65,9 @@ pub(crate) struct PubSub {
     home: OnceLock<Weak<Subscriptions<PubSub>>>,
     /// Numbers the `PING`s, so that an answer cannot be taken for another's.
     pings: AtomicU64,
+    /// On a Redis Cluster: the topology changes each command client of the backend sees
+    /// (copied for each listening task).
+    topology: Vec<Receiver<Vec<ClusterStateChange>>>,
 }
 
 /// An open Pub/Sub connection and its listening task; dropping it stops both.
@@ -66,18 +75,25 @@ struct Live {
     client: Client,
     _task: Option<ConnectionTask>,
     listener: JoinHandle<()>,
+    /// The tasks that pass the command clients' topology changes on to the listener.
+    forwarders: Vec<JoinHandle<()>>,
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
         self.listener.abort();
+        for forwarder in &self.forwarders {
+            forwarder.abort();
+        }
     }
 }
 
 impl PubSub {
-    /// The subscriptions of a backend whose client is `client`, not connected yet.
+    /// The subscriptions of a backend whose client is `client`, not connected yet; on a
+    /// Cluster, `commands` are the clients whose topology changes make it subscribe again.
     pub(crate) fn new(
         client: &Client,
+        commands: &[Client],
         target: Arc<str>,
         connect_timeout: Duration,
         reconnect_attempts: usize,
@@ -94,8 +110,18 @@ impl PubSub {
             Some(client.connection_config().clone()),
             Some(policy),
         );
+        let sharded = template.is_clustered();
+        let topology = if sharded {
+            commands
+                .iter()
+                .map(EventInterface::cluster_change_rx)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let subscriptions = Subscriptions::new(PubSub {
-            sharded: template.is_clustered(),
+            topology,
+            sharded,
             template,
             target,
             connect_timeout,
@@ -133,12 +159,24 @@ impl PubSub {
         // nothing was subscribed before it.
         let messages = client.message_rx();
         let reconnections = client.reconnect_rx();
+        let (moved, topology) = mpsc::channel(1);
+        let forwarders = self
+            .topology
+            .iter()
+            .map(|changes| tokio::spawn(forward(changes.resubscribe(), moved.clone())))
+            .collect();
         let home = self.home.get().cloned().unwrap_or_default();
-        let listener = tokio::spawn(listen(home, client.clone(), messages, reconnections));
+        let events = Events {
+            messages,
+            reconnections,
+            topology,
+        };
+        let listener = tokio::spawn(listen(home, client.clone(), events, self.response_timeout));
         *live = Some(Live {
             client: client.clone(),
             _task: task,
             listener,
+            forwarders,
         });
         Ok(client)
     }
@@ -363,15 +401,44 @@ fn resynchronize(client: &Client, within: Duration) {
     });
 }
 
+/// What the listening task hears of.
+struct Events {
+    /// The messages of the subscribed channels.
+    messages: Receiver<Message>,
+    /// The Pub/Sub connection's reconnections.
+    reconnections: Receiver<Server>,
+    /// A command client saw the cluster's topology change (never, off a Cluster).
+    topology: mpsc::Receiver<()>,
+}
+
+/// Passes a command client's topology `changes` on to the listening task, as one notice at a
+/// time at most (one resubscription answers any number of changes).
+async fn forward(mut changes: Receiver<Vec<ClusterStateChange>>, moved: mpsc::Sender<()>) {
+    loop {
+        match changes.recv().await {
+            Ok(_) | Err(RecvError::Lagged(_)) => {
+                let _ = moved.try_send(());
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
 /// Wakes the waiters of each channel a message arrives on, and subscribes again to every channel
-/// after each reconnection, until the subscriptions are gone (or this task is aborted, with the
-/// connection).
+/// after each reconnection and each change of a Cluster's topology (within `response_timeout`
+/// for the new view of the cluster), until the subscriptions are gone (or this task is aborted,
+/// with the connection).
 async fn listen(
     home: Weak<Subscriptions<PubSub>>,
     client: Client,
-    mut messages: Receiver<Message>,
-    mut reconnections: Receiver<Server>,
+    events: Events,
+    response_timeout: Duration,
 ) {
+    let Events {
+        mut messages,
+        mut reconnections,
+        mut topology,
+    } = events;
     let mut retry_at: Option<Instant> = None;
     loop {
         let retry = async {
@@ -398,6 +465,13 @@ async fn listen(
                 Ok(_) | Err(RecvError::Lagged(_)) => true,
                 Err(RecvError::Closed) => return,
             },
+            // A slot may have moved: its node dropped the subscriptions of its shard channels,
+            // which fred does not pass on. SSUBSCRIBE goes where this client thinks the slot is,
+            // so its view of the cluster is refreshed first.
+            Some(()) = topology.recv() => {
+                let _ = tokio::time::timeout(response_timeout, client.sync_cluster()).await;
+                true
+            }
             () = retry => true,
         };
         if resubscribe {

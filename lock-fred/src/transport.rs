@@ -58,6 +58,14 @@ impl Conn {
             Conn::Pool(pool) => pool.next(),
         }
     }
+
+    /// Every client requests go to.
+    pub(crate) fn clients(&self) -> &[Client] {
+        match self {
+            Conn::Client(client) => std::slice::from_ref(client),
+            Conn::Pool(pool) => pool.clients(),
+        }
+    }
 }
 
 impl FredTransport {

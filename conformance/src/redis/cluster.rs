@@ -556,7 +556,8 @@ async fn a_failover_keeps_the_lock_and_serves_the_waiter<F, Fut>(
 }
 
 /// The lock's hash slot moves to another primary (keys migrated, `ASK` and `TRYAGAIN` on the
-/// way) while a lock is held and a waiter waits: as after a failover.
+/// way) while a lock is held and a waiter waits: as after a failover, and the waiter, whose
+/// shard channel the old node dropped, subscribes again on the new one before the release.
 async fn a_slot_migration_keeps_the_lock_and_serves_the_waiter<F, Fut>(
     cluster: &RedisCluster,
     connect: &F,
@@ -578,6 +579,22 @@ async fn a_slot_migration_keeps_the_lock_and_serves_the_waiter<F, Fut>(
             .address;
         cluster.move_slot(&name, &target).await.unwrap();
         assert_eq!(cluster.primary_of(&name).await.unwrap(), target);
+        // The old node dropped the waiter's shard channel with the slot: the waiter subscribes
+        // again, on the new node, before any release (within its first heartbeat, whose
+        // `MOVED` tells its client of the move).
+        let mut raw = cluster.node(&target).raw().await.unwrap();
+        let moved = Instant::now();
+        while channels(&mut raw, "SHARDCHANNELS", &name).await.is_empty() {
+            assert!(
+                moved.elapsed() < AFTER_CHANGE,
+                "the waiter did not subscribe again on the slot's new node {target}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        say(&format!(
+            "  the waiter subscribed again on the new node {:?} after the move",
+            moved.elapsed()
+        ));
         still_held_then_handed_over(cluster, &name, guard, waiting).await;
     }
 }
