@@ -32,9 +32,17 @@
 //! ```sh
 //! BENCH_REDLOCK=1 cargo bench --bench contention --features redis-rs,fred
 //! ```
+//!
+//! With `BENCH_OUT` set, the Redlock figures also go to `$BENCH_OUT/redlock.tsv` for
+//! `scripts/bench-report`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+// The task counts of this bench are fixed: `counts_from_env` goes unused here.
+#[allow(dead_code)]
+#[path = "common/results.rs"]
+mod results;
 
 use conformance::redis_server::{CommandCounter, RedisServer};
 use process_lock::redis_rs::RedisRsBackend;
@@ -148,6 +156,31 @@ struct Summary {
     wait_max: Duration,
     min_per_task: usize,
     max_per_task: usize,
+}
+
+/// Writes `turns`' hand-over and wait times (µs) and figures to `out`, as `variant` with
+/// `tasks` tasks (the records `benches/processes.rs` writes for processes).
+fn record(out: &results::Results, variant: &str, tasks: usize, turns: &[Turn], length: Duration) {
+    let mut handovers = Vec::new();
+    let mut same = 0usize;
+    for pair in turns.windows(2) {
+        if pair[1].task == pair[0].task {
+            same += 1;
+        } else {
+            handovers.push(pair[1].got.saturating_duration_since(pair[0].released));
+        }
+    }
+    let waits: Vec<Duration> = turns.iter().map(|t| t.got - t.asked).collect();
+    let tasks = tasks.to_string();
+    for (what, values) in [("handover", &handovers), ("wait", &waits)] {
+        let values: Vec<String> = values.iter().map(|d| d.as_micros().to_string()).collect();
+        out.record(&["samples", what, variant, &tasks, &values.join(" ")]);
+    }
+    let per_second = turns.len() as f64 / length.as_secs_f64();
+    let same = same as f64 / turns.len().saturating_sub(1).max(1) as f64;
+    for (what, value) in [("per_second", per_second), ("same_process", same)] {
+        out.record(&["value", what, variant, &tasks, &format!("{value:.4}")]);
+    }
 }
 
 fn summarise(name: &'static str, turns: &[Turn], length: Duration) -> Summary {
@@ -396,12 +429,25 @@ mod redlock {
     }
 
     pub(super) async fn run(length: Duration) {
+        let out = results::Results::new("redlock");
         let mut servers = Vec::new();
         for _ in 0..3 {
             servers.push(RedisServer::start_own().await.expect("a Redis server"));
         }
         let urls: Vec<String> = servers.iter().map(|s| s.url().to_owned()).collect();
         eprintln!("Redlock bench on {}", servers[0].origin());
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(
+                &mut redis::Client::open(urls[0].as_str())
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        out.redis_version(&info);
         let slice = length / 2;
         let single = ProcessLock::new(backend(&urls[0]).await, "bench:redlock:one", TTL).unwrap();
         let rs = ProcessLock::new(quorum(&urls, false).await, "bench:redlock:rs", TTL).unwrap();
@@ -433,20 +479,17 @@ mod redlock {
         let peer = rates[rates.len() - 1];
         for ((name, _), rate) in variants.iter().zip(&rates) {
             println!("| {name} | {rate:.0} | {:.2}x |", rate / peer);
+            out.record(&["rate", "uncontended", name, "1", &format!("{rate:.1}")]);
         }
 
-        let rows = [
-            summarise(
-                "process-lock Quorum of 3, a client per task",
-                &super::run(ours_per_task(&urls, "bench:redlock:a", TASKS).await, length).await,
-                length,
-            ),
-            summarise(
-                "rslock Redlock, a manager per task",
-                &super::run(rslock_per_task(&urls, "bench:redlock:b", TASKS), length).await,
-                length,
-            ),
-        ];
+        let ours = "process-lock Quorum of 3, a client per task";
+        let turns = super::run(ours_per_task(&urls, "bench:redlock:a", TASKS).await, length).await;
+        record(&out, ours, TASKS, &turns, length);
+        let first = summarise(ours, &turns, length);
+        let peer = "rslock Redlock, a manager per task";
+        let turns = super::run(rslock_per_task(&urls, "bench:redlock:b", TASKS), length).await;
+        record(&out, peer, TASKS, &turns, length);
+        let rows = [first, summarise(peer, &turns, length)];
         println!(
             "\n{TASKS} tasks, one lock on a quorum of 3, hold {HOLD:?}, {length:?} per variant \
              (times in ms)\n"

@@ -97,10 +97,16 @@ fn command_line() -> String {
             )
         })
         .unwrap_or_default();
-    let env: Vec<String> = ["BENCH_SECONDS", "BENCH_TASKS", "BENCH_PROCESSES"]
-        .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
-        .collect();
+    let env: Vec<String> = [
+        "BENCH_SECONDS",
+        "BENCH_TASKS",
+        "BENCH_PROCESSES",
+        "BENCH_CLUSTER",
+        "BENCH_REDLOCK",
+    ]
+    .iter()
+    .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
+    .collect();
     let mut line = env.join(" ");
     if !line.is_empty() {
         line.push(' ');

@@ -36,8 +36,8 @@ pub(crate) struct Data {
 }
 
 impl Data {
-    /// Reads every `*.tsv` in `dir`.
-    pub(crate) fn read(dir: &Path) -> Result<Self> {
+    /// Reads every `*.tsv` in `dir` whose bench (the file's stem) `wanted` accepts.
+    pub(crate) fn read(dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<Self> {
         let mut data = Data::default();
         let entries = std::fs::read_dir(dir)
             .map_err(|e| format!("{}: {e} (run scripts/bench-report first)", dir.display()))?;
@@ -49,6 +49,9 @@ impl Data {
             let Some(bench) = path.file_stem().and_then(|s| s.to_str()) else {
                 continue;
             };
+            if !wanted(bench) {
+                continue;
+            }
             let text = std::fs::read_to_string(&path)?;
             data.add(bench, &text)
                 .map_err(|e| format!("{}: {e}", path.display()))?;

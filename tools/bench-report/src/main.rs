@@ -26,8 +26,13 @@ fn main() {
     }
 }
 
+/// The bench whose figures have a section of their own, read apart from the others (its
+/// variants are not those of the processes' plots).
+const REDLOCK: &str = "redlock";
+
 fn run(results: &Path, docs: &Path) -> Result<()> {
-    let data = Data::read(results)?;
+    let data = Data::read(results, |bench| bench != REDLOCK)?;
+    let redlock = Data::read(results, |bench| bench == REDLOCK).ok();
     let plots = docs.join("benchmarks");
     std::fs::create_dir_all(&plots)?;
     let machine = machine();
@@ -47,6 +52,11 @@ fn run(results: &Path, docs: &Path) -> Result<()> {
     }
     if let Some(processes) = data.figures("processes") {
         contended(&data, processes, &plots, &machine, &date, &mut md)?;
+    }
+    if let Some(redlock) = &redlock
+        && let Some(figures) = redlock.figures(REDLOCK)
+    {
+        quorum(redlock, figures, &plots, &machine, &date, &mut md)?;
     }
     let path = docs.join("benchmarks.md");
     std::fs::write(&path, md)?;
@@ -81,9 +91,18 @@ fn uncontended(
          `Lock` guard's (a lock with a fencing token). Command: `{}`.\n",
         redis.meta("command").unwrap_or("?")
     )?;
+    if data.clients().iter().any(|c| c.ends_with("cluster")) {
+        writeln!(
+            md,
+            "The `cluster` rows are the same cycles on a Redis Cluster of 3 primaries (each \
+             script on the node of its lock's slot, releases with `SPUBLISH`), against the raw \
+             cluster client. Its nodes are reached straight on Docker's bridge network, the \
+             single server through Docker's port proxy: compare the ratios, not the rates.\n"
+        )?;
+    }
     let foot = footer(redis, machine, date);
     for client in data.clients() {
-        let file = format!("uncontended-{client}.svg");
+        let file = format!("uncontended-{}.svg", client.replace(' ', "-"));
         plot::rates(&plots.join(&file), data, &client, &foot)?;
         writeln!(
             md,
@@ -201,6 +220,78 @@ fn contended(
     Ok(())
 }
 
+/// The Redlock section: a quorum of 3 servers, ours against rslock's Redlock.
+fn quorum(
+    data: &Data,
+    figures: &Figures,
+    plots: &Path,
+    machine: &str,
+    date: &str,
+    md: &mut String,
+) -> Result<()> {
+    writeln!(md, "## Redlock: a quorum of 3 servers\n")?;
+    writeln!(
+        md,
+        "Our `Quorum` of 3 backends against rslock's Redlock on the same 3 servers \
+         (`benches/contention.rs`, `BENCH_REDLOCK=1`). Uncontended: one task, lock and release \
+         on one name, in alternating slices. Command: `{}`.\n",
+        figures.meta("command").unwrap_or("?")
+    )?;
+    let peer = data
+        .variants_of("uncontended")
+        .into_iter()
+        .find(|v| v.starts_with("rslock"))
+        .and_then(|v| data.rate("uncontended", &v, 1));
+    writeln!(md, "| variant | cycles/s | vs rslock |")?;
+    writeln!(md, "|---|---:|---:|")?;
+    for variant in data.variants_of("uncontended") {
+        let Some(rate) = data.rate("uncontended", &variant, 1) else {
+            continue;
+        };
+        let versus = peer.map_or("–".to_owned(), |p| format!("{:.2}×", rate / p));
+        writeln!(md, "| {variant} | {rate:.0} | {versus} |")?;
+    }
+    let foot = footer(figures, machine, date);
+    for tasks in data.process_counts() {
+        writeln!(
+            md,
+            "\nContended: {tasks} tasks take turns on one lock, each with its own 3 \
+             connections (as processes would be), holding it about 1 ms.\n"
+        )?;
+        for (what, title) in [("handover", "Hand-over"), ("wait", "Wait")] {
+            let file = format!("redlock-{what}-cdf-{tasks}-tasks.svg");
+            plot::cdf(&plots.join(&file), data, what, tasks, &foot)?;
+            writeln!(
+                md,
+                "![Redlock {title} CDF, {tasks} tasks](benchmarks/{file})\n"
+            )?;
+        }
+        writeln!(
+            md,
+            "| variant | acquisitions/s | same task again | hand-over p50 / p99 | wait p50 / p99 / max |"
+        )?;
+        writeln!(md, "|---|---:|---:|---:|---:|")?;
+        for variant in data.variants_with_samples(tasks) {
+            let value = |what: &str| data.value(what, &variant, tasks);
+            let handover = data.samples("handover", &variant, tasks);
+            let wait = data.samples("wait", &variant, tasks);
+            writeln!(
+                md,
+                "| {variant} | {} | {} | {} / {} ms | {} / {} / {} ms |",
+                value("per_second").map_or("–".into(), |v| format!("{v:.0}")),
+                value("same_process").map_or("–".into(), |v| format!("{:.1}%", v * 100.0)),
+                ms(data::percentile(handover, 0.50)),
+                ms(data::percentile(handover, 0.99)),
+                ms(data::percentile(wait, 0.50)),
+                ms(data::percentile(wait, 0.99)),
+                ms(data::percentile(wait, 1.0)),
+            )?;
+        }
+    }
+    writeln!(md)?;
+    Ok(())
+}
+
 /// The wait a waiter among `processes` should see at most (µs): `processes - 1` turns of hold
 /// and hand-over ahead of it, plus 5 ms.
 fn wait_target(processes: usize, hold_us: Option<f64>, handover_us: Option<u64>) -> Option<f64> {
@@ -280,13 +371,36 @@ mod tests {
             }
         }
         std::fs::write(results.join("processes.tsv"), processes).unwrap();
+        let mut redlock = String::from("meta\tcommand\tBENCH_REDLOCK=1 cargo bench\n");
+        redlock += "meta\tredis\t7.0.15\n";
+        redlock += "rate\tuncontended\tQuorum of 3\t1\t1500\n";
+        redlock += "rate\tuncontended\trslock Redlock\t1\t1000\n";
+        redlock += "samples\twait\tQuorum of 3\t8\t1000 2000\n";
+        redlock += "samples\thandover\tQuorum of 3\t8\t300 400\n";
+        redlock += "value\tper_second\tQuorum of 3\t8\t150\n";
+        std::fs::write(results.join("redlock.tsv"), redlock).unwrap();
+        std::fs::write(
+            results.join("cluster.tsv"),
+            "rate\tfred cluster\tProcessLock\t1\t90\nrate\tfred cluster\traw scripts\t1\t100\n",
+        )
+        .unwrap();
 
         run(&results, &docs).unwrap();
         let page = std::fs::read_to_string(docs.join("benchmarks.md")).unwrap();
         assert!(page.contains("| fred | 64 | 0.95 |"), "{page}");
         assert!(page.contains("![Hand-over CDF, 8 processes]"), "{page}");
+        assert!(page.contains("| fred cluster | 1 | 0.90 |"), "{page}");
+        assert!(page.contains("| Quorum of 3 | 1500 | 1.50× |"), "{page}");
+        assert!(
+            page.contains("| Quorum of 3 | 150 | – | 0.40 / 0.40 ms |"),
+            "{page}"
+        );
+        // The Redlock variants are not in the processes' plots.
+        assert!(!page.contains("| Quorum of 3 | 8 |"), "{page}");
         for plot in [
             "uncontended-fred.svg",
+            "uncontended-fred-cluster.svg",
+            "redlock-wait-cdf-8-tasks.svg",
             "handover-cdf-2-processes.svg",
             "wait-cdf-8-processes.svg",
             "commands-per-acquisition.svg",
