@@ -39,8 +39,9 @@ pub enum ErrorKind {
     /// The backend's configuration is wrong: a malformed URL, a missing `REDIS_URL`, an unknown
     /// scheme. Nothing was sent to the store.
     Config,
-    /// The store could not be reached, or the connection broke mid-request. The operation may or
-    /// may not have been applied.
+    /// The store could not be reached, or the connection broke mid-request, or the store said it
+    /// cannot serve the request now (for Redis: `TRYAGAIN` in a slot migration, `CLUSTERDOWN`,
+    /// `LOADING`, `MASTERDOWN`). The operation may or may not have been applied; it is retried.
     Connection,
     /// The store did not answer within the configured time. The operation may or may not have
     /// been applied.

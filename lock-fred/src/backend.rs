@@ -21,8 +21,10 @@ lock_core::redis::backend_api! {
     /// that meets a broken connection is sent again once the client has reconnected, within the
     /// response timeout: every script is idempotent for one token (acquiring again what the token
     /// holds only resets its expiry; a release that already landed answers [`Release::Missing`]),
-    /// so a lock is never taken twice behind the caller's back. (fred itself would replay requests
-    /// on its own terms; this backend sends every command with `max_attempts = 1` and decides.)
+    /// so a lock is never taken twice behind the caller's back. fred may write a command again
+    /// itself, after a cluster redirection (`MOVED`, `ASK`) or a broken connection, but only
+    /// before the command's timeout, which ends just before the response timeout: never once
+    /// the caller has had its answer or its error.
     ///
     /// Every operation is one round trip and atomic: acquire (fenced or not), renew, release, force
     /// release and status are the scripts of [`lock_core::redis`] (by `EVALSHA`, loaded again

@@ -49,7 +49,8 @@ impl FredBackend {
 
     /// A builder on a `fred` [`Client`] the application already has, connected or not (it is
     /// connected if needed). Its own reconnection policy and timeouts apply, besides the
-    /// builder's response timeout; its commands are sent once, never replayed.
+    /// builder's response timeout; its commands are never written once their caller has had its
+    /// answer or its error.
     ///
     /// Waiters are woken over a Pub/Sub connection of the backend's own, made on the first
     /// watch from a copy of the client's configuration (server or topology, TLS, credentials,

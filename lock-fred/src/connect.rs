@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use fred::error::Error as FredError;
 use fred::prelude::{Client, ClientLike, ClientState, Config, ReconnectPolicy, ServerConfig};
 use fred::types::ConnectHandle;
 use lock_core::Result;
+use tokio::sync::oneshot;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
 use crate::error::from_fred;
@@ -25,19 +28,119 @@ pub(crate) fn default_reconnect_policy() -> ReconnectPolicy {
 /// holds the client, so without that a client this backend made would keep its connection (and,
 /// with a reconnection policy, its retries) alive forever once unreachable, after the last
 /// clone of the backend is dropped or when connecting is cancelled.
-pub(crate) struct ConnectionTask(Option<ConnectHandle>);
+///
+/// It is also started again when it ends on an error (see [`supervise`]): fred ends it for
+/// good on some errors, after which the client answers nothing but timeouts.
+pub(crate) struct ConnectionTask {
+    /// The supervisor, which owns fred's task (and aborts it when aborted).
+    supervisor: Option<JoinHandle<()>>,
+    /// Tells the supervisor to stop watching and leave fred's task running.
+    detach: Option<oneshot::Sender<()>>,
+    /// fred's task now, aborted at once when this is dropped: the supervisor, aborted too,
+    /// may not run again before the test (or the application) counts connections.
+    current: Arc<Mutex<Option<AbortHandle>>>,
+}
 
 impl ConnectionTask {
-    /// Lets the task run on, for an application's client.
+    /// Supervises fred's `task`, which drives `client`'s connection.
+    fn new(client: &Client, task: ConnectHandle) -> Self {
+        let (detach, detached) = oneshot::channel();
+        let current = Arc::new(Mutex::new(Some(task.abort_handle())));
+        let supervisor = supervise(client.clone(), task, detached, current.clone());
+        ConnectionTask {
+            supervisor: Some(tokio::spawn(supervisor)),
+            detach: Some(detach),
+            current,
+        }
+    }
+
+    /// Lets fred's task run on, unsupervised, for an application's client.
     pub(crate) fn detach(mut self) {
-        self.0 = None;
+        self.supervisor = None;
+        lock(&self.current).take();
+        if let Some(detach) = self.detach.take() {
+            let _ = detach.send(());
+        }
     }
 }
 
 impl Drop for ConnectionTask {
     fn drop(&mut self) {
+        if let Some(supervisor) = &self.supervisor {
+            supervisor.abort();
+        }
+        if let Some(task) = lock(&self.current).take() {
+            task.abort();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How long after fred's task ended on an error to start it again.
+const RESTART_AFTER: Duration = Duration::from_millis(100);
+
+/// fred's connection task, aborted when dropped unless taken out.
+struct Driven(Option<ConnectHandle>);
+
+impl Drop for Driven {
+    fn drop(&mut self) {
         if let Some(task) = &self.0 {
             task.abort();
+        }
+    }
+}
+
+/// Watches fred's `task` driving `client`'s connection, and starts it again (after
+/// [`RESTART_AFTER`]) whenever it ends on an error, until `detached` (the task is then left
+/// running) or aborted (the task is then aborted too). A task that ends without an error (the
+/// client quit) is not started again.
+///
+/// fred ends its task on errors its router treats as fatal, and then nothing answers requests
+/// but timeouts: fred 10.1 follows an `ASK` (a slot in migration on a Redis Cluster) by sending
+/// `ASKING` to the new node and the command again to the old one, which answers `ASK` again,
+/// until the command's write attempts run out, and "Max attempts reached." in the `ASKING` step
+/// ends the task. Started again, the client reconnects and its requests are served (those of
+/// the migrating slot fail, and are sent again, until the migration ends with `MOVED`).
+async fn supervise(
+    client: Client,
+    task: ConnectHandle,
+    mut detached: oneshot::Receiver<()>,
+    current: Arc<Mutex<Option<AbortHandle>>>,
+) {
+    let mut driven = Driven(Some(task));
+    loop {
+        let Some(task) = driven.0.as_mut() else {
+            return;
+        };
+        tokio::select! {
+            ended = task => {
+                driven.0 = None;
+                match ended {
+                    Ok(Err(e)) => {
+                        tracing::warn!(
+                            client = %client.id(),
+                            error = %e,
+                            "fred ended its connection task on an error; starting it again"
+                        );
+                        tokio::time::sleep(RESTART_AFTER).await;
+                        let task = client.connect();
+                        *lock(&current) = Some(task.abort_handle());
+                        driven.0 = Some(task);
+                    }
+                    // The client quit, or the task was aborted or panicked.
+                    Ok(Ok(())) | Err(_) => return,
+                }
+            }
+            _ = &mut detached => {
+                // Left running: the application's client is its own.
+                driven.0 = None;
+                return;
+            }
         }
     }
 }
@@ -125,7 +228,7 @@ impl Starter<'_> {
             return result.map(|()| None).map_err(Failed::Error);
         }
         // Failed (the task has ended), late or cancelled: dropping it stops it.
-        let task = ConnectionTask(Some(client.connect()));
+        let task = ConnectionTask::new(client, client.connect());
         wait(tokio::time::timeout_at(self.deadline, outcome).await)?;
         Ok(Some(task))
     }

@@ -121,6 +121,24 @@ mod tests {
                 ErrorKind::UnexpectedReply,
             ),
             (
+                FredError::new(
+                    FredKind::Unknown,
+                    "TRYAGAIN Multiple keys request during rehashing of slot",
+                ),
+                ErrorKind::Connection,
+            ),
+            (
+                FredError::new(FredKind::Cluster, "CLUSTERDOWN Hash slot not served"),
+                ErrorKind::Connection,
+            ),
+            (
+                FredError::new(
+                    FredKind::Unknown,
+                    "LOADING Redis is loading the dataset in memory",
+                ),
+                ErrorKind::Connection,
+            ),
+            (
                 FredError::new(FredKind::Unknown, "ERR something else"),
                 ErrorKind::Backend,
             ),

@@ -12,9 +12,21 @@ use tokio::time::Instant;
 
 use crate::error::from_fred;
 
-/// The options of each command of an operation that must end by `deadline`: sent once, and
-/// timed out by fred itself just before the deadline, so that a command still waiting to be
-/// written (during a reconnection) is dropped instead of being sent late.
+/// The options of each command of an operation that must end by `deadline`: timed out by fred
+/// itself just before the deadline, so that a command still waiting to be written (during a
+/// reconnection) is dropped instead of being sent late, and written at most
+/// [`WRITE_ATTEMPTS`] times.
+/// How many times fred may write one command: once, and again after a cluster redirection
+/// (`MOVED`, then perhaps `ASK`), or after a broken connection while the caller still waits.
+///
+/// fred counts a redirection's write as an attempt, and follows an `ASK` only with an attempt
+/// left: with none, its `ASKING` step fails ("Max attempts reached."), which ends its
+/// connection task for good, and every request afterwards times out. That is what one attempt
+/// did to a waiter whose lock's slot was migrating. A write again is never late: fred does not
+/// write a command whose timeout (just before the caller's deadline) has passed, so it runs only
+/// while its caller still waits, as the protocol's own resend does (every script may run twice).
+pub(crate) const WRITE_ATTEMPTS: u32 = 3;
+
 pub(crate) fn options(deadline: Instant) -> Options {
     let left = deadline
         .saturating_duration_since(Instant::now())
@@ -22,7 +34,7 @@ pub(crate) fn options(deadline: Instant) -> Options {
         // fred reads a zero timeout as "none".
         .max(Duration::from_millis(1));
     Options {
-        max_attempts: Some(1),
+        max_attempts: Some(WRITE_ATTEMPTS),
         timeout: Some(left),
         ..Options::default()
     }

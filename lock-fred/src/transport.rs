@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use fred::error::Error as FredError;
-use fred::prelude::{Client, ClientLike, LuaInterface, Pool, Value};
-use fred::types::{ClusterHash, CustomCommand, Key};
+use fred::prelude::{Client, ClientLike, LuaInterface, Options, Pool, Value};
+use fred::types::{ClusterHash, CustomCommand};
 use lock_core::notify::Subscriptions;
 use lock_core::redis::{Deadline, RedisTransport, ReplicaAck, Reply, ScriptCall};
 use lock_core::{Result, Watch, async_trait};
@@ -165,17 +165,46 @@ async fn evalsha_or_load(
 }
 
 /// One `EVALSHA` of the call's script.
+/// `EVALSHA` of `call`, with the options of a command due by `deadline`, on the node of the
+/// slot of its first key.
+///
+/// A custom command, not fred's `evalsha`: fred's scripting interface is not one its
+/// `WithOptions` client carries, so `with_options(..).evalsha(..)` reaches the plain client
+/// through `Deref`, and the options (the deadline, the write attempts) were silently dropped.
 async fn evalsha(
     client: &Client,
     deadline: Instant,
     call: &ScriptCall,
 ) -> std::result::Result<Value, FredError> {
-    let keys: Vec<Key> = call.keys.iter().map(Key::from).collect();
-    let args = call.args.clone();
     client
-        .with_options(&options(deadline))
-        .evalsha(call.script.sha1(), keys, args)
+        .with_options(&script_options(deadline, call))
+        .custom(evalsha_command(), evalsha_args(call)?)
         .await
+}
+
+/// The options of a script command due by `deadline`: routed, on a cluster, by the slot of
+/// its first key (fred would hash its first argument, the script's SHA-1).
+fn script_options(deadline: Instant, call: &ScriptCall) -> Options {
+    let mut options = options(deadline);
+    if let Some(key) = call.keys.first() {
+        let slot = lock_core::redis::keys::hash_slot(key);
+        options.cluster_hash = Some(ClusterHash::Custom(slot));
+    }
+    options
+}
+
+fn evalsha_command() -> CustomCommand {
+    CustomCommand::new_static("EVALSHA", ClusterHash::FirstKey, false)
+}
+
+/// `sha numkeys keys... args...`.
+fn evalsha_args(call: &ScriptCall) -> std::result::Result<Vec<Value>, FredError> {
+    let mut args: Vec<Value> = Vec::with_capacity(2 + call.keys.len() + call.args.len());
+    args.push(call.script.sha1().into());
+    args.push(call.keys.len().try_into()?);
+    args.extend(call.keys.iter().map(|k| Value::from(k.as_str())));
+    args.extend(call.args.iter().map(|a| Value::from(a.as_str())));
+    Ok(args)
 }
 
 /// The script then `WAIT`, pipelined on one client (on a cluster, to the primary of the call's
@@ -188,18 +217,12 @@ async fn replicated(
     ack: ReplicaAck,
 ) -> std::result::Result<(Value, i64), FredError> {
     let send = || async {
-        let mut options = options(deadline);
-        if let Some(key) = call.keys.first() {
-            let slot = lock_core::redis::keys::hash_slot(key);
-            options.cluster_hash = Some(ClusterHash::Custom(slot));
-        }
-        let pipeline = client.pipeline().with_options(&options);
-        let mut evalsha: Vec<Value> = vec![call.script.sha1().into(), call.keys.len().try_into()?];
-        evalsha.extend(call.keys.iter().map(|k| Value::from(k.as_str())));
-        evalsha.extend(call.args.iter().map(|a| Value::from(a.as_str())));
+        let pipeline = client
+            .pipeline()
+            .with_options(&script_options(deadline, call));
         let command = |name| CustomCommand::new_static(name, ClusterHash::FirstKey, false);
         pipeline
-            .custom::<(), _>(command("EVALSHA"), evalsha)
+            .custom::<(), _>(evalsha_command(), evalsha_args(call)?)
             .await?;
         let timeout = i64::try_from(ack.timeout().as_millis()).unwrap_or(i64::MAX);
         let wait = vec![Value::from(i64::from(ack.replicas())), Value::from(timeout)];

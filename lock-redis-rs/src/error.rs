@@ -58,6 +58,14 @@ mod tests {
                 ErrorKind::Config,
             ),
             ("-NOAUTH Authentication required.\r\n", ErrorKind::Config),
+            (
+                "-TRYAGAIN Multiple keys request during rehashing of slot\r\n",
+                ErrorKind::Connection,
+            ),
+            (
+                "-CLUSTERDOWN Hash slot not served\r\n",
+                ErrorKind::Connection,
+            ),
             ("-ERR something else\r\n", ErrorKind::Backend),
         ];
         for (reply, kind) in cases {

@@ -218,12 +218,15 @@ impl RedisCluster {
     /// Moves the hash slot of `key`, with every key in it, from the primary that serves it to
     /// the primary at `to`, as `redis-cli --cluster reshard` does: `IMPORTING` on the target,
     /// `MIGRATING` on the source, `MIGRATE` of the keys in batches, then the slot assigned to
-    /// the target on every primary. Clients meanwhile get `ASK` and `TRYAGAIN`.
+    /// the target on every primary. Clients meanwhile get `ASK` and `TRYAGAIN`, for `pause`
+    /// before the keys move and `pause` after (a migration of many keys takes that long): a
+    /// client that sends a command of several keys of the slot in that time gets `TRYAGAIN`
+    /// while some of them are on one node and the others on the other or nowhere.
     ///
     /// # Errors
     ///
     /// When a step fails.
-    pub async fn move_slot(&self, key: &str, to: &str) -> Result<(), String> {
+    pub async fn move_slot(&self, key: &str, to: &str, pause: Duration) -> Result<(), String> {
         let from = self.primary_of(key).await?;
         let topology = self.topology().await?;
         let id_of = |address: &str| {
@@ -246,6 +249,7 @@ impl RedisCluster {
         let (host, port) = to
             .rsplit_once(':')
             .ok_or_else(|| format!("no port in {to}"))?;
+        tokio::time::sleep(pause).await;
         loop {
             let keys = source
                 .run(&["CLUSTER", "GETKEYSINSLOT", &slot, "100"])
@@ -261,6 +265,7 @@ impl RedisCluster {
             migrate.extend(keys);
             source.run(&migrate).await?;
         }
+        tokio::time::sleep(pause).await;
         for node in &topology {
             if node.primary_id.is_none() {
                 let mut raw = self.node(&node.address).raw().await?;

@@ -18,6 +18,7 @@ use crate::error::{Error, ErrorKind};
 /// use lock_core::redis::server_error_kind;
 ///
 /// assert_eq!(server_error_kind("NOPERM"), Some(ErrorKind::PermissionDenied));
+/// assert_eq!(server_error_kind("TRYAGAIN"), Some(ErrorKind::Connection));
 /// assert_eq!(server_error_kind("ERR"), None);
 /// ```
 pub fn server_error_kind(code: &str) -> Option<ErrorKind> {
@@ -27,6 +28,13 @@ pub fn server_error_kind(code: &str) -> Option<ErrorKind> {
         "NOPERM" => Some(ErrorKind::PermissionDenied),
         // Credentials refused (or missing): a configuration error, not something to retry.
         "WRONGPASS" | "NOAUTH" => Some(ErrorKind::Config),
+        // The node cannot serve the command now, and did not run it: the keys of a script are
+        // split between two nodes in a slot migration (`TRYAGAIN`), the cluster has slots
+        // without a node (`CLUSTERDOWN`), the server is loading its data (`LOADING`) or is a
+        // replica cut off from its primary (`MASTERDOWN`). Sent again (it is a Connection
+        // error, which is retried) it runs once the node can serve it. fred passes these
+        // replies on; redis-rs's cluster client retries some of them itself.
+        "TRYAGAIN" | "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" => Some(ErrorKind::Connection),
         _ => None,
     }
 }
