@@ -161,15 +161,7 @@ struct Summary {
 /// Writes `turns`' hand-over and wait times (µs) and figures to `out`, as `variant` with
 /// `tasks` tasks (the records `benches/processes.rs` writes for processes).
 fn record(out: &results::Results, variant: &str, tasks: usize, turns: &[Turn], length: Duration) {
-    let mut handovers = Vec::new();
-    let mut same = 0usize;
-    for pair in turns.windows(2) {
-        if pair[1].task == pair[0].task {
-            same += 1;
-        } else {
-            handovers.push(pair[1].got.saturating_duration_since(pair[0].released));
-        }
-    }
+    let (handovers, same) = handovers(turns);
     let waits: Vec<Duration> = turns.iter().map(|t| t.got - t.asked).collect();
     let tasks = tasks.to_string();
     for (what, values) in [("handover", &handovers), ("wait", &waits)] {
@@ -183,7 +175,9 @@ fn record(out: &results::Results, variant: &str, tasks: usize, turns: &[Turn], l
     }
 }
 
-fn summarise(name: &'static str, turns: &[Turn], length: Duration) -> Summary {
+/// The hand-overs of `turns` (from a release to the next acquisition by another task), and
+/// how many times a task took the lock again right after its own release.
+fn handovers(turns: &[Turn]) -> (Vec<Duration>, usize) {
     let mut handovers = Vec::new();
     let mut same = 0usize;
     for pair in turns.windows(2) {
@@ -193,6 +187,11 @@ fn summarise(name: &'static str, turns: &[Turn], length: Duration) -> Summary {
             handovers.push(pair[1].got.saturating_duration_since(pair[0].released));
         }
     }
+    (handovers, same)
+}
+
+fn summarise(name: &'static str, turns: &[Turn], length: Duration) -> Summary {
+    let (mut handovers, same) = handovers(turns);
     handovers.sort();
     let mut waits: Vec<Duration> = turns.iter().map(|t| t.got - t.asked).collect();
     waits.sort();

@@ -33,10 +33,13 @@ const REDLOCK: &str = "redlock";
 fn run(results: &Path, docs: &Path) -> Result<()> {
     let data = Data::read(results, |bench| bench != REDLOCK)?;
     let redlock = Data::read(results, |bench| bench == REDLOCK).ok();
-    let plots = docs.join("benchmarks");
-    std::fs::create_dir_all(&plots)?;
-    let machine = machine();
-    let date = today();
+    let page = Page {
+        plots: docs.join("benchmarks"),
+        machine: machine(),
+        date: today(),
+    };
+    std::fs::create_dir_all(&page.plots)?;
+    let (machine, date) = (&page.machine, &page.date);
     let mut md = String::new();
     writeln!(md, "# Benchmarks\n")?;
     writeln!(
@@ -48,15 +51,15 @@ fn run(results: &Path, docs: &Path) -> Result<()> {
     )?;
 
     if let Some(redis) = data.figures("redis") {
-        uncontended(&data, redis, &plots, &machine, &date, &mut md)?;
+        uncontended(&data, redis, &page, &mut md)?;
     }
     if let Some(processes) = data.figures("processes") {
-        contended(&data, processes, &plots, &machine, &date, &mut md)?;
+        contended(&data, processes, &page, &mut md)?;
     }
     if let Some(redlock) = &redlock
         && let Some(figures) = redlock.figures(REDLOCK)
     {
-        quorum(redlock, figures, &plots, &machine, &date, &mut md)?;
+        quorum(redlock, figures, &page, &mut md)?;
     }
     let path = docs.join("benchmarks.md");
     std::fs::write(&path, md)?;
@@ -64,24 +67,33 @@ fn run(results: &Path, docs: &Path) -> Result<()> {
     Ok(())
 }
 
-/// What a plot's footer says of where it was measured.
-fn footer(figures: &Figures, machine: &str, date: &str) -> String {
-    format!(
-        "{machine} · Redis {} · {date} · {}",
-        figures.meta("redis").unwrap_or("?"),
-        figures.meta("command").unwrap_or("?"),
-    )
+/// Where the page's plots go, and what their footers say of where they were measured.
+struct Page {
+    plots: std::path::PathBuf,
+    machine: String,
+    date: String,
+}
+
+impl Page {
+    /// The path of the plot `file`.
+    fn plot(&self, file: &str) -> std::path::PathBuf {
+        self.plots.join(file)
+    }
+
+    /// The footer of a plot of `figures`: the machine, the Redis version, the date, the command.
+    fn footer(&self, figures: &Figures) -> String {
+        format!(
+            "{} · Redis {} · {} · {}",
+            self.machine,
+            figures.meta("redis").unwrap_or("?"),
+            self.date,
+            figures.meta("command").unwrap_or("?"),
+        )
+    }
 }
 
 /// The uncontended section: lock + release cycles per second against the raw clients.
-fn uncontended(
-    data: &Data,
-    redis: &Figures,
-    plots: &Path,
-    machine: &str,
-    date: &str,
-    md: &mut String,
-) -> Result<()> {
+fn uncontended(data: &Data, redis: &Figures, page: &Page, md: &mut String) -> Result<()> {
     writeln!(md, "## Uncontended: our lock against its raw client\n")?;
     writeln!(
         md,
@@ -100,10 +112,10 @@ fn uncontended(
              single server through Docker's port proxy: compare the ratios, not the rates.\n"
         )?;
     }
-    let foot = footer(redis, machine, date);
+    let foot = page.footer(redis);
     for client in data.clients() {
         let file = format!("uncontended-{}.svg", client.replace(' ', "-"));
-        plot::rates(&plots.join(&file), data, &client, &foot)?;
+        plot::rates(&page.plot(&file), data, &client, &foot)?;
         writeln!(
             md,
             "![uncontended cycles per second, {client}](benchmarks/{file})\n"
@@ -136,14 +148,7 @@ fn uncontended(
 }
 
 /// The contended section: real processes taking turns, ours against rslock.
-fn contended(
-    data: &Data,
-    processes: &Figures,
-    plots: &Path,
-    machine: &str,
-    date: &str,
-    md: &mut String,
-) -> Result<()> {
+fn contended(data: &Data, processes: &Figures, page: &Page, md: &mut String) -> Result<()> {
     writeln!(md, "## Contended: real processes taking turns\n")?;
     writeln!(
         md,
@@ -154,19 +159,19 @@ fn contended(
          turn's time inside the acquire. Command: `{}`.\n",
         processes.meta("command").unwrap_or("?")
     )?;
-    let foot = footer(processes, machine, date);
+    let foot = page.footer(processes);
     let counts = data.process_counts();
     for (what, title) in [("handover", "Hand-over"), ("wait", "Wait")] {
         writeln!(md, "### {title} times\n")?;
         for &p in &counts {
             let file = format!("{what}-cdf-{p}-processes.svg");
-            plot::cdf(&plots.join(&file), data, what, p, &foot)?;
+            plot::cdf(&page.plot(&file), data, what, p, &foot)?;
             writeln!(md, "![{title} CDF, {p} processes](benchmarks/{file})\n")?;
         }
     }
     let file = "commands-per-acquisition.svg";
     plot::per_processes(
-        &plots.join(file),
+        &page.plot(file),
         data,
         "commands_per_acquisition",
         "Redis commands per acquisition",
@@ -221,14 +226,7 @@ fn contended(
 }
 
 /// The Redlock section: a quorum of 3 servers, ours against rslock's Redlock.
-fn quorum(
-    data: &Data,
-    figures: &Figures,
-    plots: &Path,
-    machine: &str,
-    date: &str,
-    md: &mut String,
-) -> Result<()> {
+fn quorum(data: &Data, figures: &Figures, page: &Page, md: &mut String) -> Result<()> {
     writeln!(md, "## Redlock: a quorum of 3 servers\n")?;
     writeln!(
         md,
@@ -251,7 +249,7 @@ fn quorum(
         let versus = peer.map_or("–".to_owned(), |p| format!("{:.2}×", rate / p));
         writeln!(md, "| {variant} | {rate:.0} | {versus} |")?;
     }
-    let foot = footer(figures, machine, date);
+    let foot = page.footer(figures);
     for tasks in data.process_counts() {
         writeln!(
             md,
@@ -260,7 +258,7 @@ fn quorum(
         )?;
         for (what, title) in [("handover", "Hand-over"), ("wait", "Wait")] {
             let file = format!("redlock-{what}-cdf-{tasks}-tasks.svg");
-            plot::cdf(&plots.join(&file), data, what, tasks, &foot)?;
+            plot::cdf(&page.plot(&file), data, what, tasks, &foot)?;
             writeln!(
                 md,
                 "![Redlock {title} CDF, {tasks} tasks](benchmarks/{file})\n"
