@@ -16,6 +16,15 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// 100 owners race `lock` on one name at once: exactly one wins.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::contention_one_winner(&fixture).await;
+/// # }
+/// ```
 pub async fn contention_one_winner(fx: &Fixture) {
     let name = fx.unique_name("one-winner");
     let barrier = Arc::new(Barrier::new(TASKS));
@@ -49,6 +58,15 @@ pub async fn contention_one_winner(fx: &Fixture) {
 /// 100 owners take turns on one name until 300 critical sections have run. Each critical
 /// section reads a counter, yields, and writes it back plus one: if two owners ever held the
 /// lock together, an increment is lost. The number inside at once must never exceed one.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::contention_counter(&fixture).await;
+/// # }
+/// ```
 pub async fn contention_counter(fx: &Fixture) {
     const SECTIONS: u64 = 300;
     let name = fx.unique_name("counter");

@@ -13,6 +13,15 @@ use crate::Fixture;
 /// fenced acquire (where the backend fences) and `status` all say it has 30 s − 3 ticks left:
 /// exactly on manual time, within the tick the requests may take on real time. A remaining
 /// time off by a second, or rounded to whole seconds, fails.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::failed_acquires_report_the_exact_remaining_time(&fixture).await;
+/// # }
+/// ```
 pub async fn failed_acquires_report_the_exact_remaining_time(fx: &Fixture) {
     let name = fx.unique_name("exact-remaining");
     let timeout = Duration::from_secs(30);

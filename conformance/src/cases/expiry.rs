@@ -8,6 +8,15 @@ use lock_core::{Cleared, LockState};
 use crate::Fixture;
 
 /// A lock expires after its timeout, and then anyone can take it.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::expiry(&fixture).await;
+/// # }
+/// ```
 pub async fn expiry(fx: &Fixture) {
     let name = fx.unique_name("expiry");
     let a = fx.handle(&name, fx.ticks(3));
@@ -32,6 +41,15 @@ pub async fn expiry(fx: &Fixture) {
 }
 
 /// `update` pushes the expiry out to a full timeout from now.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::update_extends_expiry(&fixture).await;
+/// # }
+/// ```
 pub async fn update_extends_expiry(fx: &Fixture) {
     let name = fx.unique_name("update-extends");
     let a = fx.handle(&name, fx.ticks(3));
@@ -63,6 +81,15 @@ pub async fn update_extends_expiry(fx: &Fixture) {
 }
 
 /// `lock` by the holder resets the expiry to the full timeout.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::relock_resets_expiry(&fixture).await;
+/// # }
+/// ```
 pub async fn relock_resets_expiry(fx: &Fixture) {
     let name = fx.unique_name("relock-resets");
     let a = fx.handle(&name, fx.ticks(3));
@@ -82,6 +109,15 @@ pub async fn relock_resets_expiry(fx: &Fixture) {
 
 /// An owner whose lock expired and was taken by another can neither renew, clear nor re-take
 /// it, and `lock` tells it so instead of trusting what it once held.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::expired_owner_is_powerless(&fixture).await;
+/// # }
+/// ```
 pub async fn expired_owner_is_powerless(fx: &Fixture) {
     let name = fx.unique_name("expired-owner");
     let old = fx.handle(&name, fx.ticks(2));

@@ -9,6 +9,15 @@ use crate::Fixture;
 /// Successive guards on one name, from different handles, get strictly increasing fencing
 /// tokens; a failed attempt gets none and leaves the counter's order intact; other names
 /// count on their own.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::fences_increase(&fixture).await;
+/// # }
+/// ```
 pub async fn fences_increase(fx: &Fixture) {
     let name = fx.unique_name("fences");
     let mut last = 0;

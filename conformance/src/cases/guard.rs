@@ -23,6 +23,15 @@ async fn pass(fx: &Fixture, by: Duration) {
 
 /// A guard keeps its lock past several timeouts by renewing it in the background; others are
 /// kept out all along; `release` frees it and says so.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::guard_renews_in_the_background(&fixture).await;
+/// # }
+/// ```
 pub async fn guard_renews_in_the_background(fx: &Fixture) {
     let name = fx.unique_name("renews");
     let ttl = fx.ticks(6);
@@ -42,6 +51,15 @@ pub async fn guard_renews_in_the_background(fx: &Fixture) {
 
 /// A guard whose lock is force-cleared reports the loss (`NotOwner`) at its next renewal,
 /// within a third of the timeout, and stays lost; `run` stops its work.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::guard_lost_when_cleared(&fixture).await;
+/// # }
+/// ```
 pub async fn guard_lost_when_cleared(fx: &Fixture) {
     let name = fx.unique_name("lost-cleared");
     let ttl = fx.ticks(6);
@@ -69,6 +87,15 @@ pub async fn guard_lost_when_cleared(fx: &Fixture) {
 
 /// A guard whose lock was cleared and taken by another owner reports the loss, and neither its
 /// renewals nor its release or drop touch the new owner's lock.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::guard_lost_when_taken_over(&fixture).await;
+/// # }
+/// ```
 pub async fn guard_lost_when_taken_over(fx: &Fixture) {
     let name = fx.unique_name("lost-taken");
     let ttl = fx.ticks(6);
@@ -92,6 +119,15 @@ pub async fn guard_lost_when_taken_over(fx: &Fixture) {
 /// A guard whose renewals cannot reach the store (requests refused, or hanging as on a paused
 /// server) reports the loss (`Expired`) no later than its timeout from the acquire: before
 /// anyone else could take the lock.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::guard_lost_when_store_unreachable(&fixture).await;
+/// # }
+/// ```
 pub async fn guard_lost_when_store_unreachable(fx: &Fixture) {
     for how in [Cut::Refuse, Cut::Hang] {
         let name = fx.unique_name("lost-unreachable");
@@ -147,6 +183,15 @@ pub async fn guard_lost_when_store_unreachable(fx: &Fixture) {
 
 /// A dropped guard releases its lock in the background (inside a runtime): the next owner
 /// gets it at once, not after the timeout.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::guard_dropped_releases(&fixture).await;
+/// # }
+/// ```
 pub async fn guard_dropped_releases(fx: &Fixture) {
     let name = fx.unique_name("dropped");
     let lock = fx.guarded(&name, Duration::from_secs(30));
@@ -163,6 +208,15 @@ pub async fn guard_dropped_releases(fx: &Fixture) {
 
 /// A guard that lost its lock stops keeping this process's other waiters out: a waiter queued
 /// behind it gets the lock once the loss is noticed, while the lost guard is still alive.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::guard_lost_hands_over_to_the_next_waiter(&fixture).await;
+/// # }
+/// ```
 pub async fn guard_lost_hands_over_to_the_next_waiter(fx: &Fixture) {
     let name = fx.unique_name("lost-hand-over");
     let ttl = fx.ticks(6);

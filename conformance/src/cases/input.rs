@@ -15,6 +15,15 @@ use crate::Fixture;
 
 /// Invalid names and timeouts are rejected with [`ErrorKind::InvalidInput`] and a message that
 /// says what is wrong, before any request reaches the backend.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::bad_input(&fixture).await;
+/// # }
+/// ```
 pub async fn bad_input(fx: &Fixture) {
     let counting = Arc::new(Counting {
         inner: fx.backend().clone(),

@@ -8,6 +8,15 @@ use crate::Fixture;
 
 /// Names with spaces, colons, braces, unicode, and names that are prefixes of each other never
 /// interfere.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::isolation(&fixture).await;
+/// # }
+/// ```
 pub async fn isolation(fx: &Fixture) {
     let base = fx.unique_name("isolation");
     let suffixes = [

@@ -13,6 +13,15 @@ use crate::faults::{Cut, Cuttable};
 /// A lock taken by `lock`, one re-locked by its holder, one renewed by `update` and one taken
 /// by a guard (the acquire guards use: fenced where the backend fences) are all left behind:
 /// each expires by itself after its timeout, and anyone can take it then.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::abandoned_locks_expire_by_themselves(&fixture).await;
+/// # }
+/// ```
 pub async fn abandoned_locks_expire_by_themselves(fx: &Fixture) {
     let ttl = fx.ticks(3);
     let taken = fx.handle(&fx.unique_name("left-taken"), ttl);

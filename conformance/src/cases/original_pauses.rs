@@ -12,6 +12,15 @@ use crate::Fixture;
 /// after the second's lock was set, a lock that `update` had not extended would have been
 /// free for 250 ms; the renewed one (until 1500 ms) is still held, and the first still cannot
 /// take it.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::original_scenario_with_original_pauses(&fixture).await;
+/// # }
+/// ```
 pub async fn original_scenario_with_original_pauses(fx: &Fixture) {
     let name = fx.unique_name("original-pauses");
     let timeout = Duration::from_secs(1);

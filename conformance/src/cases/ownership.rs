@@ -13,6 +13,15 @@ const SLACK: Duration = Duration::from_secs(2);
 
 /// `holds` is true for the handle that took the lock and its clones, false for any other owner,
 /// and false again once the lock is cleared or taken by another.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::holds_answers_for_its_owner_only(&fixture).await;
+/// # }
+/// ```
 pub async fn holds_answers_for_its_owner_only(fx: &Fixture) {
     let name = fx.unique_name("holds-owner");
     let ttl = fx.ticks(10);
@@ -39,6 +48,15 @@ pub async fn holds_answers_for_its_owner_only(fx: &Fixture) {
 
 /// `holds` is read-only: asked again and again while the lock runs out, it never extends it,
 /// and the lock expires at its timeout.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::holds_extends_nothing(&fixture).await;
+/// # }
+/// ```
 pub async fn holds_extends_nothing(fx: &Fixture) {
     let name = fx.unique_name("holds-read-only");
     let lock = fx.handle(&name, fx.ticks(10));
@@ -57,6 +75,15 @@ pub async fn holds_extends_nothing(fx: &Fixture) {
 
 /// `with_lock` holds the lock while its work runs, returns the work's output, and releases the
 /// lock afterwards, whether the work succeeded or returned an error.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::with_lock_releases_after_the_work(&fixture).await;
+/// # }
+/// ```
 pub async fn with_lock_releases_after_the_work(fx: &Fixture) {
     let name = fx.unique_name("with-lock");
     let lock = fx.guarded(&name, fx.ticks(10));
@@ -86,6 +113,15 @@ pub async fn with_lock_releases_after_the_work(fx: &Fixture) {
 
 /// Dropping a `with_lock` future mid-work releases the lock (in the background), long before
 /// its timeout.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::with_lock_cancelled_releases(&fixture).await;
+/// # }
+/// ```
 pub async fn with_lock_cancelled_releases(fx: &Fixture) {
     let name = fx.unique_name("with-lock-cancelled");
     let ttl = Duration::from_secs(30);
@@ -112,6 +148,15 @@ pub async fn with_lock_cancelled_releases(fx: &Fixture) {
 
 /// When the lock is lost while the work runs (an operator clears it by force), `with_lock`
 /// stops the work and answers `ErrorKind::LockLost`, the loss as the error's source.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::with_lock_stops_the_work_when_the_lock_is_lost(&fixture).await;
+/// # }
+/// ```
 pub async fn with_lock_stops_the_work_when_the_lock_is_lost(fx: &Fixture) {
     let name = fx.unique_name("with-lock-lost");
     let ttl = fx.ticks(6);

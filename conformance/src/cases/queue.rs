@@ -75,6 +75,15 @@ fn take_turn(lock: lock_core::Lock, id: usize, turns: Turns) -> JoinHandle<()> {
 /// Waiters are served in the order they queued: four waiters queue one after another behind a
 /// holder; its release hands the lock to the first, whose release hands it to the second, and
 /// so on. Fences strictly increase along the hand-offs.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::queue_serves_waiters_in_arrival_order(&fixture).await;
+/// # }
+/// ```
 pub async fn queue_serves_waiters_in_arrival_order(fx: &Fixture) {
     let name = fx.unique_name("queue-order");
     let lock_name = LockName::new(&name).unwrap();
@@ -109,6 +118,15 @@ pub async fn queue_serves_waiters_in_arrival_order(fx: &Fixture) {
 /// A waiter that leaves is skipped: of four waiters, one times out and one is cancelled (its
 /// task aborted); the holder's release goes to the first, whose release goes to the fourth at
 /// once, and no one is left queued.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::queue_skips_waiters_that_left(&fixture).await;
+/// # }
+/// ```
 pub async fn queue_skips_waiters_that_left(fx: &Fixture) {
     let name = fx.unique_name("queue-left");
     let lock_name = LockName::new(&name).unwrap();
@@ -156,6 +174,15 @@ pub async fn queue_skips_waiters_that_left(fx: &Fixture) {
 /// No barging: with a live waiter queued, a lock that frees up by expiry goes to that waiter,
 /// and a try-once (`ProcessLock::lock`, `Lock::try_lock`) is refused. Once the waiter has left
 /// (releasing what it was handed), a try-once takes the lock as before.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::queue_try_once_does_not_barge(&fixture).await;
+/// # }
+/// ```
 pub async fn queue_try_once_does_not_barge(fx: &Fixture) {
     let name = fx.unique_name("queue-barge");
     let lock_name = LockName::new(&name).unwrap();
@@ -202,6 +229,15 @@ pub async fn queue_try_once_does_not_barge(fx: &Fixture) {
 /// then stopped (never steps again) is handed the lock by the holder's release; once its claim
 /// (3 ticks) runs out unconfirmed, the live waiter behind it takes the lock within its
 /// heartbeat.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::queue_dead_waiter_delays_the_next_by_its_claim(&fixture).await;
+/// # }
+/// ```
 pub async fn queue_dead_waiter_delays_the_next_by_its_claim(fx: &Fixture) {
     let name = fx.unique_name("queue-dead");
     let lock_name = LockName::new(&name).unwrap();
@@ -249,6 +285,15 @@ pub async fn queue_dead_waiter_delays_the_next_by_its_claim(fx: &Fixture) {
 /// Leaving after a hand-off: a waiter handed the lock that leaves with `keep` keeps it (with
 /// its fence); one that leaves without releases it and hands it on at once, so a waiter that
 /// gives up at the moment of its turn never leaves the lock behind.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::queue_leaving_after_a_hand_off_passes_it_on(&fixture).await;
+/// # }
+/// ```
 pub async fn queue_leaving_after_a_hand_off_passes_it_on(fx: &Fixture) {
     let name = fx.unique_name("queue-leave");
     let lock_name = LockName::new(&name).unwrap();
@@ -316,6 +361,15 @@ pub async fn queue_leaving_after_a_hand_off_passes_it_on(fx: &Fixture) {
 /// until a step or a release evicts it or its queue expires, twice a lease after the last step.
 /// Leaving in between finds it ([`Leave::Left`]); leaving after finds nothing
 /// ([`Leave::Absent`]), as Redis drops the queue's keys with every place in them.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::queue_a_lapsed_place_lasts_until_its_queue_expires(&fixture).await;
+/// # }
+/// ```
 pub async fn queue_a_lapsed_place_lasts_until_its_queue_expires(fx: &Fixture) {
     let name = fx.unique_name("queue-expiry");
     let lock_name = LockName::new(&name).unwrap();

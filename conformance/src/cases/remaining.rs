@@ -7,6 +7,15 @@ use lock_core::{Acquire, Cleared, LockState};
 use crate::Fixture;
 
 /// A failed acquire and `status` both report how long the holder has left.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::remaining_ttl(&fixture).await;
+/// # }
+/// ```
 pub async fn remaining_ttl(fx: &Fixture) {
     let name = fx.unique_name("remaining-ttl");
     let holder = fx.handle(&name, fx.ticks(10));

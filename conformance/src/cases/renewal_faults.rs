@@ -149,6 +149,15 @@ impl LockBackend for Faulty {
 /// still valid tries again and keeps the lock: past the timeout of its acquire, it still holds
 /// it and no one else can take it. A guard that gave the lock up after one failed renewal
 /// fails.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::guard_keeps_its_lock_through_failed_renewals(&fixture).await;
+/// # }
+/// ```
 pub async fn guard_keeps_its_lock_through_failed_renewals(fx: &Fixture) {
     let name = fx.unique_name("failed-renewals");
     let ttl = fx.ticks(6);
@@ -189,6 +198,15 @@ pub async fn guard_keeps_its_lock_through_failed_renewals(fx: &Fixture) {
 /// allowance, from when the request was *sent*: at least the delay before the reply came. A
 /// guard counting from the reply would trust the lock up to the delay longer than the store
 /// keeps it.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::guard_validity_counts_from_the_request_not_the_reply(&fixture).await;
+/// # }
+/// ```
 pub async fn guard_validity_counts_from_the_request_not_the_reply(fx: &Fixture) {
     let name = fx.unique_name("late-replies");
     let ttl = fx.ticks(6);

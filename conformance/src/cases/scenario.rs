@@ -20,6 +20,15 @@ pub(super) async fn first_four_steps(first: &ProcessLock, second: &ProcessLock) 
 }
 
 /// The original package's test scenario: two handles on one name with a 1-second timeout.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::original_scenario(&fixture).await;
+/// # }
+/// ```
 pub async fn original_scenario(fx: &Fixture) {
     let name = fx.unique_name("original-scenario");
     let timeout = Duration::from_secs(1);

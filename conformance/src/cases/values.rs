@@ -9,6 +9,15 @@ use crate::Fixture;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `lock`: true when acquired, false when held by someone else, true again for the holder.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::lock_values(&fixture).await;
+/// # }
+/// ```
 pub async fn lock_values(fx: &Fixture) {
     let name = fx.unique_name("lock-values");
     let (a, b) = (fx.handle(&name, TIMEOUT), fx.handle(&name, TIMEOUT));
@@ -26,6 +35,15 @@ pub async fn lock_values(fx: &Fixture) {
 }
 
 /// `update`: true for the holder, false for a free lock and for another owner.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::update_values(&fixture).await;
+/// # }
+/// ```
 pub async fn update_values(fx: &Fixture) {
     let name = fx.unique_name("update-values");
     let (a, b) = (fx.handle(&name, TIMEOUT), fx.handle(&name, TIMEOUT));
@@ -59,6 +77,15 @@ pub async fn update_values(fx: &Fixture) {
 }
 
 /// `clear(false)`: true cleared, false not the owner, null did not exist.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::clear_values(&fixture).await;
+/// # }
+/// ```
 pub async fn clear_values(fx: &Fixture) {
     let name = fx.unique_name("clear-values");
     let (a, b) = (fx.handle(&name, TIMEOUT), fx.handle(&name, TIMEOUT));
@@ -99,6 +126,15 @@ pub async fn clear_values(fx: &Fixture) {
 }
 
 /// `clear(true)`: clears whoever holds it; null when no one does.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::force_clear_values(&fixture).await;
+/// # }
+/// ```
 pub async fn force_clear_values(fx: &Fixture) {
     let name = fx.unique_name("force-clear-values");
     let (a, b) = (fx.handle(&name, TIMEOUT), fx.handle(&name, TIMEOUT));
@@ -133,6 +169,15 @@ pub async fn force_clear_values(fx: &Fixture) {
 }
 
 /// `status`: "open" or "locked", as text too.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::status_values(&fixture).await;
+/// # }
+/// ```
 pub async fn status_values(fx: &Fixture) {
     let name = fx.unique_name("status-values");
     let (a, b) = (fx.handle(&name, TIMEOUT), fx.handle(&name, TIMEOUT));

@@ -19,6 +19,15 @@ const WAKE: Duration = Duration::from_secs(2);
 
 /// A waiter blocked on a held lock is woken by its release, owned or forced, and takes it at
 /// once (not at the holder's expiry, 30 s away).
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::wait_wakes_on_release(&fixture).await;
+/// # }
+/// ```
 pub async fn wait_wakes_on_release(fx: &Fixture) {
     for force in [false, true] {
         let name = fx.unique_name("wake-on-release");
@@ -47,6 +56,15 @@ pub async fn wait_wakes_on_release(fx: &Fixture) {
 
 /// A waiter blocked on a lock whose holder vanished (never releases) takes it when the
 /// holder's timeout runs out: it sleeps until that expiry instead of polling.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::wait_wakes_at_expiry(&fixture).await;
+/// # }
+/// ```
 pub async fn wait_wakes_at_expiry(fx: &Fixture) {
     let name = fx.unique_name("wake-at-expiry");
     let ttl = fx.ticks(4);
@@ -76,6 +94,15 @@ pub async fn wait_wakes_at_expiry(fx: &Fixture) {
 
 /// `acquire_timeout` on a held lock gives up at its deadline with `Ok(None)` (not an error,
 /// not later than asked), `try_acquire` gives up at once, and the holder is left alone.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::wait_deadline(&fixture).await;
+/// # }
+/// ```
 pub async fn wait_deadline(fx: &Fixture) {
     let name = fx.unique_name("deadline");
     let holder = fx.handle(&name, LONG);
@@ -107,6 +134,15 @@ pub async fn wait_deadline(fx: &Fixture) {
 /// Dropping a waiting acquire at any point never leaves a lock behind: cancelled while the
 /// lock is held, the waiter takes nothing later; cancelled while its request is in flight, a
 /// lock it got is released in the background, not left for its (30 s) timeout.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::wait_cancelled_leaves_nothing(&fixture).await;
+/// # }
+/// ```
 pub async fn wait_cancelled_leaves_nothing(fx: &Fixture) {
     // Cancelled while waiting: the holder's release must not hand the lock to a ghost.
     let name = fx.unique_name("cancel-waiting");
@@ -141,6 +177,15 @@ pub async fn wait_cancelled_leaves_nothing(fx: &Fixture) {
 
 /// Eight waiters on one held lock: every release hands it to exactly one of them, and all of
 /// them get it in turn, with never two inside at once.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::wait_many_waiters_one_winner(&fixture).await;
+/// # }
+/// ```
 pub async fn wait_many_waiters_one_winner(fx: &Fixture) {
     const WAITERS: usize = 8;
     let name = fx.unique_name("many-waiters");
@@ -177,6 +222,15 @@ pub async fn wait_many_waiters_one_winner(fx: &Fixture) {
 /// [`LockBackend::watch`](lock_core::LockBackend::watch): once it returns, an owned release
 /// and a forced one each wake the watch; a failed release (not the owner) and the watch of
 /// another name do not.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::watch_wakes_on_release(&fixture).await;
+/// # }
+/// ```
 pub async fn watch_wakes_on_release(fx: &Fixture) {
     let backend = fx.backend();
     let name = LockName::new(fx.unique_name("watch")).unwrap();

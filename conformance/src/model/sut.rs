@@ -29,6 +29,15 @@ thread_local! {
 /// time moving forward, from four handles and four queued waiters on two names, each call's
 /// answer checked against the reference model ([`Fixture::model_cases`] sequences of up to 32
 /// calls). A waiter that stops stepping is a dead one: the model forgets it after its lease.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(backend: std::sync::Arc<dyn lock_core::LockBackend>) {
+/// let fixture = conformance::Fixture::new(backend);
+/// conformance::cases::model_based(&fixture).await;
+/// # }
+/// ```
 pub async fn model_based(fx: &Fixture) {
     let fixture = fx.clone();
     let runtime = Handle::current();

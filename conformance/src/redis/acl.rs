@@ -41,6 +41,14 @@ async fn pubsub_clients(admin: &mut RawRedis) -> Vec<String> {
 /// and RESP3: on a backend's first watch (a new Pub/Sub connection, as separate processes
 /// have) and again and again on one connection already subscribed elsewhere, which still
 /// serves afterwards (no reconnection, messages on the allowed channel arrive).
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_refused_subscribe_is_an_error_every_time(redis).await;
+/// # }
+/// ```
 pub async fn a_refused_subscribe_is_an_error_every_time(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     // Every channel refused but the lock `allowed`'s.
@@ -118,6 +126,14 @@ pub async fn a_refused_subscribe_is_an_error_every_time(fx: &RedisFixture) {
 
 /// A user without `EVALSHA` (and `EVAL`) gets `PermissionDenied`, not retryable, for every
 /// acquire, fenced or not, and nothing is written.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_user_without_evalsha_gets_permission_denied_and_nothing_changes(redis).await;
+/// # }
+/// ```
 pub async fn a_user_without_evalsha_gets_permission_denied_and_nothing_changes(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let url = acl_user(fx, &mut admin, &["~*", "&*", "+@all", "-evalsha", "-eval"]).await;
@@ -153,6 +169,14 @@ pub async fn a_user_without_evalsha_gets_permission_denied_and_nothing_changes(f
 
 /// A refused password is a configuration error (not retried as a connection error), and is
 /// never shown.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_wrong_password_is_a_config_error(redis).await;
+/// # }
+/// ```
 pub async fn a_wrong_password_is_a_config_error(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let url = acl_user(fx, &mut admin, &["~*", "&*", "+@all"]).await;
@@ -167,6 +191,14 @@ pub async fn a_wrong_password_is_a_config_error(fx: &RedisFixture) {
 /// A user the ACL forbids to `PUBLISH` on the lock's channel still releases (owned or forced),
 /// is told that waiters were not notified, and a waiter in another process sees the release
 /// within its recheck interval, long before the holder's timeout.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_release_that_cannot_publish_says_so_and_waiters_still_see_it(redis).await;
+/// # }
+/// ```
 pub async fn a_release_that_cannot_publish_says_so_and_waiters_still_see_it(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     admin

@@ -10,6 +10,14 @@ use super::options::RedisOptions;
 
 /// Connecting to a port nothing listens on fails within the connect timeout with a
 /// `Connection` (or `Timeout`) error naming the server, without its password.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::connection_refused_is_a_connection_error_without_the_password(redis).await;
+/// # }
+/// ```
 pub async fn connection_refused_is_a_connection_error_without_the_password(fx: &RedisFixture) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -37,6 +45,14 @@ pub async fn connection_refused_is_a_connection_error_without_the_password(fx: &
 
 /// Connecting to a server that accepts the TCP connection but never answers fails with
 /// `ErrorKind::Timeout` within the connect timeout, without the password.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::an_unanswering_server_times_out_within_the_connect_timeout(redis).await;
+/// # }
+/// ```
 pub async fn an_unanswering_server_times_out_within_the_connect_timeout(fx: &RedisFixture) {
     // A listener that never accepts: the TCP handshake completes (backlog) but Redis's never
     // does, so only the timeout ends the attempt.
@@ -57,6 +73,14 @@ pub async fn an_unanswering_server_times_out_within_the_connect_timeout(fx: &Red
 
 /// Malformed URLs are `ErrorKind::Config` errors that do not show the password; `rediss://`
 /// never connects in plaintext.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::malformed_urls_are_config_errors_without_the_password(redis).await;
+/// # }
+/// ```
 pub async fn malformed_urls_are_config_errors_without_the_password(fx: &RedisFixture) {
     for url in [
         "not a url",
@@ -99,6 +123,14 @@ pub async fn malformed_urls_are_config_errors_without_the_password(fx: &RedisFix
 
 /// With a password set (`requirepass`), the connected backend's `Debug` shows `***` instead,
 /// and it works; a wrong password is a `Config` error that does not show it.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::debug_output_hides_the_password(redis).await;
+/// # }
+/// ```
 pub async fn debug_output_hides_the_password(fx: &RedisFixture) {
     let url = fx
         .url()
@@ -134,6 +166,14 @@ pub async fn debug_output_hides_the_password(fx: &RedisFixture) {
 /// for the connect timeout (here 5 s): a backend without TLS support refuses the URL, naming
 /// its `tls` feature; one with it finds that the server speaks plain text. Then the same once
 /// the server requires a password (it answers `-NOAUTH`). The password is never shown.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::rediss_to_a_plain_text_server_is_a_config_error_at_once(redis).await;
+/// # }
+/// ```
 pub async fn rediss_to_a_plain_text_server_is_a_config_error_at_once(fx: &RedisFixture) {
     let url = fx.url().replacen("redis://", "rediss://:s3cret-pw@", 1);
     let mut admin = fx.raw().await;

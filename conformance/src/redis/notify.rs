@@ -74,6 +74,14 @@ async fn subscribers(admin: &mut RawRedis, key: &str) -> i64 {
 /// holder's release (its `EVALSHA`, which hands the lock over and `PUBLISH`es to the waiter);
 /// then the waiter holds it without asking, and its guard's one `EVALSHA` confirms it halfway
 /// through the claim (2 s here: after about a second).
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_waiter_sends_only_its_heartbeat_while_it_waits(redis).await;
+/// # }
+/// ```
 pub async fn a_waiter_sends_only_its_heartbeat_while_it_waits(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let holder_backend = fx.backend().await;
@@ -147,6 +155,14 @@ pub async fn a_waiter_sends_only_its_heartbeat_while_it_waits(fx: &RedisFixture)
 /// it within 200 ms of the holder's `clear(false)`, and another within 200 ms of a forced
 /// `clear(true)`. Woken by the release's message: not by the expiry, 30 s away, and not by
 /// polling, since the backend declares `notify`. The fences of the two guards grow.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_release_wakes_a_waiter_at_once(redis).await;
+/// # }
+/// ```
 pub async fn a_release_wakes_a_waiter_at_once(fx: &RedisFixture) {
     const AT_ONCE: Duration = Duration::from_millis(200);
     let counter = fx.counter().await;
@@ -192,6 +208,14 @@ pub async fn a_release_wakes_a_waiter_at_once(fx: &RedisFixture) {
 /// down or coming back, still reaches it within a few seconds (the backend reconnects,
 /// subscribes again and wakes its waiters), and the new connection then carries the next
 /// release's message at once.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_waiter_survives_its_pubsub_connection_being_killed(redis).await;
+/// # }
+/// ```
 pub async fn a_waiter_survives_its_pubsub_connection_being_killed(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let holder_backend = fx.backend().await;
@@ -240,6 +264,14 @@ pub async fn a_waiter_survives_its_pubsub_connection_being_killed(fx: &RedisFixt
 /// retryable `ErrorKind::Connection` error, within the response timeout; once the network is
 /// back, the backend's Pub/Sub connection comes back by itself, wakes the watches made before
 /// the outage (a release may have gone unseen), and delivers the next releases to them.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_broken_pubsub_connection_fails_watches_promptly_then_recovers(redis).await;
+/// # }
+/// ```
 pub async fn a_broken_pubsub_connection_fails_watches_promptly_then_recovers(fx: &RedisFixture) {
     let proxy = fx.proxy().await;
     let options = RedisOptions::default().with_response_timeout(Duration::from_millis(500));

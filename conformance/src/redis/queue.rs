@@ -19,6 +19,14 @@ const WAKE: Duration = Duration::from_secs(2);
 /// Waiters of four separate backends queue one after another behind a holder on a fifth; the
 /// holder releases and at once asks again. The lock goes to the four in the order they queued,
 /// and only then back to the holder: across processes a releaser cannot barge back in.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::waiters_of_separate_backends_take_turns_in_arrival_order(redis).await;
+/// # }
+/// ```
 pub async fn waiters_of_separate_backends_take_turns_in_arrival_order(fx: &RedisFixture) {
     let lock = name("turns");
     let holder_backend = fx.backend().await;
@@ -59,6 +67,14 @@ pub async fn waiters_of_separate_backends_take_turns_in_arrival_order(fx: &Redis
 /// the first waiter within its heartbeat: the waiter of another backend takes the lock within
 /// a second (plus slack), not at the holder's expiry 30 s away. And a `SET NX` as
 /// `process-lock-node` takes locks never overwrites a queued hand-off, nor is overwritten.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_foreign_del_reaches_the_first_waiter_within_its_heartbeat(redis).await;
+/// # }
+/// ```
 pub async fn a_foreign_del_reaches_the_first_waiter_within_its_heartbeat(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let holder = handle(&fx.backend().await, "foreign-del");
@@ -121,6 +137,14 @@ pub async fn a_foreign_del_reaches_the_first_waiter_within_its_heartbeat(fx: &Re
 /// The queue's two keys never outlive its waiters: they expire after twice the longest lease
 /// of a waiter that stopped stepping, and a release that finds only lapsed waiters deletes
 /// them.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::the_queue_leaves_no_keys_behind(redis).await;
+/// # }
+/// ```
 pub async fn the_queue_leaves_no_keys_behind(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let backend = fx.backend().await;
@@ -166,6 +190,14 @@ pub async fn the_queue_leaves_no_keys_behind(fx: &RedisFixture) {
 /// and if the fencing counter was deleted since (by hand), the step draws a fresh fence, later
 /// than any handed before, instead of failing. The same for a waiter that gives up at its
 /// deadline and keeps the lock it was handed.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_lost_hand_off_is_confirmed_with_a_fence_even_without_the_counter(redis).await;
+/// # }
+/// ```
 pub async fn a_lost_hand_off_is_confirmed_with_a_fence_even_without_the_counter(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let backend = fx.backend().await;

@@ -11,6 +11,14 @@ use super::options::RedisOptions;
 
 /// A server that stops answering (`CLIENT PAUSE`) gives a retryable `ErrorKind::Timeout` within
 /// the response timeout; once it answers again, every reply goes to its own request.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_stalled_server_gives_a_timeout_then_answers_stay_in_order(redis).await;
+/// # }
+/// ```
 pub async fn a_stalled_server_gives_a_timeout_then_answers_stay_in_order(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let options = RedisOptions::default().with_response_timeout(Duration::from_millis(300));
@@ -44,6 +52,14 @@ pub async fn a_stalled_server_gives_a_timeout_then_answers_stay_in_order(fx: &Re
 
 /// After the server kills the backend's connection (`CLIENT KILL`), requests fail with
 /// `ErrorKind::Connection` (and are not replayed) until the backend reconnects, by itself.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::reconnects_after_the_connection_is_killed(redis).await;
+/// # }
+/// ```
 pub async fn reconnects_after_the_connection_is_killed(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let backend = fx.backend().await;
@@ -70,6 +86,14 @@ pub async fn reconnects_after_the_connection_is_killed(fx: &RedisFixture) {
 /// While the server is unreachable, every operation fails with a retryable
 /// `ErrorKind::Connection` error within the response timeout; once it is back, the backend
 /// reconnects by itself within a few seconds.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::an_outage_gives_connection_errors_then_the_backend_recovers(redis).await;
+/// # }
+/// ```
 pub async fn an_outage_gives_connection_errors_then_the_backend_recovers(fx: &RedisFixture) {
     let proxy = fx.proxy().await;
     let options = RedisOptions::default().with_response_timeout(Duration::from_millis(500));
@@ -117,6 +141,14 @@ pub async fn an_outage_gives_connection_errors_then_the_backend_recovers(fx: &Re
 /// A release whose reply is lost (the server applied it, then the connection broke) is sent
 /// once more on a new connection, which is safe: the script compares the token, so the second
 /// one finds the lock gone (`Missing`) and touches nothing. It is never sent a third time.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_request_whose_reply_is_lost_is_sent_again_safely(redis).await;
+/// # }
+/// ```
 pub async fn a_request_whose_reply_is_lost_is_sent_again_safely(fx: &RedisFixture) {
     let counter = fx.counter().await;
     let proxy = fx.proxy().await;
@@ -147,6 +179,14 @@ pub async fn a_request_whose_reply_is_lost_is_sent_again_safely(fx: &RedisFixtur
 
 /// A waiter waits through a stalled server (`CLIENT PAUSE` longer than its response timeout)
 /// and through a dropped connection: it tries again until it gets the lock, never failing.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_waiter_waits_through_a_stall_and_a_dropped_connection(redis).await;
+/// # }
+/// ```
 pub async fn a_waiter_waits_through_a_stall_and_a_dropped_connection(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let options = RedisOptions::default().with_response_timeout(Duration::from_millis(200));

@@ -26,6 +26,14 @@ async fn uptime(admin: &mut RawRedis) -> Duration {
 /// new one) grants no free lock (fenced or not) until the delay has passed since its start;
 /// by default the delay is the lock's own timeout. A lock held is unaffected, and so is a
 /// server up for longer than the delay.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_new_server_grants_a_free_lock_only_after_the_restart_delay(redis).await;
+/// # }
+/// ```
 pub async fn a_new_server_grants_a_free_lock_only_after_the_restart_delay(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     // Well above the server's uptime, whatever the machine's speed.

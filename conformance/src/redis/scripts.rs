@@ -7,6 +7,14 @@ use super::fixture::{RedisFixture, handle, name};
 
 /// Every operation gives its usual answer right after `SCRIPT FLUSH` (or a restart) emptied
 /// the script cache.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::every_operation_survives_script_flush(redis).await;
+/// # }
+/// ```
 pub async fn every_operation_survives_script_flush(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let backend = fx.backend().await;
@@ -57,6 +65,14 @@ pub async fn every_operation_survives_script_flush(fx: &RedisFixture) {
 
 /// After `SCRIPT FLUSH`, a script costs `EVALSHA` (refused), `SCRIPT LOAD`, `EVALSHA` once, then
 /// one `EVALSHA` again.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_flushed_script_costs_evalsha_script_load_evalsha_once(redis).await;
+/// # }
+/// ```
 pub async fn a_flushed_script_costs_evalsha_script_load_evalsha_once(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let counter = fx.counter().await;
@@ -78,6 +94,14 @@ pub async fn a_flushed_script_costs_evalsha_script_load_evalsha_once(fx: &RedisF
 /// Once the scripts are loaded, every operation is exactly one command: `EVALSHA` for lock,
 /// a fenced acquire, update, clear, a forced clear (a script, to publish the release) and
 /// status (a script, to refuse a key of another type).
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::every_operation_is_one_round_trip(redis).await;
+/// # }
+/// ```
 pub async fn every_operation_is_one_round_trip(fx: &RedisFixture) {
     let counter = fx.counter().await;
     let backend = fx.backend().await;

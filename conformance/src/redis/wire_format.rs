@@ -22,6 +22,14 @@ async fn node_lock(node: &mut RawRedis, name: &str, uuid: &str) -> bool {
 
 /// A lock `process-lock-node` took keeps Rust out, and Rust can neither renew nor clear it nor
 /// change its value; once Node clears it, Rust can take it.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_node_lock_excludes_rust_and_rust_cannot_touch_it(redis).await;
+/// # }
+/// ```
 pub async fn a_node_lock_excludes_rust_and_rust_cannot_touch_it(fx: &RedisFixture) {
     let mut node = fx.raw().await;
     let lock = handle(&fx.backend().await, "shared-job");
@@ -51,6 +59,14 @@ pub async fn a_node_lock_excludes_rust_and_rust_cannot_touch_it(fx: &RedisFixtur
 
 /// A lock Rust took is the key `name` holding the plain token, with its expiry in
 /// milliseconds; it keeps `process-lock-node` out until cleared.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_rust_lock_excludes_node_with_the_plain_token_as_value(redis).await;
+/// # }
+/// ```
 pub async fn a_rust_lock_excludes_node_with_the_plain_token_as_value(fx: &RedisFixture) {
     let mut node = fx.raw().await;
     let lock = handle(&fx.backend().await, "shared-job");
@@ -100,6 +116,14 @@ pub async fn a_rust_lock_excludes_node_with_the_plain_token_as_value(fx: &RedisF
 /// lock's key holds the plain token; the counter is the plain integer at
 /// `lock_core::redis::keys::fence_key(key)`, without expiry, kept after release; both keys are
 /// under the prefix ([`RedisOptions::prefix`]).
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::fencing_tokens_grow_on_the_wire_under_the_prefix(redis).await;
+/// # }
+/// ```
 pub async fn fencing_tokens_grow_on_the_wire_under_the_prefix(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let options = RedisOptions::default().with_prefix("app:");
@@ -208,6 +232,14 @@ async fn server_micros(admin: &mut RawRedis) -> u64 {
 /// forever by someone else, never an open one: `status` says locked with no remaining time, and
 /// `lock`, a guard's (fenced) acquire, `update` and an owned `clear` all leave it alone; only a
 /// forced clear removes it.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_key_without_expiry_is_a_lock_held_by_another(redis).await;
+/// # }
+/// ```
 pub async fn a_key_without_expiry_is_a_lock_held_by_another(fx: &RedisFixture) {
     let mut other = fx.raw().await;
     let backend = fx.backend().await;
@@ -257,6 +289,14 @@ pub async fn a_key_without_expiry_is_a_lock_held_by_another(fx: &RedisFixture) {
 
 /// A name whose key holds another type (here a list) gives `ErrorKind::WrongType` for every
 /// operation (a forced clear, status and holds included), and leaves the key alone.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_key_of_another_type_is_a_wrong_type_error(redis).await;
+/// # }
+/// ```
 pub async fn a_key_of_another_type_is_a_wrong_type_error(fx: &RedisFixture) {
     let mut other = fx.raw().await;
     assert_eq!(other.int(&["RPUSH", "queue", "job-1"]).await.unwrap(), 1);
