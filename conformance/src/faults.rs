@@ -11,6 +11,25 @@ use lock_core::{
 };
 
 /// How a cut link fails.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lock_core::Result<()> {
+/// use std::sync::Arc;
+/// use conformance::faults::{Cut, Cuttable};
+/// use lock_core::{ErrorKind, ProcessLock};
+/// use lock_memory::MemoryBackend;
+///
+/// let link = Cuttable::new(Arc::new(MemoryBackend::new()));
+/// let lock = ProcessLock::new(link.clone(), "jobs", std::time::Duration::from_secs(5))?;
+/// link.cut(Cut::Refuse);
+/// assert_eq!(lock.lock().await.unwrap_err().kind(), ErrorKind::Connection);
+/// link.mend();
+/// assert!(lock.lock().await?);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Cut {
@@ -22,6 +41,25 @@ pub enum Cut {
 
 /// Passes every request through to the wrapped backend until [`cut`](Cuttable::cut), then
 /// fails them as told; [`mend`](Cuttable::mend) restores the link.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> lock_core::Result<()> {
+/// use std::sync::Arc;
+/// use conformance::faults::{Cut, Cuttable};
+/// use lock_core::{ErrorKind, ProcessLock};
+/// use lock_memory::MemoryBackend;
+///
+/// let link = Cuttable::new(Arc::new(MemoryBackend::new()));
+/// let lock = ProcessLock::new(link.clone(), "jobs", std::time::Duration::from_secs(5))?;
+/// link.cut(Cut::Refuse);
+/// assert_eq!(lock.lock().await.unwrap_err().kind(), ErrorKind::Connection);
+/// link.mend();
+/// assert!(lock.lock().await?);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Cuttable {
     inner: Arc<dyn LockBackend>,
@@ -34,6 +72,25 @@ const HANG: u8 = 2;
 
 impl Cuttable {
     /// Wraps `inner`, with the link open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use std::sync::Arc;
+    /// use conformance::faults::{Cut, Cuttable};
+    /// use lock_core::{ErrorKind, ProcessLock};
+    /// use lock_memory::MemoryBackend;
+    ///
+    /// let link = Cuttable::new(Arc::new(MemoryBackend::new()));
+    /// let lock = ProcessLock::new(link.clone(), "jobs", std::time::Duration::from_secs(5))?;
+    /// link.cut(Cut::Refuse);
+    /// assert_eq!(lock.lock().await.unwrap_err().kind(), ErrorKind::Connection);
+    /// link.mend();
+    /// assert!(lock.lock().await?);
+    /// # Ok(()) }
+    /// ```
     pub fn new(inner: Arc<dyn LockBackend>) -> Arc<Self> {
         Arc::new(Cuttable {
             inner,
@@ -42,6 +99,25 @@ impl Cuttable {
     }
 
     /// Cuts the link: requests from now on fail as `how` says.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use std::sync::Arc;
+    /// use conformance::faults::{Cut, Cuttable};
+    /// use lock_core::{ErrorKind, ProcessLock};
+    /// use lock_memory::MemoryBackend;
+    ///
+    /// let link = Cuttable::new(Arc::new(MemoryBackend::new()));
+    /// let lock = ProcessLock::new(link.clone(), "jobs", std::time::Duration::from_secs(5))?;
+    /// link.cut(Cut::Refuse);
+    /// assert_eq!(lock.lock().await.unwrap_err().kind(), ErrorKind::Connection);
+    /// link.mend();
+    /// assert!(lock.lock().await?);
+    /// # Ok(()) }
+    /// ```
     pub fn cut(&self, how: Cut) {
         let state = match how {
             Cut::Refuse => REFUSE,
@@ -51,6 +127,25 @@ impl Cuttable {
     }
 
     /// Restores the link.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> lock_core::Result<()> {
+    /// use std::sync::Arc;
+    /// use conformance::faults::{Cut, Cuttable};
+    /// use lock_core::{ErrorKind, ProcessLock};
+    /// use lock_memory::MemoryBackend;
+    ///
+    /// let link = Cuttable::new(Arc::new(MemoryBackend::new()));
+    /// let lock = ProcessLock::new(link.clone(), "jobs", std::time::Duration::from_secs(5))?;
+    /// link.cut(Cut::Refuse);
+    /// assert_eq!(lock.lock().await.unwrap_err().kind(), ErrorKind::Connection);
+    /// link.mend();
+    /// assert!(lock.lock().await?);
+    /// # Ok(()) }
+    /// ```
     pub fn mend(&self) {
         self.state.store(OPEN, Ordering::SeqCst);
     }

@@ -11,6 +11,15 @@ use crate::Fixture;
 
 /// Something a case needs that not every fixture offers: an optional feature of the backend
 /// (see [`lock_core::Capabilities`]), or a Redis server of the case's own.
+///
+/// # Examples
+///
+/// ```
+/// use conformance::{Capability, capability};
+///
+/// assert_eq!(capability::queue, Capability::Queue);
+/// assert_eq!(Capability::Queue.name(), "queue");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Capability {
@@ -30,6 +39,14 @@ pub enum Capability {
 
 impl Capability {
     /// Its name: the one `suite!(..., without = [...])` takes for a backend's capability.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conformance::Capability;
+    ///
+    /// assert_eq!(Capability::RemainingTtl.name(), "remaining_ttl");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Capability::RemainingTtl => "remaining_ttl",
@@ -42,6 +59,17 @@ impl Capability {
 
     /// Whether `capabilities` include this one (never [`Capability::RedisServer`], which is
     /// not the backend's).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conformance::Capability;
+    /// use lock_core::Capabilities;
+    ///
+    /// let capabilities = Capabilities { fencing: true, ..Default::default() };
+    /// assert!(Capability::Fencing.is_in(&capabilities));
+    /// assert!(!Capability::Queue.is_in(&capabilities));
+    /// ```
     pub fn is_in(self, capabilities: &Capabilities) -> bool {
         match self {
             Capability::RemainingTtl => capabilities.remaining_ttl,
@@ -54,6 +82,18 @@ impl Capability {
 
     /// Whether `fixture` offers this capability: its backend declares it, or, for
     /// [`Capability::RedisServer`], it has a Redis server of its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use conformance::{Capability, Fixture};
+    /// use lock_memory::MemoryBackend;
+    ///
+    /// let fixture = Fixture::new(Arc::new(MemoryBackend::new()));
+    /// assert!(Capability::Notify.is_met_by(&fixture));
+    /// assert!(!Capability::RedisServer.is_met_by(&fixture));
+    /// ```
     pub fn is_met_by(self, fixture: &Fixture) -> bool {
         match self {
             #[cfg(feature = "redis-server")]
@@ -78,19 +118,60 @@ pub mod capability {
     use super::Capability;
 
     /// [`Capability::RemainingTtl`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(conformance::capability::remaining_ttl.name(), "remaining_ttl");
+    /// ```
     pub const remaining_ttl: Capability = Capability::RemainingTtl;
     /// [`Capability::Notify`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(conformance::capability::notify.name(), "notify");
+    /// ```
     pub const notify: Capability = Capability::Notify;
     /// [`Capability::Fencing`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(conformance::capability::fencing.name(), "fencing");
+    /// ```
     pub const fencing: Capability = Capability::Fencing;
     /// [`Capability::Queue`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(conformance::capability::queue.name(), "queue");
+    /// ```
     pub const queue: Capability = Capability::Queue;
 }
 
 /// A case's future.
+///
+/// # Examples
+///
+/// ```
+/// use conformance::{CaseFuture, Fixture};
+///
+/// fn expiry(fixture: &Fixture) -> CaseFuture<'_> {
+///     Box::pin(conformance::cases::expiry(fixture))
+/// }
+/// ```
 pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// One case of the suite.
+///
+/// # Examples
+///
+/// ```
+/// let case = conformance::cases().into_iter().find(|c| c.name == "expiry").unwrap();
+/// assert_eq!(case.needs, None);
+/// ```
 #[derive(Clone, Copy)]
 pub struct Case {
     /// The case's name, as in [`mod@crate::cases`] or, for one that needs a Redis server,
@@ -214,6 +295,13 @@ macro_rules! case_list {
     ($( [$name:ident, $needs:ident] )*) => {
         /// Every case of the suite, in order, those that need a Redis server included (they
         /// run only on `conformance::redis::server_fixture`).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let names: Vec<&str> = conformance::cases().iter().map(|c| c.name).collect();
+        /// assert!(names.contains(&"lock_values"));
+        /// ```
         pub fn cases() -> Vec<Case> {
             vec![$(
                 Case {
@@ -273,6 +361,17 @@ fn runtime() -> tokio::runtime::Runtime {
 ///
 /// When the case fails, when `name` is not a case, and when the case needs a capability the
 /// fixture does not offer.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use conformance::{Fixture, run_case};
+/// use lock_memory::MemoryBackend;
+///
+/// // What `conformance::suite!(memory = ...)` expands to, for one case.
+/// run_case(|| async { Fixture::new(Arc::new(MemoryBackend::new())) }, "lock_values");
+/// ```
 pub fn run_case<F, Fut>(fixture: F, name: &str)
 where
     F: FnOnce() -> Fut,
@@ -308,6 +407,17 @@ where
 /// # Panics
 ///
 /// If the fixture offers `capability`.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use conformance::{Capability, Fixture, check_lacks};
+/// use lock_memory::MemoryBackend;
+///
+/// // A fixture without a Redis server of its own really lacks one.
+/// check_lacks(|| async { Fixture::new(Arc::new(MemoryBackend::new())) }, Capability::RedisServer);
+/// ```
 pub fn check_lacks<F, Fut>(fixture: F, capability: Capability)
 where
     F: FnOnce() -> Fut,
