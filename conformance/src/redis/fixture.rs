@@ -14,6 +14,21 @@ use crate::Fixture;
 use crate::redis_server::{CommandCounter, FaultyProxy, RawRedis, RedisServer};
 
 /// What a backend's connect function returns, boxed.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use conformance::redis::{ConnectFuture, RedisOptions};
+/// use lock_core::LockBackend;
+///
+/// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+/// #     unimplemented!()
+/// # }
+/// fn boxed(url: String, options: RedisOptions) -> ConnectFuture {
+///     Box::pin(connect(url, options))
+/// }
+/// ```
 pub type ConnectFuture =
     Pin<Box<dyn Future<Output = lock_core::Result<Arc<dyn LockBackend>>> + Send>>;
 
@@ -24,6 +39,23 @@ type Connect = Box<dyn Fn(String, RedisOptions) -> ConnectFuture + Send + Sync>;
 ///
 /// Its helpers panic, with a message, when the server cannot be reached: a case has nothing to
 /// test then.
+///
+/// # Examples
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use conformance::redis::{RedisFixture, RedisOptions};
+/// # use lock_core::LockBackend;
+/// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+/// #     unimplemented!()
+/// # }
+/// # async fn example() -> Result<(), String> {
+/// let redis = RedisFixture::start(connect).await?;
+/// let backend = redis.backend().await;
+/// let mut admin = redis.raw().await;
+/// admin.run(&["FLUSHALL"]).await?;
+/// # Ok(()) }
+/// ```
 pub struct RedisFixture {
     server: RedisServer,
     connect: Connect,
@@ -31,6 +63,21 @@ pub struct RedisFixture {
 
 impl RedisFixture {
     /// A fixture on `server`, connecting backends with `connect`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use conformance::redis::{RedisFixture, RedisOptions};
+    /// # use conformance::redis_server::RedisServer;
+    /// # use lock_core::LockBackend;
+    /// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+    /// #     unimplemented!()
+    /// # }
+    /// # async fn example() -> Result<(), String> {
+    /// let redis = RedisFixture::new(RedisServer::start_own().await?, connect);
+    /// # Ok(()) }
+    /// ```
     pub fn new<F, Fut>(server: RedisServer, connect: F) -> Self
     where
         F: Fn(String, RedisOptions) -> Fut + Send + Sync + 'static,
@@ -47,6 +94,21 @@ impl RedisFixture {
     /// # Errors
     ///
     /// When no server can be started, saying how to provide one.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use conformance::redis::{RedisFixture, RedisOptions};
+    /// # use lock_core::LockBackend;
+    /// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+    /// #     unimplemented!()
+    /// # }
+    /// # async fn example() -> Result<(), String> {
+    /// let redis = RedisFixture::start(connect).await?;
+    /// assert!(redis.url().starts_with("redis://"));
+    /// # Ok(()) }
+    /// ```
     pub async fn start<F, Fut>(connect: F) -> Result<Self, String>
     where
         F: Fn(String, RedisOptions) -> Fut + Send + Sync + 'static,
@@ -56,11 +118,41 @@ impl RedisFixture {
     }
 
     /// The server.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use conformance::redis::{RedisFixture, RedisOptions};
+    /// # use lock_core::LockBackend;
+    /// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+    /// #     unimplemented!()
+    /// # }
+    /// # async fn example() -> Result<(), String> {
+    /// let redis = RedisFixture::start(connect).await?;
+    /// println!("{}", redis.server().origin());
+    /// # Ok(()) }
+    /// ```
     pub fn server(&self) -> &RedisServer {
         &self.server
     }
 
     /// The server's URL, `redis://127.0.0.1:port/`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use conformance::redis::{RedisFixture, RedisOptions};
+    /// # use lock_core::LockBackend;
+    /// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+    /// #     unimplemented!()
+    /// # }
+    /// # async fn example() -> Result<(), String> {
+    /// let redis = RedisFixture::start(connect).await?;
+    /// assert!(redis.url().starts_with("redis://"));
+    /// # Ok(()) }
+    /// ```
     pub fn url(&self) -> &str {
         self.server.url()
     }
@@ -70,6 +162,22 @@ impl RedisFixture {
     /// # Panics
     ///
     /// If it cannot connect.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use conformance::redis::{RedisFixture, RedisOptions};
+    /// # use lock_core::LockBackend;
+    /// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+    /// #     unimplemented!()
+    /// # }
+    /// # async fn example() -> Result<(), String> {
+    /// let redis = RedisFixture::start(connect).await?;
+    /// let backend = redis.backend().await;
+    /// let lock = lock_core::ProcessLock::new(backend, "jobs", std::time::Duration::from_secs(5)).unwrap();
+    /// # Ok(()) }
+    /// ```
     pub async fn backend(&self) -> Arc<dyn LockBackend> {
         self.backend_with(RedisOptions::default()).await
     }
@@ -79,6 +187,21 @@ impl RedisFixture {
     /// # Panics
     ///
     /// If it cannot connect.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use conformance::redis::{RedisFixture, RedisOptions};
+    /// # use lock_core::LockBackend;
+    /// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+    /// #     unimplemented!()
+    /// # }
+    /// # async fn example() -> Result<(), String> {
+    /// let redis = RedisFixture::start(connect).await?;
+    /// let backend = redis.backend_with(RedisOptions::default().with_prefix("app:")).await;
+    /// # Ok(()) }
+    /// ```
     pub async fn backend_with(&self, options: RedisOptions) -> Arc<dyn LockBackend> {
         let url = self.url().to_owned();
         self.connect(&url, options).await.unwrap_or_else(|e| {
@@ -95,6 +218,22 @@ impl RedisFixture {
     /// # Errors
     ///
     /// Whatever the backend's connect function returns.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use conformance::redis::{RedisFixture, RedisOptions};
+    /// # use lock_core::LockBackend;
+    /// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+    /// #     unimplemented!()
+    /// # }
+    /// # async fn example() -> Result<(), String> {
+    /// let redis = RedisFixture::start(connect).await?;
+    /// let refused = redis.connect("redis://127.0.0.1:1/", RedisOptions::default()).await;
+    /// assert!(refused.is_err());
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(
         &self,
         url: &str,
@@ -108,6 +247,22 @@ impl RedisFixture {
     /// # Panics
     ///
     /// If the server cannot be reached.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use conformance::redis::{RedisFixture, RedisOptions};
+    /// # use lock_core::LockBackend;
+    /// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+    /// #     unimplemented!()
+    /// # }
+    /// # async fn example() -> Result<(), String> {
+    /// let redis = RedisFixture::start(connect).await?;
+    /// let mut admin = redis.raw().await;
+    /// admin.run(&["SCRIPT", "FLUSH"]).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn raw(&self) -> RawRedis {
         RawRedis::connect(self.url())
             .await
@@ -119,6 +274,23 @@ impl RedisFixture {
     /// # Panics
     ///
     /// If the server cannot be reached.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use conformance::redis::{RedisFixture, RedisOptions};
+    /// # use lock_core::LockBackend;
+    /// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+    /// #     unimplemented!()
+    /// # }
+    /// # async fn example() -> Result<(), String> {
+    /// let redis = RedisFixture::start(connect).await?;
+    /// let counter = redis.counter().await;
+    /// // ... run operations through a backend ...
+    /// let commands = counter.take().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn counter(&self) -> CommandCounter {
         CommandCounter::start(self.url())
             .await
@@ -130,6 +302,22 @@ impl RedisFixture {
     /// # Panics
     ///
     /// If the proxy cannot start.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use conformance::redis::{RedisFixture, RedisOptions};
+    /// # use lock_core::LockBackend;
+    /// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+    /// #     unimplemented!()
+    /// # }
+    /// # async fn example() -> Result<(), String> {
+    /// let redis = RedisFixture::start(connect).await?;
+    /// let proxy = redis.proxy().await;
+    /// let backend = redis.connect(proxy.url(), RedisOptions::default()).await;
+    /// # Ok(()) }
+    /// ```
     pub async fn proxy(&self) -> FaultyProxy {
         FaultyProxy::start(self.url())
             .await
@@ -147,6 +335,18 @@ impl fmt::Debug for RedisFixture {
 
 impl RedisFixture {
     /// The Redis server part of `fixture`: present in a [`server_fixture`], absent elsewhere.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use conformance::Fixture;
+    /// use conformance::redis::RedisFixture;
+    /// use lock_memory::MemoryBackend;
+    ///
+    /// let fixture = Fixture::new(Arc::new(MemoryBackend::new()));
+    /// assert!(RedisFixture::of(&fixture).is_none());
+    /// ```
     pub fn of(fixture: &Fixture) -> Option<&RedisFixture> {
         fixture.resource::<RedisFixture>()
     }
@@ -159,6 +359,19 @@ impl RedisFixture {
 /// # Panics
 ///
 /// When no server can be started, or the backend cannot connect to it.
+///
+/// # Examples
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use conformance::redis::{RedisOptions, backend_fixture};
+/// # use lock_core::LockBackend;
+/// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+/// #     unimplemented!()
+/// # }
+/// // A backend's test of one case, as `conformance::suite!(redis = connect)` writes it.
+/// conformance::run_case(|| backend_fixture(connect), "lock_values");
+/// ```
 pub async fn backend_fixture<F, Fut>(connect: F) -> Fixture
 where
     F: Fn(String, RedisOptions) -> Fut,
@@ -178,6 +391,18 @@ where
 /// # Panics
 ///
 /// When no server can be started.
+///
+/// # Examples
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use conformance::redis::{RedisOptions, server_fixture};
+/// # use lock_core::LockBackend;
+/// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+/// #     unimplemented!()
+/// # }
+/// conformance::run_case(|| server_fixture(connect), "every_operation_is_one_round_trip");
+/// ```
 pub async fn server_fixture<F, Fut>(connect: F) -> Fixture
 where
     F: Fn(String, RedisOptions) -> Fut + Send + Sync + 'static,

@@ -36,13 +36,50 @@ pub struct RedisOptions {
 
 impl RedisOptions {
     /// The default connect timeout: 2 s, as both Redis backends'.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conformance::redis::RedisOptions;
+    ///
+    /// assert_eq!(RedisOptions::default().connect_timeout, RedisOptions::DEFAULT_CONNECT_TIMEOUT);
+    /// ```
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
     /// The default response timeout: 2 s, as both Redis backends'.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conformance::redis::RedisOptions;
+    ///
+    /// assert_eq!(RedisOptions::default().response_timeout, RedisOptions::DEFAULT_RESPONSE_TIMEOUT);
+    /// ```
     pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
     /// The default number of reconnection attempts: 3, as both Redis backends'.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conformance::redis::RedisOptions;
+    ///
+    /// assert_eq!(RedisOptions::default().reconnect_attempts, RedisOptions::DEFAULT_RECONNECT_ATTEMPTS);
+    /// ```
     pub const DEFAULT_RECONNECT_ATTEMPTS: usize = 3;
 
     /// With `timeout` as the connect timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conformance::redis::RedisOptions;
+    ///
+    /// let options = RedisOptions::default().with_connect_timeout(Duration::from_millis(300));
+    /// assert_eq!(options.connect_timeout, Duration::from_millis(300));
+    /// ```
     #[must_use]
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -50,6 +87,16 @@ impl RedisOptions {
     }
 
     /// With `timeout` as the response timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conformance::redis::RedisOptions;
+    ///
+    /// let options = RedisOptions::default().with_response_timeout(Duration::from_millis(300));
+    /// assert_eq!(options.response_timeout, Duration::from_millis(300));
+    /// ```
     #[must_use]
     pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
@@ -57,6 +104,15 @@ impl RedisOptions {
     }
 
     /// With `attempts` reconnection attempts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conformance::redis::RedisOptions;
+    ///
+    /// assert_eq!(RedisOptions::default().with_reconnect_attempts(0).reconnect_attempts, 0);
+    /// ```
     #[must_use]
     pub fn with_reconnect_attempts(mut self, attempts: usize) -> Self {
         self.reconnect_attempts = attempts;
@@ -64,6 +120,15 @@ impl RedisOptions {
     }
 
     /// With every key under `prefix`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conformance::redis::RedisOptions;
+    ///
+    /// assert_eq!(RedisOptions::default().with_prefix("app:").prefix, "app:");
+    /// ```
     #[must_use]
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -90,6 +155,16 @@ impl RedisOptions {
     }
 
     /// With the delayed restart rule's delay `delay` (`None`: the backend's default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conformance::redis::RedisOptions;
+    ///
+    /// let options = RedisOptions::default().with_restart_delay(Some(Duration::ZERO));
+    /// assert_eq!(options.restart_delay, Some(Duration::ZERO));
+    /// ```
     #[must_use]
     pub fn with_restart_delay(mut self, delay: Option<Duration>) -> Self {
         self.restart_delay = delay;
