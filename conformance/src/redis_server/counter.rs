@@ -32,6 +32,18 @@ impl CommandCounter {
     /// # Errors
     ///
     /// When the URL has credentials or the server cannot be reached.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(url: &str) -> Result<(), String> {
+    /// use conformance::redis_server::CommandCounter;
+    ///
+    /// let counter = CommandCounter::start(url).await?;
+    /// // ... operations through the backend under test ...
+    /// let sent = counter.take().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn start(url: &str) -> Result<Self, String> {
         let mut monitor = RawRedis::connect(url).await?;
         let address = monitor.address().to_owned();
@@ -61,6 +73,19 @@ impl CommandCounter {
     /// # Errors
     ///
     /// When the server cannot be reached.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(url: &str) -> Result<(), String> {
+    /// use conformance::redis_server::CommandCounter;
+    ///
+    /// let counter = CommandCounter::start(url).await?;
+    /// // ... operations through the backend under test ...
+    /// let sent = counter.take().await?;
+    /// assert!(sent.iter().all(|name| name == "evalsha"));
+    /// # Ok(()) }
+    /// ```
     pub async fn take(&self) -> Result<Vec<String>, String> {
         let lines = self.take_lines().await?;
         Ok(lines.iter().filter_map(|l| client_command(l)).collect())
@@ -72,6 +97,20 @@ impl CommandCounter {
     /// # Errors
     ///
     /// When the server cannot be reached.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(url: &str) -> Result<(), String> {
+    /// use conformance::redis_server::CommandCounter;
+    ///
+    /// let counter = CommandCounter::start(url).await?;
+    /// // ... operations through the backend under test ...
+    /// for line in counter.take_lines().await? {
+    ///     println!("{line}"); // 1700000000.123456 [0 127.0.0.1:5000] "EVALSHA" ...
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn take_lines(&self) -> Result<Vec<String>, String> {
         // MONITOR reports commands in execution order: once a marker sent now shows up, every
         // command executed before it has been seen.

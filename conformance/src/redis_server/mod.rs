@@ -37,13 +37,35 @@ pub use resp::{RawRedis, Resp};
 pub use tls::TlsRedisServer;
 
 /// Names the image to start (`name:tag`).
+///
+/// # Examples
+///
+/// ```
+/// use conformance::redis_server::{DEFAULT_IMAGE, IMAGE_ENV};
+///
+/// let image = std::env::var(IMAGE_ENV).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
+/// ```
 pub const IMAGE_ENV: &str = "LOCK_TEST_REDIS_IMAGE";
 /// The image started when [`IMAGE_ENV`] is unset: the one `scripts/test` (through
 /// `.ci/build-redis-image.sh`) builds offline from Debian's `redis-server`. An image that is not
 /// on the machine is never pulled: the tests fall back to `redis-server` from `PATH`.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(conformance::redis_server::DEFAULT_IMAGE, "process-lock-redis:7");
+/// ```
 pub const DEFAULT_IMAGE: &str = "process-lock-redis:7";
 /// When set to `1`, a container that cannot be started is an error instead of a reason to fall
 /// back to `redis-server` (CI sets it, so the suite provably runs on testcontainers).
+///
+/// # Examples
+///
+/// ```
+/// use conformance::redis_server::REQUIRE_DOCKER_ENV;
+///
+/// let strict = std::env::var(REQUIRE_DOCKER_ENV).is_ok_and(|v| v == "1");
+/// ```
 pub const REQUIRE_DOCKER_ENV: &str = "LOCK_TEST_REQUIRE_DOCKER";
 
 /// A real Redis server for one test; stopped when dropped (unless it is the external one).
@@ -81,6 +103,17 @@ impl RedisServer {
     /// # Errors
     ///
     /// A message saying what was tried and how to provide a server.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisServer;
+    ///
+    /// let server = RedisServer::start().await?; // REDIS_URL's, if set
+    /// println!("{}", server.origin());
+    /// # Ok(()) }
+    /// ```
     pub async fn start() -> Result<Self, String> {
         match std::env::var("REDIS_URL") {
             Ok(url) if !url.is_empty() => {
@@ -103,6 +136,17 @@ impl RedisServer {
     /// # Errors
     ///
     /// A message saying what was tried and how to provide a server.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisServer;
+    ///
+    /// let server = RedisServer::start_own().await?;
+    /// assert!(server.is_own());
+    /// # Ok(()) }
+    /// ```
     pub async fn start_own() -> Result<Self, String> {
         let image = std::env::var(IMAGE_ENV).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
         let started = match image_on_this_machine(&image) {
@@ -162,17 +206,52 @@ impl RedisServer {
     }
 
     /// The server's URL.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisServer;
+    ///
+    /// let server = RedisServer::start_own().await?;
+    /// assert!(server.url().starts_with("redis://"));
+    /// # Ok(()) }
+    /// ```
     pub fn url(&self) -> &str {
         &self.url
     }
 
     /// Where the server comes from, for people: the image and port, `REDIS_URL`, or
     /// `redis-server from PATH`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisServer;
+    ///
+    /// let server = RedisServer::start().await?;
+    /// eprintln!("Redis from {}", server.origin());
+    /// # Ok(()) }
+    /// ```
     pub fn origin(&self) -> &str {
         &self.origin
     }
 
     /// Whether this test owns the server (it is not the shared one at `REDIS_URL`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisServer;
+    ///
+    /// let server = RedisServer::start().await?;
+    /// if !server.is_own() {
+    ///     // REDIS_URL's server: do not flush it
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn is_own(&self) -> bool {
         !matches!(self._running, Running::External)
     }

@@ -59,6 +59,18 @@ impl FaultyProxy {
     /// # Errors
     ///
     /// When the URL is not one of those, or no port can be bound.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(server_url: &str) -> Result<(), String> {
+    /// use std::time::Duration;
+    /// use conformance::redis_server::FaultyProxy;
+    ///
+    /// let proxy = FaultyProxy::start(server_url).await?;
+    /// // ... connect the backend under test to proxy.url() ...
+    /// # Ok(()) }
+    /// ```
     pub async fn start(upstream_url: &str) -> Result<FaultyProxy, String> {
         let upstream = address_of(upstream_url)?;
         let listener = TcpListener::bind("127.0.0.1:0")
@@ -105,17 +117,55 @@ impl FaultyProxy {
     }
 
     /// The proxy's URL, `redis://127.0.0.1:port/`, for the backend under test.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(server_url: &str) -> Result<(), String> {
+    /// use std::time::Duration;
+    /// use conformance::redis_server::FaultyProxy;
+    ///
+    /// let proxy = FaultyProxy::start(server_url).await?;
+    /// assert!(proxy.url().starts_with("redis://127.0.0.1:"));
+    /// # Ok(()) }
+    /// ```
     pub fn url(&self) -> &str {
         &self.url
     }
 
     /// Loses the next reply from the server (on any connection): it closes its connection
     /// instead of reaching the client; later replies pass again.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(server_url: &str) -> Result<(), String> {
+    /// use std::time::Duration;
+    /// use conformance::redis_server::FaultyProxy;
+    ///
+    /// let proxy = FaultyProxy::start(server_url).await?;
+    /// proxy.lose_next_reply(); // the next request runs, and its reply never comes
+    /// # Ok(()) }
+    /// ```
     pub fn lose_next_reply(&self) {
         self.lose.store(true, Ordering::SeqCst);
     }
 
     /// While `down` is true, every connection is cut and new ones are closed at once.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(server_url: &str) -> Result<(), String> {
+    /// use std::time::Duration;
+    /// use conformance::redis_server::FaultyProxy;
+    ///
+    /// let proxy = FaultyProxy::start(server_url).await?;
+    /// proxy.set_down(true);
+    /// // ... requests fail with Connection errors ...
+    /// proxy.set_down(false);
+    /// # Ok(()) }
+    /// ```
     pub fn set_down(&self, down: bool) {
         self.down.send_replace(down);
     }
@@ -127,6 +177,19 @@ impl FaultyProxy {
     /// # Errors
     ///
     /// When the URL is not one of those.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(server_url: &str) -> Result<(), String> {
+    /// use std::time::Duration;
+    /// use conformance::redis_server::FaultyProxy;
+    ///
+    /// let proxy = FaultyProxy::start(server_url).await?;
+    /// // A restart without persistence behind the same address:
+    /// proxy.switch_to("redis://127.0.0.1:6380/")?;
+    /// # Ok(()) }
+    /// ```
     pub fn switch_to(&self, upstream_url: &str) -> Result<(), String> {
         let address = address_of(upstream_url)?;
         self.upstream.send_replace(address);
@@ -137,6 +200,18 @@ impl FaultyProxy {
     /// Holds every reply from the server (on any connection) back by `delay` before passing it
     /// on, in order; requests still go through at once. `Duration::ZERO` ends the delay (for
     /// replies read from then on).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(server_url: &str) -> Result<(), String> {
+    /// use std::time::Duration;
+    /// use conformance::redis_server::FaultyProxy;
+    ///
+    /// let proxy = FaultyProxy::start(server_url).await?;
+    /// proxy.delay_replies(Duration::from_millis(300)); // a slow link
+    /// # Ok(()) }
+    /// ```
     pub fn delay_replies(&self, delay: Duration) {
         let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
         self.delay_micros.store(micros, Ordering::SeqCst);

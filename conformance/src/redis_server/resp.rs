@@ -7,6 +7,16 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A reply of Redis, in RESP2 (what a connection speaks unless it sends `HELLO 3`).
+///
+/// # Examples
+///
+/// ```
+/// use conformance::redis_server::Resp;
+///
+/// let reply = Resp::Bulk(Some(b"owner-token".to_vec()));
+/// assert_eq!(reply.as_str(), Some("owner-token"));
+/// assert!(Resp::Bulk(None).is_nil());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resp {
     /// A simple string, such as `OK` or `PONG`.
@@ -24,6 +34,15 @@ pub enum Resp {
 
 impl Resp {
     /// The text of a simple string or of a bulk string that is UTF-8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conformance::redis_server::Resp;
+    ///
+    /// assert_eq!(Resp::Simple("OK".to_owned()).as_str(), Some("OK"));
+    /// assert_eq!(Resp::Int(1).as_str(), None);
+    /// ```
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Resp::Simple(text) => Some(text),
@@ -33,6 +52,15 @@ impl Resp {
     }
 
     /// The integer of an integer reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conformance::redis_server::Resp;
+    ///
+    /// assert_eq!(Resp::Int(-2).as_int(), Some(-2));
+    /// assert_eq!(Resp::Simple("OK".to_owned()).as_int(), None);
+    /// ```
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Resp::Int(n) => Some(*n),
@@ -41,6 +69,15 @@ impl Resp {
     }
 
     /// Whether this is the null bulk string or the null array.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conformance::redis_server::Resp;
+    ///
+    /// assert!(Resp::Array(None).is_nil());
+    /// assert!(!Resp::Bulk(Some(Vec::new())).is_nil());
+    /// ```
     pub fn is_nil(&self) -> bool {
         matches!(self, Resp::Bulk(None) | Resp::Array(None))
     }
@@ -82,6 +119,17 @@ impl RawRedis {
     /// # Errors
     ///
     /// When the URL has credentials or is not `redis://`, or the server cannot be reached.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(url: &str) -> Result<(), String> {
+    /// use conformance::redis_server::{RawRedis, Resp};
+    ///
+    /// let mut raw = RawRedis::connect(url).await?;
+    /// assert_eq!(raw.run(&["PING"]).await?, Resp::Simple("PONG".to_owned()));
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(url: &str) -> Result<Self, String> {
         Self::connect_to(&address_of(url)?).await
     }
@@ -91,6 +139,16 @@ impl RawRedis {
     /// # Errors
     ///
     /// When the server cannot be reached.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RawRedis;
+    ///
+    /// let mut raw = RawRedis::connect_to("127.0.0.1:6379").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect_to(address: &str) -> Result<Self, String> {
         let stream =
             tokio::time::timeout(RAW_REPLY_TIMEOUT, tokio::net::TcpStream::connect(address))
@@ -106,6 +164,17 @@ impl RawRedis {
     }
 
     /// The server's `host:port`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(url: &str) -> Result<(), String> {
+    /// use conformance::redis_server::{RawRedis, Resp};
+    ///
+    /// let mut raw = RawRedis::connect(url).await?;
+    /// println!("talking to {}", raw.address());
+    /// # Ok(()) }
+    /// ```
     pub fn address(&self) -> &str {
         &self.address
     }
@@ -116,6 +185,18 @@ impl RawRedis {
     /// # Errors
     ///
     /// When the connection fails or the server does not answer within 10 s.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(url: &str) -> Result<(), String> {
+    /// use conformance::redis_server::{RawRedis, Resp};
+    ///
+    /// let mut raw = RawRedis::connect(url).await?;
+    /// let reply = raw.command(&["INCR", "not-a-number-key"]).await?;
+    /// assert!(matches!(reply, Resp::Int(_) | Resp::Error(_)));
+    /// # Ok(()) }
+    /// ```
     pub async fn command(&mut self, args: &[&str]) -> Result<Resp, String> {
         self.send(args).await?;
         self.reply().await
@@ -126,6 +207,17 @@ impl RawRedis {
     /// # Errors
     ///
     /// As [`command`](RawRedis::command), and for an error reply.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(url: &str) -> Result<(), String> {
+    /// use conformance::redis_server::{RawRedis, Resp};
+    ///
+    /// let mut raw = RawRedis::connect(url).await?;
+    /// raw.run(&["SET", "jobs", "token", "PX", "30000"]).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn run(&mut self, args: &[&str]) -> Result<Resp, String> {
         match self.command(args).await? {
             Resp::Error(e) => Err(format!("{args:?} on {}: {e}", self.address)),
@@ -138,6 +230,17 @@ impl RawRedis {
     /// # Errors
     ///
     /// As [`run`](RawRedis::run), and when the reply is not a string or nil.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(url: &str) -> Result<(), String> {
+    /// use conformance::redis_server::{RawRedis, Resp};
+    ///
+    /// let mut raw = RawRedis::connect(url).await?;
+    /// assert_eq!(raw.get("no-such-key").await?, None);
+    /// # Ok(()) }
+    /// ```
     pub async fn get(&mut self, key: &str) -> Result<Option<String>, String> {
         match self.run(&["GET", key]).await? {
             Resp::Bulk(None) => Ok(None),
@@ -153,6 +256,17 @@ impl RawRedis {
     /// # Errors
     ///
     /// As [`run`](RawRedis::run), and when the reply is not an integer.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(url: &str) -> Result<(), String> {
+    /// use conformance::redis_server::{RawRedis, Resp};
+    ///
+    /// let mut raw = RawRedis::connect(url).await?;
+    /// let ttl = raw.int(&["PTTL", "jobs"]).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn int(&mut self, args: &[&str]) -> Result<i64, String> {
         let reply = self.run(args).await?;
         reply
@@ -165,6 +279,18 @@ impl RawRedis {
     /// # Errors
     ///
     /// When the connection fails.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(url: &str) -> Result<(), String> {
+    /// use conformance::redis_server::{RawRedis, Resp};
+    ///
+    /// let mut raw = RawRedis::connect(url).await?;
+    /// raw.send(&["CLIENT", "PAUSE", "500"]).await?;
+    /// let ok = raw.reply().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn send(&mut self, args: &[&str]) -> Result<(), String> {
         self.stream
             .write_all(&encode(args))
@@ -178,6 +304,18 @@ impl RawRedis {
     /// # Errors
     ///
     /// When the connection fails or closes, or no reply comes within 10 s.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(url: &str) -> Result<(), String> {
+    /// use conformance::redis_server::{RawRedis, Resp};
+    ///
+    /// let mut raw = RawRedis::connect(url).await?;
+    /// raw.send(&["PING"]).await?;
+    /// assert_eq!(raw.reply().await?, Resp::Simple("PONG".to_owned()));
+    /// # Ok(()) }
+    /// ```
     pub async fn reply(&mut self) -> Result<Resp, String> {
         tokio::time::timeout(RAW_REPLY_TIMEOUT, read_reply(&mut self.stream))
             .await

@@ -40,6 +40,17 @@ impl TlsRedisServer {
     ///
     /// When `openssl` or `redis-server` is missing or fails, or the server does not listen
     /// within 5 s.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::TlsRedisServer;
+    ///
+    /// let server = TlsRedisServer::start().await?;
+    /// let url = server.url();
+    /// # Ok(()) }
+    /// ```
     pub async fn start() -> Result<Self, String> {
         let dir = process::temp_dir("tls")?;
         let ca_pem = tokio::task::spawn_blocking({
@@ -77,21 +88,65 @@ impl TlsRedisServer {
     }
 
     /// The server's URL, `rediss://127.0.0.1:port/`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::TlsRedisServer;
+    ///
+    /// let server = TlsRedisServer::start().await?;
+    /// assert!(server.url().starts_with("rediss://"));
+    /// # Ok(()) }
+    /// ```
     pub fn url(&self) -> &str {
         &self.url
     }
 
     /// The TLS port.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::TlsRedisServer;
+    ///
+    /// let server = TlsRedisServer::start().await?;
+    /// let plain_text_url = format!("redis://127.0.0.1:{}/", server.port()); // refused: TLS only
+    /// # Ok(()) }
+    /// ```
     pub fn port(&self) -> u16 {
         self.process.port()
     }
 
     /// The CA's certificate, in PEM: the one root a client must trust.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::TlsRedisServer;
+    ///
+    /// let server = TlsRedisServer::start().await?;
+    /// let ca = server.ca_pem(); // the only certificate to trust
+    /// # Ok(()) }
+    /// ```
     pub fn ca_pem(&self) -> &[u8] {
         &self.ca_pem
     }
 
     /// The file holding [`ca_pem`](TlsRedisServer::ca_pem), for clients that read one.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::TlsRedisServer;
+    ///
+    /// let server = TlsRedisServer::start().await?;
+    /// let ca_file = server.ca_path(); // for clients that read a file
+    /// # Ok(()) }
+    /// ```
     pub fn ca_path(&self) -> PathBuf {
         self.process.dir().join("ca.crt")
     }
