@@ -249,6 +249,14 @@ where
 /// How long after a Sentinel failover the clients may take to work on the new primary: they
 /// notice the old primary is gone (a reset, `READONLY`, or a response timeout) and ask the
 /// sentinels again.
+///
+/// # Examples
+///
+/// ```
+/// use conformance::redis::SENTINEL_FOLLOW;
+///
+/// assert!(SENTINEL_FOLLOW >= std::time::Duration::from_secs(5));
+/// ```
 pub const SENTINEL_FOLLOW: Duration = Duration::from_secs(10);
 
 /// A Sentinel failover (`SENTINEL FAILOVER` once the replicas are in sync, 4 times) while a
@@ -256,6 +264,22 @@ pub const SENTINEL_FOLLOW: Duration = Duration::from_secs(10);
 /// the new primary with its token and not reported lost, a new backend takes other locks
 /// there, the waiter does not get the lock meanwhile, and once the holder lets go it is
 /// served.
+///
+/// # Examples
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use conformance::redis::{RedisOptions, a_sentinel_failover_is_followed};
+/// # use conformance::redis_server::RedisSentinel;
+/// # use lock_core::LockBackend;
+/// # async fn connect(url: String, options: RedisOptions) -> lock_core::Result<Arc<dyn LockBackend>> {
+/// #     unimplemented!()
+/// # }
+/// # async fn f() -> Result<(), String> {
+/// let set = RedisSentinel::start().await?;
+/// a_sentinel_failover_is_followed(&set, &connect).await;
+/// # Ok(()) }
+/// ```
 pub async fn a_sentinel_failover_is_followed<F, Fut>(set: &RedisSentinel, connect: &F)
 where
     F: Fn(String, RedisOptions) -> Fut,
@@ -672,6 +696,12 @@ where
 }
 
 /// The name of the replica acknowledgement case, as the log shows it.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(conformance::redis::REPLICA_ACK_CASE, "replicas_acknowledge_or_the_lock_is_not_taken");
+/// ```
 pub const REPLICA_ACK_CASE: &str = "replicas_acknowledge_or_the_lock_is_not_taken";
 
 async fn replicas_acknowledged_on_a_cluster<F, Fut>(cluster: &RedisCluster, connect: &F)

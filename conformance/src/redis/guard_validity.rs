@@ -15,6 +15,14 @@ use crate::redis_server::RawRedis;
 /// `LostReason::Expired` from before 1 s has passed since it was acquired, so before the server
 /// could expire the lock and hand it to someone else, and says so then (within scheduling
 /// slack). Once the server answers again, the backend works.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_paused_server_makes_a_guard_report_its_loss_before_the_lock_expires(redis).await;
+/// # }
+/// ```
 pub async fn a_paused_server_makes_a_guard_report_its_loss_before_the_lock_expires(
     fx: &RedisFixture,
 ) {
@@ -131,6 +139,14 @@ async fn trusted_no_longer_than_kept(admin: &mut RawRedis, guard: &LockGuard, af
 /// 12 ms), a guard counts its lock's validity from when each request was sent: after the
 /// acquire and after a renewal, the server keeps the key at least as long as the guard trusts
 /// it. A guard counting from the reply would trust it up to 200 ms longer than it exists.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn check(redis: &conformance::redis::RedisFixture) {
+/// conformance::redis::a_guard_behind_a_slow_link_trusts_its_lock_no_longer_than_the_server_keeps_it(redis).await;
+/// # }
+/// ```
 pub async fn a_guard_behind_a_slow_link_trusts_its_lock_no_longer_than_the_server_keeps_it(
     fx: &RedisFixture,
 ) {

@@ -31,6 +31,15 @@ const FAILING_OVER: Duration = Duration::from_secs(90);
 
 /// How long a node may go unanswered before the others fail it over: short, so that failover
 /// tests take seconds.
+///
+/// # Examples
+///
+/// ```
+/// use conformance::redis_server::NODE_TIMEOUT;
+///
+/// // A paused primary is failed over a few node timeouts later.
+/// let wait_at_most = NODE_TIMEOUT * 5;
+/// ```
 pub const NODE_TIMEOUT: Duration = Duration::from_millis(2000);
 
 /// A Redis Cluster of real servers, stopped when dropped.
@@ -52,6 +61,19 @@ pub struct RedisCluster {
 }
 
 /// One server of a [`RedisCluster`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn f() -> Result<(), String> {
+/// use conformance::redis_server::RedisCluster;
+///
+/// let cluster = RedisCluster::start(3, 1).await?;
+/// let node = &cluster.nodes()[0];
+/// let mut raw = node.raw().await?;
+/// raw.run(&["CLUSTER", "MYID"]).await?;
+/// # Ok(()) }
+/// ```
 pub struct ClusterNode {
     address: String,
     running: Node,
@@ -70,6 +92,17 @@ impl RedisCluster {
     ///
     /// A message saying what failed: no container and no `redis-server`, or a cluster that did
     /// not form in time (with each node's view of it).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// assert_eq!(cluster.nodes().len(), 6);
+    /// # Ok(()) }
+    /// ```
     pub async fn start(primaries: usize, replicas: usize) -> Result<Self, String> {
         let count = primaries * (1 + replicas);
         let (place, origin) = Place::choose("a Redis Cluster")?;
@@ -88,6 +121,17 @@ impl RedisCluster {
     }
 
     /// The cluster's URL, every node a seed: `redis-cluster://host:port?node=host:port&...`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let url = cluster.url(); // redis-cluster://host:port?node=host:port&...
+    /// # Ok(()) }
+    /// ```
     pub fn url(&self) -> String {
         let (first, rest) = self.nodes.split_first().expect("a cluster has nodes");
         let others: Vec<String> = rest.iter().map(|n| format!("node={}", n.address)).collect();
@@ -95,16 +139,51 @@ impl RedisCluster {
     }
 
     /// One `redis://host:port/` URL per node.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// for url in cluster.node_urls() {
+    ///     println!("{url}"); // redis://host:port/
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn node_urls(&self) -> Vec<String> {
         self.nodes.iter().map(ClusterNode::url).collect()
     }
 
     /// Every node, primaries first (in the order of their slot ranges), then their replicas.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let primaries = &cluster.nodes()[..3];
+    /// # Ok(()) }
+    /// ```
     pub fn nodes(&self) -> &[ClusterNode] {
         &self.nodes
     }
 
     /// Where the nodes come from, for people.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// eprintln!("a cluster of {}", cluster.origin());
+    /// # Ok(()) }
+    /// ```
     pub fn origin(&self) -> &str {
         &self.origin
     }
@@ -114,6 +193,19 @@ impl RedisCluster {
     /// # Errors
     ///
     /// When no node answers, or none serves the slot.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let primary = cluster.primary_of("jobs").await?;
+    /// let mut raw = cluster.node(&primary).raw().await?;
+    /// let holder = raw.get("jobs").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn primary_of(&self, key: &str) -> Result<String, String> {
         let mut raw = self.nodes[0].raw().await?;
         let slot = raw.int(&["CLUSTER", "KEYSLOT", key]).await?;
@@ -144,6 +236,18 @@ impl RedisCluster {
     /// # Errors
     ///
     /// When no node answers.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let primaries = cluster.topology().await?.into_iter().filter(|n| n.primary_id.is_none()).count();
+    /// assert_eq!(primaries, 3);
+    /// # Ok(()) }
+    /// ```
     pub async fn topology(&self) -> Result<Vec<NodeRole>, String> {
         let mut last = String::new();
         for node in &self.nodes {
@@ -164,6 +268,18 @@ impl RedisCluster {
     /// # Errors
     ///
     /// When no node answers, or the primary has no replica.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let primary = cluster.primary_of("jobs").await?;
+    /// let replica = cluster.replica_of(&primary).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn replica_of(&self, primary: &str) -> Result<String, String> {
         let topology = self.topology().await?;
         let id = topology
@@ -183,6 +299,18 @@ impl RedisCluster {
     /// # Panics
     ///
     /// When no node of this cluster is at `address`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let primary = cluster.primary_of("jobs").await?;
+    /// cluster.node(&primary).pause().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn node(&self, address: &str) -> &ClusterNode {
         self.nodes
             .iter()
@@ -197,6 +325,20 @@ impl RedisCluster {
     /// # Errors
     ///
     /// When the command fails, or the failover is not done within 20 s.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let primary = cluster.primary_of("jobs").await?;
+    /// let replica = cluster.replica_of(&primary).await?;
+    /// cluster.failover(&replica).await?;
+    /// assert_eq!(cluster.primary_of("jobs").await?, replica);
+    /// # Ok(()) }
+    /// ```
     pub async fn failover(&self, replica: &str) -> Result<(), String> {
         let mut raw = self.node(replica).raw().await?;
         raw.run(&["CLUSTER", "FAILOVER"]).await?;
@@ -226,6 +368,21 @@ impl RedisCluster {
     /// # Errors
     ///
     /// When a step fails.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use std::time::Duration;
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 0).await?;
+    /// let from = cluster.primary_of("jobs").await?;
+    /// let to = cluster.node_urls().iter().map(|u| u.trim_start_matches("redis://").trim_end_matches('/').to_owned()).find(|a| *a != from).unwrap();
+    /// cluster.move_slot("jobs", &to, Duration::from_millis(500)).await?;
+    /// assert_eq!(cluster.primary_of("jobs").await?, to);
+    /// # Ok(()) }
+    /// ```
     pub async fn move_slot(&self, key: &str, to: &str, pause: Duration) -> Result<(), String> {
         let from = self.primary_of(key).await?;
         let topology = self.topology().await?;
@@ -347,6 +504,19 @@ impl RedisCluster {
 }
 
 /// One node as `CLUSTER NODES` describes it.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn f() -> Result<(), String> {
+/// use conformance::redis_server::RedisCluster;
+///
+/// let cluster = RedisCluster::start(3, 1).await?;
+/// for node in cluster.topology().await? {
+///     println!("{} {} primary of {:?}", node.id, node.address, node.primary_id);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NodeRole {
@@ -383,11 +553,35 @@ fn parse_nodes(text: &str) -> Vec<NodeRole> {
 
 impl ClusterNode {
     /// `host:port`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let node = &cluster.nodes()[0];
+    /// println!("{}", node.address()); // host:port
+    /// # Ok(()) }
+    /// ```
     pub fn address(&self) -> &str {
         &self.address
     }
 
     /// `redis://host:port/`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let node = &cluster.nodes()[0];
+    /// assert!(node.url().starts_with("redis://"));
+    /// # Ok(()) }
+    /// ```
     pub fn url(&self) -> String {
         format!("redis://{}/", self.address)
     }
@@ -397,6 +591,18 @@ impl ClusterNode {
     /// # Errors
     ///
     /// When it cannot connect.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let mut raw = cluster.nodes()[0].raw().await?;
+    /// raw.run(&["CLUSTER", "INFO"]).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn raw(&self) -> Result<RawRedis, String> {
         RawRedis::connect_to(&self.address).await
     }
@@ -407,6 +613,20 @@ impl ClusterNode {
     /// # Errors
     ///
     /// When Docker or the signal fails.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let node = &cluster.nodes()[0];
+    /// node.pause().await?;
+    /// // ... it neither answers nor fails a connection ...
+    /// node.unpause().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn pause(&self) -> Result<(), String> {
         match &self.running {
             Node::Container(c) => c.pause().await.map_err(|e| e.to_string()),
@@ -419,6 +639,19 @@ impl ClusterNode {
     /// # Errors
     ///
     /// When Docker or the signal fails.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let node = &cluster.nodes()[0];
+    /// node.pause().await?;
+    /// node.unpause().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn unpause(&self) -> Result<(), String> {
         match &self.running {
             Node::Container(c) => c.unpause().await.map_err(|e| e.to_string()),
@@ -665,6 +898,17 @@ impl ReplicatedRedis {
     /// # Errors
     ///
     /// When no server can be started, or the replica does not sync within 30 s.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::ReplicatedRedis;
+    ///
+    /// let servers = ReplicatedRedis::start().await?;
+    /// servers.replica().pause().await?; // WAIT now times out
+    /// # Ok(()) }
+    /// ```
     pub async fn start() -> Result<Self, String> {
         let (place, origin) = Place::choose("a primary and a replica")?;
         let primary = place.start(&[]).await?;
@@ -701,16 +945,51 @@ impl ReplicatedRedis {
     }
 
     /// The primary's URL, `redis://host:port/`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::ReplicatedRedis;
+    ///
+    /// let servers = ReplicatedRedis::start().await?;
+    /// let url = servers.url(); // the primary's
+    /// # Ok(()) }
+    /// ```
     pub fn url(&self) -> String {
         self.primary.url()
     }
 
     /// The primary.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::ReplicatedRedis;
+    ///
+    /// let servers = ReplicatedRedis::start().await?;
+    /// let mut raw = servers.primary().raw().await?;
+    /// raw.run(&["INFO", "replication"]).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn primary(&self) -> &ClusterNode {
         &self.primary
     }
 
     /// The replica.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::ReplicatedRedis;
+    ///
+    /// let servers = ReplicatedRedis::start().await?;
+    /// servers.replica().pause().await?;
+    /// servers.replica().unpause().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn replica(&self) -> &ClusterNode {
         &self.replica
     }
@@ -726,6 +1005,14 @@ impl fmt::Debug for ReplicatedRedis {
 }
 
 /// The service name the sentinels of a [`RedisSentinel`] watch.
+///
+/// # Examples
+///
+/// ```
+/// use conformance::redis_server::SENTINEL_SERVICE;
+///
+/// let url = format!("redis-sentinel://127.0.0.1:26379/0?sentinelServiceName={SENTINEL_SERVICE}");
+/// ```
 pub const SENTINEL_SERVICE: &str = "mymaster";
 
 /// A primary with two replicas, watched by three sentinels (quorum 2, a primary is down after
@@ -755,6 +1042,17 @@ impl RedisSentinel {
     /// # Errors
     ///
     /// When a server cannot be started, or the set does not settle within 30 s.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisSentinel;
+    ///
+    /// let set = RedisSentinel::start().await?;
+    /// assert_eq!(set.sentinels().len(), 3);
+    /// # Ok(()) }
+    /// ```
     pub async fn start() -> Result<Self, String> {
         let (place, origin) = Place::choose("a Sentinel set")?;
         let primary = place.start(&[]).await?;
@@ -800,6 +1098,17 @@ impl RedisSentinel {
 
     /// The URL of the set, in the form `fred` reads: every sentinel a seed,
     /// `redis-sentinel://host:port/0?sentinelServiceName=mymaster&node=host:port&...`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisSentinel;
+    ///
+    /// let set = RedisSentinel::start().await?;
+    /// let url = set.url(); // redis-sentinel://...?sentinelServiceName=mymaster&node=...
+    /// # Ok(()) }
+    /// ```
     pub fn url(&self) -> String {
         let nodes: Vec<String> = self.sentinels[1..]
             .iter()
@@ -813,11 +1122,35 @@ impl RedisSentinel {
     }
 
     /// The data servers: the first primary, then its two replicas.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisSentinel;
+    ///
+    /// let set = RedisSentinel::start().await?;
+    /// assert_eq!(set.servers().len(), 3); // a primary and two replicas
+    /// # Ok(()) }
+    /// ```
     pub fn servers(&self) -> &[ClusterNode] {
         &self.servers
     }
 
     /// The sentinels.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisSentinel;
+    ///
+    /// let set = RedisSentinel::start().await?;
+    /// for sentinel in set.sentinels() {
+    ///     println!("{}", sentinel.address());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn sentinels(&self) -> &[ClusterNode] {
         &self.sentinels
     }
@@ -827,6 +1160,18 @@ impl RedisSentinel {
     /// # Panics
     ///
     /// When no server of the set is there.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisSentinel;
+    ///
+    /// let set = RedisSentinel::start().await?;
+    /// let primary = set.primary().await?;
+    /// let mut raw = set.server(&primary).raw().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn server(&self, address: &str) -> &ClusterNode {
         self.servers
             .iter()
@@ -839,6 +1184,17 @@ impl RedisSentinel {
     /// # Errors
     ///
     /// When no sentinel answers.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisSentinel;
+    ///
+    /// let set = RedisSentinel::start().await?;
+    /// let primary = set.primary().await?; // host:port, as the sentinels name it
+    /// # Ok(()) }
+    /// ```
     pub async fn primary(&self) -> Result<String, String> {
         let mut last = String::new();
         for sentinel in &self.sentinels {
@@ -869,6 +1225,19 @@ impl RedisSentinel {
     /// # Errors
     ///
     /// When the command fails, or the failover is not done within 90 s.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisSentinel;
+    ///
+    /// let set = RedisSentinel::start().await?;
+    /// let before = set.primary().await?;
+    /// set.failover().await?;
+    /// assert_ne!(set.primary().await?, before);
+    /// # Ok(()) }
+    /// ```
     pub async fn failover(&self) -> Result<(), String> {
         let before = self.primary().await?;
         let deadline = Instant::now() + FAILING_OVER;
