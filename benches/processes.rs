@@ -499,6 +499,21 @@ fn summarise(
             / steady.iter().copied().max().unwrap_or(0).max(1) as f64,
     );
     value("hold_p50_us", percentile(&holds, 0.50).as_micros() as f64);
+    // The mean turn (hold, release, hand-over) while every process asks: what a FIFO waiter
+    // with P - 1 processes ahead of it waits for, P - 1 times, whatever the turns' spread.
+    let steady_gots: Vec<u64> = turns
+        .iter()
+        .map(|t| t.got)
+        .filter(|got| (all_asking..=one_stopped).contains(got))
+        .collect();
+    if let (Some(first), Some(last)) = (steady_gots.first(), steady_gots.last())
+        && steady_gots.len() > 1
+    {
+        value(
+            "turn_mean_us",
+            (last - first) as f64 / (steady_gots.len() - 1) as f64,
+        );
+    }
     Summary {
         name,
         processes,
