@@ -87,6 +87,13 @@ const RESTART_AFTER: Duration = Duration::from_millis(100);
 /// fred's connection task, aborted when dropped unless taken out.
 struct Driven(Option<ConnectHandle>);
 
+impl Driven {
+    /// The task, no longer aborted by this.
+    fn into_inner(mut self) -> Option<ConnectHandle> {
+        self.0.take()
+    }
+}
+
 impl Drop for Driven {
     fn drop(&mut self) {
         if let Some(task) = &self.0 {
@@ -95,8 +102,8 @@ impl Drop for Driven {
     }
 }
 
-/// Watches fred's `task` driving `client`'s connection, and starts it again (after
-/// [`RESTART_AFTER`]) whenever it ends on an error, until `detached` (the task is then left
+/// Watches fred's `task` driving `client`'s connection (once it has connected), and starts it
+/// again (after [`RESTART_AFTER`]) whenever it ends on an error, until `detached` (the task is then left
 /// running) or aborted (the task is then aborted too). A task that ends without an error (the
 /// client quit) is not started again.
 ///
@@ -227,10 +234,13 @@ impl Starter<'_> {
         {
             return result.map(|()| None).map_err(Failed::Error);
         }
-        // Failed (the task has ended), late or cancelled: dropping it stops it.
-        let task = ConnectionTask::new(client, client.connect());
+        // Failed (the task has ended), late or cancelled: dropping it stops it. Supervised only
+        // once connected: until then, these attempts are the retries, within the deadline.
+        let task = Driven(Some(client.connect()));
         wait(tokio::time::timeout_at(self.deadline, outcome).await)?;
-        Ok(Some(task))
+        Ok(task
+            .into_inner()
+            .map(|task| ConnectionTask::new(client, task)))
     }
 }
 
