@@ -27,6 +27,8 @@ pub(crate) struct Data {
     rates: BTreeMap<(String, String, usize), f64>,
     /// Clients in the order the bench measured them.
     clients: Vec<String>,
+    /// (client, variant) pairs in the order the bench measured them.
+    rated: Vec<(String, String)>,
     /// (what, variant, processes) → samples in µs, sorted.
     samples: BTreeMap<(String, String, usize), Vec<u64>>,
     /// Variants in the order the bench measured them.
@@ -75,6 +77,10 @@ impl Data {
                     if !self.clients.iter().any(|c| c == client) {
                         self.clients.push(client.to_owned());
                     }
+                    let pair = (client.to_owned(), variant.to_owned());
+                    if !self.rated.contains(&pair) {
+                        self.rated.push(pair);
+                    }
                     let key = (client.to_owned(), variant.to_owned(), tasks.parse()?);
                     self.rates.insert(key, rate.parse()?);
                 }
@@ -112,13 +118,11 @@ impl Data {
 
     /// The variants measured for `client`, in the order first seen.
     pub(crate) fn variants_of(&self, client: &str) -> Vec<String> {
-        let mut variants: Vec<String> = Vec::new();
-        for (c, v, _) in self.rates.keys() {
-            if c == client && !variants.contains(v) {
-                variants.push(v.clone());
-            }
-        }
-        variants
+        self.rated
+            .iter()
+            .filter(|(c, _)| c == client)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     pub(crate) fn task_counts(&self, client: &str) -> Vec<usize> {

@@ -165,7 +165,7 @@ fn contended(data: &Data, processes: &Figures, page: &Page, md: &mut String) -> 
         writeln!(md, "### {title} times\n")?;
         for &p in &counts {
             let file = format!("{what}-cdf-{p}-processes.svg");
-            plot::cdf(&page.plot(&file), data, what, p, &foot)?;
+            plot::cdf(&page.plot(&file), data, what, (p, "processes"), &foot)?;
             writeln!(md, "![{title} CDF, {p} processes](benchmarks/{file})\n")?;
         }
     }
@@ -273,7 +273,7 @@ fn quorum(data: &Data, figures: &Figures, page: &Page, md: &mut String) -> Resul
         )?;
         for (what, title) in [("handover", "Hand-over"), ("wait", "Wait")] {
             let file = format!("redlock-{what}-cdf-{tasks}-tasks.svg");
-            plot::cdf(&page.plot(&file), data, what, tasks, &foot)?;
+            plot::cdf(&page.plot(&file), data, what, (tasks, "tasks"), &foot)?;
             writeln!(
                 md,
                 "![Redlock {title} CDF, {tasks} tasks](benchmarks/{file})\n"

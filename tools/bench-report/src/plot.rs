@@ -123,13 +123,13 @@ pub(crate) fn rates(path: &Path, data: &Data, client: &str, footer: &str) -> Res
     finish(&root, &mut chart, SeriesLabelPosition::UpperLeft)
 }
 
-/// The distribution (CDF) of `what` (µs samples) at `processes`, one line per variant, on a
-/// log scale of milliseconds.
+/// The distribution (CDF) of `what` (µs samples) at `processes` (`who`: "processes", or
+/// "tasks"), one line per variant, on a log scale of milliseconds.
 pub(crate) fn cdf(
     path: &Path,
     data: &Data,
     what: &str,
-    processes: usize,
+    (processes, who): (usize, &str),
     footer: &str,
 ) -> Result<()> {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
@@ -161,7 +161,7 @@ pub(crate) fn cdf(
     };
     let mut chart = ChartBuilder::on(&plot)
         .caption(
-            format!("{title}: distribution, {processes} processes"),
+            format!("{title}: distribution, {processes} {who}"),
             ("sans-serif", 18),
         )
         .margin(14)
