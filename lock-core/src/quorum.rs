@@ -170,6 +170,8 @@ pub struct Quorum {
     /// attempt of the same token waits for them, so that a late release never removes the
     /// lock that attempt takes.
     cleanups: Arc<Mutex<Cleanups>>,
+    /// Per node and name, the requests under way, in turn (see [`Lane`]).
+    lanes: Arc<Mutex<Lanes>>,
 }
 
 impl fmt::Debug for Quorum {
@@ -227,6 +229,63 @@ impl<T> InFlight<T> {
 
 /// The clean-ups running, by name and token; each receiver errs once its clean-up is done.
 type Cleanups = HashMap<(LockName, Token), watch::Receiver<()>>;
+
+/// Per node and name, the turn its requests take.
+type Lanes = HashMap<(usize, LockName), Arc<tokio::sync::Mutex<()>>>;
+
+/// One request's place in its node's and name's lane: it is sent once the request before it on
+/// that node and name has ended (answered, failed or timed out), so each node sees one name's
+/// requests in the order they were made, as on one connection. Without it, a request that
+/// takes several round trips (`NOSCRIPT`, then `SCRIPT LOAD` and `EVALSHA` again), or one sent
+/// again after a broken connection, could land after a later request: an acquisition still
+/// running in the background after its majority granted it could set the key again on a node
+/// after a forced release had cleared it (CI saw a forced release find the lock again).
+struct Lane {
+    lanes: Arc<Mutex<Lanes>>,
+    key: (usize, LockName),
+    lane: Arc<tokio::sync::Mutex<()>>,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Lane {
+    /// The place of a request to node `node` on `name`, behind those made before it.
+    fn join(lanes: &Arc<Mutex<Lanes>>, node: usize, name: &LockName) -> Lane {
+        let key = (node, name.clone());
+        let lane = lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        Lane {
+            lanes: lanes.clone(),
+            key,
+            lane,
+            turn: None,
+        }
+    }
+
+    /// Waits for the requests before this one to end.
+    async fn wait(&mut self) {
+        self.turn = Some(self.lane.clone().lock_owned().await);
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        self.turn = None;
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        // No other request holds or waits for it (clones are made under this lock): the lane
+        // goes, so that the map holds only names with requests under way.
+        if Arc::strong_count(&self.lane) == 2
+            && lanes
+                .get(&self.key)
+                .is_some_and(|lane| Arc::ptr_eq(lane, &self.lane))
+        {
+            lanes.remove(&self.key);
+        }
+    }
+}
 
 /// What every node answered to one fan-out, by node.
 struct Answers<T> {
@@ -286,6 +345,7 @@ impl Quorum {
             nodes: nodes.into(),
             node_timeout: None,
             cleanups: Arc::default(),
+            lanes: Arc::default(),
         })
     }
 
@@ -431,7 +491,7 @@ impl Quorum {
     /// task each, which would cost more than the request on loopback); those still running
     /// when the caller stops waiting are dropped, or handed to a task with
     /// [`InFlight::finish`].
-    fn fan_out<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<InFlight<T>>
+    fn fan_out<T, F, Fut>(&self, name: &LockName, timeout: Duration, op: F) -> Result<InFlight<T>>
     where
         T: Send + 'static,
         F: Fn(Arc<dyn LockBackend>) -> Fut,
@@ -444,11 +504,19 @@ impl Quorum {
             ));
         }
         let all: Vec<usize> = (0..self.nodes.len()).collect();
-        Ok(self.fan_out_to(&all, timeout, op))
+        Ok(self.fan_out_to(name, &all, timeout, op))
     }
 
-    /// As [`fan_out`](Quorum::fan_out), to the nodes `to` only (in a runtime).
-    fn fan_out_to<T, F, Fut>(&self, to: &[usize], timeout: Duration, op: F) -> InFlight<T>
+    /// As [`fan_out`](Quorum::fan_out), to the nodes `to` only (in a runtime). Each node's
+    /// request waits, within its timeout, for that node's earlier ones on `name` (see
+    /// [`Lane`]).
+    fn fan_out_to<T, F, Fut>(
+        &self,
+        name: &LockName,
+        to: &[usize],
+        timeout: Duration,
+        op: F,
+    ) -> InFlight<T>
     where
         T: Send + 'static,
         F: Fn(Arc<dyn LockBackend>) -> Fut,
@@ -458,8 +526,13 @@ impl Quorum {
             .iter()
             .map(|&i| {
                 let request = op(self.nodes[i].clone());
+                let mut lane = Lane::join(&self.lanes, i, name);
                 let bounded: Request<T> = Box::pin(async move {
-                    let answer = match tokio::time::timeout(timeout, request).await {
+                    let in_turn = async {
+                        lane.wait().await;
+                        request.await
+                    };
+                    let answer = match tokio::time::timeout(timeout, in_turn).await {
                         Ok(answer) => answer,
                         Err(_) => Err(Error::new(
                             ErrorKind::Timeout,
@@ -483,6 +556,7 @@ impl Quorum {
     /// token waits for them (see [`settle`](Quorum::settle)).
     async fn ask<T, F, Fut>(
         &self,
+        name: &LockName,
         timeout: Duration,
         op: F,
         enough: impl Fn(&Answers<T>) -> bool,
@@ -493,7 +567,7 @@ impl Quorum {
         F: Fn(Arc<dyn LockBackend>) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let mut requests = self.fan_out(timeout, op)?;
+        let mut requests = self.fan_out(name, timeout, op)?;
         let mut answers = Answers {
             answers: (0..self.nodes.len()).map(|_| None).collect(),
         };
@@ -597,7 +671,7 @@ impl Quorum {
             }
         };
         // A grant that arrives after a success is kept: the lock is ours there too.
-        let requests = self.fan_out(timeout, op)?;
+        let requests = self.fan_out(name, timeout, op)?;
         let mut undo = Undo {
             quorum: self.clone(),
             name: name.clone(),
@@ -703,7 +777,7 @@ impl Quorum {
         if counted >= self.majority() || behind.is_empty() {
             return Ok(fence);
         }
-        let mut raised = self.fan_out_to(&behind, timeout, |node| {
+        let mut raised = self.fan_out_to(name, &behind, timeout, |node| {
             let (name, token) = (name.clone(), token.clone());
             async move { node.raise_fence(&name, &token, fence).await }
         });
@@ -851,7 +925,7 @@ impl Drop for Undo {
 impl Quorum {
     /// Releases `token`'s lock on `nodes`, at once, each bounded by `timeout`.
     async fn release_on(&self, nodes: &[usize], name: &LockName, token: &Token, timeout: Duration) {
-        self.fan_out_to(nodes, timeout, |node| {
+        self.fan_out_to(name, nodes, timeout, |node| {
             let (name, token) = (name.clone(), token.clone());
             async move { node.release(&name, &token).await }
         })
@@ -979,6 +1053,7 @@ impl LockBackend for Quorum {
         let timeout = self.node_timeout(Some(ttl));
         let answers = self
             .ask(
+                name,
                 timeout,
                 |node| {
                     let (name, token) = (name.clone(), token.clone());
@@ -1004,7 +1079,7 @@ impl LockBackend for Quorum {
             .filter(|(_, a)| matches!(a, Some(Ok(false))))
             .map(|(i, _)| i)
             .collect();
-        self.fan_out_to(&lost, timeout, |node| {
+        self.fan_out_to(name, &lost, timeout, |node| {
             let (name, token) = (name.clone(), token.clone());
             async move { node.try_acquire(&name, &token, ttl).await }
         })
@@ -1017,6 +1092,7 @@ impl LockBackend for Quorum {
         let majority = self.majority();
         let answers = self
             .ask(
+                name,
                 self.node_timeout(None),
                 |node| {
                     let (name, token) = (name.clone(), token.clone());
@@ -1045,6 +1121,7 @@ impl LockBackend for Quorum {
     async fn force_release(&self, name: &LockName) -> Result<ForceRelease> {
         let answers = self
             .ask(
+                name,
                 self.node_timeout(None),
                 |node| {
                     let name = name.clone();
@@ -1073,6 +1150,7 @@ impl LockBackend for Quorum {
         let majority = self.majority();
         let answers = self
             .ask(
+                name,
                 self.node_timeout(None),
                 |node| {
                     let name = name.clone();
@@ -1108,6 +1186,7 @@ impl LockBackend for Quorum {
         let (nodes, majority) = (self.nodes.len(), self.majority());
         let answers = self
             .ask(
+                name,
                 self.node_timeout(None),
                 |node| {
                     let (name, token) = (name.clone(), token.clone());
@@ -1136,6 +1215,7 @@ impl LockBackend for Quorum {
         }
         let answers = self
             .ask(
+                name,
                 self.node_timeout(None),
                 |node| {
                     let name = name.clone();

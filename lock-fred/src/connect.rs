@@ -81,8 +81,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// How long after fred's task ended on an error to start it again.
+/// How long after fred's task ended on an error to start it again, the first time.
 const RESTART_AFTER: Duration = Duration::from_millis(100);
+
+/// The longest pause before a restart: the pause doubles while the task keeps ending soon after
+/// each start (a server gone for good, past the client's own reconnection policy).
+const RESTART_AFTER_AT_MOST: Duration = Duration::from_secs(5);
+
+/// How long a restarted task must run for the next restart to come after the shortest pause
+/// again.
+const RAN_WELL: Duration = Duration::from_secs(10);
 
 /// fred's connection task, aborted when dropped unless taken out.
 struct Driven(Option<ConnectHandle>);
@@ -103,9 +111,10 @@ impl Drop for Driven {
 }
 
 /// Watches fred's `task` driving `client`'s connection (once it has connected), and starts it
-/// again (after [`RESTART_AFTER`]) whenever it ends on an error, until `detached` (the task is then left
-/// running) or aborted (the task is then aborted too). A task that ends without an error (the
-/// client quit) is not started again.
+/// again whenever it ends on an error (after [`RESTART_AFTER`], doubling up to
+/// [`RESTART_AFTER_AT_MOST`] while it keeps ending within [`RAN_WELL`]), until `detached` (the
+/// task is then left running) or aborted (the task is then aborted too). A task that ends
+/// without an error (the client quit) is not started again.
 ///
 /// fred ends its task on errors its router treats as fatal, and then nothing answers requests
 /// but timeouts: fred 10.1 follows an `ASK` (a slot in migration on a Redis Cluster) by sending
@@ -120,6 +129,7 @@ async fn supervise(
     current: Arc<Mutex<Option<AbortHandle>>>,
 ) {
     let mut driven = Driven(Some(task));
+    let (mut pause, mut started) = (RESTART_AFTER, Instant::now());
     loop {
         let Some(task) = driven.0.as_mut() else {
             return;
@@ -129,12 +139,18 @@ async fn supervise(
                 driven.0 = None;
                 match ended {
                     Ok(Err(e)) => {
+                        if started.elapsed() >= RAN_WELL {
+                            pause = RESTART_AFTER;
+                        }
                         tracing::warn!(
                             client = %client.id(),
                             error = %e,
+                            in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
                             "fred ended its connection task on an error; starting it again"
                         );
-                        tokio::time::sleep(RESTART_AFTER).await;
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(RESTART_AFTER_AT_MOST);
+                        started = Instant::now();
                         let task = client.connect();
                         *lock(&current) = Some(task.abort_handle());
                         driven.0 = Some(task);
