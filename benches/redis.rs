@@ -177,8 +177,10 @@ mod redis_rs_raw {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(call.script.sha1())
             .arg(call.keys.len())
-            .arg(&call.keys)
-            .arg(&call.args);
+            .arg(&call.keys);
+        for arg in &call.args {
+            cmd.arg(arg.as_bytes());
+        }
         cmd
     }
 
@@ -266,7 +268,7 @@ mod fred_raw {
     /// clones the keys and arguments for fred too).
     async fn evalsha<T: FromValue>(client: &Client, call: &ScriptCall) -> T {
         let keys: Vec<Key> = call.keys.iter().map(Key::from).collect();
-        let args = call.args.clone();
+        let args: Vec<&str> = call.args.iter().map(|a| a.as_str()).collect();
         client
             .evalsha(call.script.sha1(), keys, args)
             .await

@@ -52,7 +52,7 @@ impl ScriptBackend {
         let count = script.keys.len().to_string();
         let mut command = vec!["EVAL", lua.unwrap_or(script.script.lua()), &count];
         command.extend(script.keys.iter().map(String::as_str));
-        command.extend(script.args.iter().map(String::as_str));
+        command.extend(script.args.iter().map(lock_core::redis::Arg::as_str));
         let resp = self
             .redis
             .lock()

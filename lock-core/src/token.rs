@@ -156,6 +156,11 @@ impl Token {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The token's text, shared (a script argument clones it without allocating).
+    pub(crate) fn shared(&self) -> &Arc<str> {
+        &self.0
+    }
 }
 
 /// A token compares and hashes as its text, so maps keyed by tokens are looked up by text.

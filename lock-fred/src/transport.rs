@@ -90,11 +90,10 @@ impl FredTransport {
     pub(crate) fn client(&self) -> &Client {
         self.conn.next()
     }
-}
 
-#[async_trait]
-impl RedisTransport for FredTransport {
-    async fn eval(&self, call: &ScriptCall, deadline: Deadline) -> Result<Reply> {
+    /// [`RedisTransport::eval`] (an `async fn` of its own, outside `async_trait`'s impl,
+    /// so that its future is not boxed).
+    async fn eval_unboxed(&self, call: &ScriptCall, deadline: Deadline) -> Result<Reply> {
         let client = self.conn.next();
         let request = routed(client, deadline.at, || {
             evalsha_or_load(client, deadline.at, call)
@@ -102,6 +101,17 @@ impl RedisTransport for FredTransport {
         let (op, within) = (call.op, deadline.within);
         let value = timed_by_fred(op, &self.target, within, client, request).await?;
         Ok(reply(value))
+    }
+}
+
+#[async_trait]
+impl RedisTransport for FredTransport {
+    fn eval(
+        &self,
+        call: &ScriptCall,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<Reply>> + Send {
+        self.eval_unboxed(call, deadline)
     }
 
     fn notifies(&self) -> bool {

@@ -167,10 +167,15 @@ pub(crate) async fn sentinel_transport(
     Ok(RedisRsTransport::sentinel(conn, target, waiters))
 }
 
+/// The connection manager's settings. It has no response timeout of its own: every request
+/// already runs under the operation's deadline (`timeout_at` in the transport), which starts
+/// first and so always ends first; a second timer per request would only cost CPU (one
+/// timer-wheel entry added and removed per request). A request that times out leaves the
+/// connection as it is either way (the client reconnects on broken connections only).
 fn manager_config(settings: &Settings) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(settings.connect_timeout))
-        .set_response_timeout(Some(settings.response_timeout))
+        .set_response_timeout(None)
         .set_number_of_retries(settings.reconnect_attempts)
         .set_min_delay(Duration::from_millis(50))
         .set_max_delay(Duration::from_secs(1))

@@ -131,6 +131,39 @@ impl RedisRsTransport {
         }
     }
 
+    /// [`RedisTransport::eval`] (an `async fn` of its own, outside `async_trait`'s impl,
+    /// so that its future is not boxed).
+    async fn eval_unboxed(&self, call: &ScriptCall, deadline: Deadline) -> Result<Reply> {
+        let value = match &self.conn {
+            Conn::Single { conn, .. } => {
+                let mut conn = conn.clone();
+                let request = async move { evalsha_or_load(&mut conn, call).await };
+                self.direct(call.op, deadline, request).await?
+            }
+            Conn::Cluster { conn, .. } => {
+                let mut conn = conn.clone();
+                let request = async move { evalsha_or_eval(&mut conn, call).await };
+                self.direct(call.op, deadline, request).await?
+            }
+            Conn::Sentinel { conn, .. } => {
+                let request = async |m: &mut ConnectionManager| evalsha_or_load(m, call).await;
+                self.on_primary(conn, call.op, deadline, request).await?
+            }
+        };
+        if let Value::Push { kind, .. } = &value {
+            // A push taken for the answer: the script may or may not have run, and running
+            // it again is safe.
+            return Err(Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "{} on {}: the connection answered a {kind:?} push instead of the script",
+                    call.op, self.target
+                ),
+            ));
+        }
+        Ok(reply(value))
+    }
+
     /// `request` on a connection to the primary the sentinels name, within `deadline`; after
     /// an error that says the server may no longer be the primary, the next request asks them
     /// again.
@@ -164,35 +197,12 @@ impl RedisRsTransport {
 
 #[async_trait]
 impl RedisTransport for RedisRsTransport {
-    async fn eval(&self, call: &ScriptCall, deadline: Deadline) -> Result<Reply> {
-        let value = match &self.conn {
-            Conn::Single { conn, .. } => {
-                let mut conn = conn.clone();
-                let request = async move { evalsha_or_load(&mut conn, call).await };
-                self.direct(call.op, deadline, request).await?
-            }
-            Conn::Cluster { conn, .. } => {
-                let mut conn = conn.clone();
-                let request = async move { evalsha_or_eval(&mut conn, call).await };
-                self.direct(call.op, deadline, request).await?
-            }
-            Conn::Sentinel { conn, .. } => {
-                let request = async |m: &mut ConnectionManager| evalsha_or_load(m, call).await;
-                self.on_primary(conn, call.op, deadline, request).await?
-            }
-        };
-        if let Value::Push { kind, .. } = &value {
-            // A push taken for the answer: the script may or may not have run, and running
-            // it again is safe.
-            return Err(Error::new(
-                ErrorKind::Connection,
-                format!(
-                    "{} on {}: the connection answered a {kind:?} push instead of the script",
-                    call.op, self.target
-                ),
-            ));
-        }
-        Ok(reply(value))
+    fn eval(
+        &self,
+        call: &ScriptCall,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<Reply>> + Send {
+        self.eval_unboxed(call, deadline)
     }
 
     fn notifies(&self) -> bool {
@@ -287,7 +297,7 @@ fn evalsha(call: &ScriptCall) -> redis::Cmd {
         .arg(call.script.sha1())
         .arg(call.keys.len())
         .arg(&call.keys)
-        .arg(&call.args);
+        .arg(ArgsOf(call));
     evalsha
 }
 
@@ -300,7 +310,7 @@ async fn evalsha_or_eval(conn: &mut ClusterConnection, call: &ScriptCall) -> Red
             eval.arg(call.script.lua())
                 .arg(call.keys.len())
                 .arg(&call.keys)
-                .arg(&call.args);
+                .arg(ArgsOf(call));
             eval.query_async(conn).await
         }
         other => other,
@@ -317,6 +327,21 @@ async fn evalsha_or_load(conn: &mut ConnectionManager, call: &ScriptCall) -> Red
             evalsha.query_async(conn).await
         }
         other => other,
+    }
+}
+
+/// A call's arguments, written to a command as they are (each is text already).
+struct ArgsOf<'a>(&'a ScriptCall);
+
+impl redis::ToRedisArgs for ArgsOf<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        for arg in &self.0.args {
+            out.write_arg(arg.as_bytes());
+        }
+    }
+
+    fn num_of_args(&self) -> usize {
+        self.0.args.len()
     }
 }
 
@@ -368,7 +393,7 @@ async fn replicated_cluster(
         eval.arg(call.script.lua())
             .arg(call.keys.len())
             .arg(&call.keys)
-            .arg(&call.args);
+            .arg(ArgsOf(call));
         let mut pipe = redis::pipe();
         pipe.add_command(eval).add_command(wait(ack));
         values = conn.route_pipeline(pipe, 0, 2, route()).await?;

@@ -53,8 +53,12 @@ const MAX_RETRY: Duration = Duration::from_millis(250);
 ///
 /// #[async_trait]
 /// impl RedisTransport for AlwaysOne {
-///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
-///         Ok(Reply::Int(1))
+///     fn eval(
+///         &self,
+///         _call: &ScriptCall,
+///         _deadline: Deadline,
+///     ) -> impl Future<Output = lock_core::Result<Reply>> + Send {
+///         async { Ok(Reply::Int(1)) }
 ///     }
 ///
 ///     fn notifies(&self) -> bool {
@@ -113,8 +117,12 @@ impl<T: RedisTransport> RedisBackend<T> {
     ///
     /// #[async_trait]
     /// impl RedisTransport for AlwaysOne {
-    ///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
-    ///         Ok(Reply::Int(1))
+    ///     fn eval(
+    ///         &self,
+    ///         _call: &ScriptCall,
+    ///         _deadline: Deadline,
+    ///     ) -> impl Future<Output = lock_core::Result<Reply>> + Send {
+    ///         async { Ok(Reply::Int(1)) }
     ///     }
     ///
     ///     fn notifies(&self) -> bool {
@@ -160,8 +168,12 @@ impl<T: RedisTransport> RedisBackend<T> {
     ///
     /// #[async_trait]
     /// impl RedisTransport for AlwaysOne {
-    ///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
-    ///         Ok(Reply::Int(1))
+    ///     fn eval(
+    ///         &self,
+    ///         _call: &ScriptCall,
+    ///         _deadline: Deadline,
+    ///     ) -> impl Future<Output = lock_core::Result<Reply>> + Send {
+    ///         async { Ok(Reply::Int(1)) }
     ///     }
     ///
     ///     fn notifies(&self) -> bool {
@@ -200,8 +212,12 @@ impl<T: RedisTransport> RedisBackend<T> {
     ///
     /// #[async_trait]
     /// impl RedisTransport for AlwaysOne {
-    ///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
-    ///         Ok(Reply::Int(1))
+    ///     fn eval(
+    ///         &self,
+    ///         _call: &ScriptCall,
+    ///         _deadline: Deadline,
+    ///     ) -> impl Future<Output = lock_core::Result<Reply>> + Send {
+    ///         async { Ok(Reply::Int(1)) }
     ///     }
     ///
     ///     fn notifies(&self) -> bool {
@@ -241,8 +257,12 @@ impl<T: RedisTransport> RedisBackend<T> {
     ///
     /// #[async_trait]
     /// impl RedisTransport for AlwaysOne {
-    ///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
-    ///         Ok(Reply::Int(1))
+    ///     fn eval(
+    ///         &self,
+    ///         _call: &ScriptCall,
+    ///         _deadline: Deadline,
+    ///     ) -> impl Future<Output = lock_core::Result<Reply>> + Send {
+    ///         async { Ok(Reply::Int(1)) }
     ///     }
     ///
     ///     fn notifies(&self) -> bool {
@@ -281,8 +301,12 @@ impl<T: RedisTransport> RedisBackend<T> {
     ///
     /// #[async_trait]
     /// impl RedisTransport for AlwaysOne {
-    ///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
-    ///         Ok(Reply::Int(1))
+    ///     fn eval(
+    ///         &self,
+    ///         _call: &ScriptCall,
+    ///         _deadline: Deadline,
+    ///     ) -> impl Future<Output = lock_core::Result<Reply>> + Send {
+    ///         async { Ok(Reply::Int(1)) }
     ///     }
     ///
     ///     fn notifies(&self) -> bool {
@@ -322,8 +346,12 @@ impl<T: RedisTransport> RedisBackend<T> {
     ///
     /// #[async_trait]
     /// impl RedisTransport for AlwaysOne {
-    ///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
-    ///         Ok(Reply::Int(1))
+    ///     fn eval(
+    ///         &self,
+    ///         _call: &ScriptCall,
+    ///         _deadline: Deadline,
+    ///     ) -> impl Future<Output = lock_core::Result<Reply>> + Send {
+    ///         async { Ok(Reply::Int(1)) }
     ///     }
     ///
     ///     fn notifies(&self) -> bool {
@@ -375,8 +403,12 @@ impl<T: RedisTransport> RedisBackend<T> {
     ///
     /// #[async_trait]
     /// impl RedisTransport for AlwaysOne {
-    ///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
-    ///         Ok(Reply::Int(1))
+    ///     fn eval(
+    ///         &self,
+    ///         _call: &ScriptCall,
+    ///         _deadline: Deadline,
+    ///     ) -> impl Future<Output = lock_core::Result<Reply>> + Send {
+    ///         async { Ok(Reply::Int(1)) }
     ///     }
     ///
     ///     fn notifies(&self) -> bool {

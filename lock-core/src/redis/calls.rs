@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::arg::Arg;
 use super::errors::unexpected;
 use super::keys::{
     AsKeySpace, boot_key, fence_key, grant_channel_prefix, key, lease_key, queue_key,
@@ -58,7 +59,7 @@ pub struct ScriptCall {
     /// [`LockName`] (derived once per name).
     pub keys: Arc<[String]>,
     /// `ARGV`, in the script's order.
-    pub args: Vec<String>,
+    pub args: Vec<Arg>,
 }
 
 impl fmt::Debug for ScriptCall {
@@ -101,7 +102,7 @@ impl<T> Call<T> {
         op: &'static str,
         script: Script,
         keys: Arc<[String]>,
-        args: Vec<String>,
+        args: Vec<Arg>,
         read: fn(&Reply) -> Option<T>,
     ) -> Self {
         let script = ScriptCall {
@@ -206,10 +207,10 @@ struct NameKeys {
     /// The lock's key alone, for the scripts that read only it.
     lock_key: Arc<[String]>,
     /// The lock's [`release_channel`] (its [`shard_release_channel`] when sharded).
-    release_channel: String,
+    release_channel: Arc<str>,
     /// The arguments every script that may hand the lock on ends with (see
     /// [`EVICT_CAP`](super::scripts::EVICT_CAP)).
-    common_args: [String; 4],
+    common_args: [Arg; 4],
 }
 
 impl NameKeys {
@@ -225,12 +226,12 @@ impl NameKeys {
         NameKeys {
             prefix: prefix.into(),
             sharded,
-            release_channel,
+            release_channel: release_channel.into(),
             common_args: [
-                FENCE_RETENTION.as_millis().to_string(),
-                EVICT_CAP.to_string(),
-                grant_channel_prefix(&key),
-                publish.to_owned(),
+                Arg::from(u64::try_from(FENCE_RETENTION.as_millis()).unwrap_or(u64::MAX)),
+                Arg::from(u64::from(EVICT_CAP)),
+                Arg::from(grant_channel_prefix(&key)),
+                Arg::from(publish),
             ],
             lock_key: Arc::new([key.clone()]),
             keys: Arc::new([key, fence, boot, queue, leases]),
@@ -276,11 +277,15 @@ impl NameKeys {
 
     /// The start of the lock's grant channels (the last of the common arguments).
     fn grant_channel_prefix(&self) -> &str {
-        &self.common_args[2]
+        self.common_args[2].as_str()
     }
 
-    fn push_common_args(&self, args: &mut Vec<String>) {
+    fn push_common_args(&self, args: &mut Vec<Arg>) {
         args.extend_from_slice(&self.common_args);
+    }
+
+    fn release_channel(&self) -> Arg {
+        Arg::from(&self.release_channel)
     }
 }
 
@@ -289,8 +294,8 @@ fn lock_key(space: &(impl AsKeySpace + ?Sized), name: &LockName) -> Arc<[String]
     NameKeys::with(space, name, NameKeys::lock_key)
 }
 
-fn ms(d: Duration) -> String {
-    d.as_millis().max(1).to_string()
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis().max(1)).unwrap_or(u64::MAX)
 }
 
 /// A waiter's member in the queue: `"<token> <ttl ms> <claim ms> <backend id>"`.
@@ -310,12 +315,18 @@ fn ms(d: Duration) -> String {
 /// # Ok::<(), lock_core::Error>(())
 /// ```
 pub fn member(waiter: &Waiter, grant_id: &str) -> String {
-    format!(
-        "{} {} {} {grant_id}",
-        waiter.token.as_str(),
-        waiter.ttl.as_millis(),
-        ms(waiter.timing.claim.min(waiter.ttl.as_duration())),
-    )
+    let token = waiter.token.as_str();
+    let ttl = Arg::from(waiter.ttl.as_millis());
+    let claim = Arg::from(ms(waiter.timing.claim.min(waiter.ttl.as_duration())));
+    let mut member =
+        String::with_capacity(token.len() + ttl.len() + claim.len() + grant_id.len() + 3);
+    for (n, part) in [token, &ttl, &claim, grant_id].into_iter().enumerate() {
+        if n > 0 {
+            member.push(' ');
+        }
+        member.push_str(part);
+    }
+    member
 }
 
 /// The channel on which the waiters of a backend with id `grant_id` are told that `name`
@@ -365,11 +376,12 @@ pub fn acquire(
     ttl: Ttl,
     restart_delay: Option<Duration>,
 ) -> Call<Acquire> {
-    let mut args = vec![
-        token.as_str().to_owned(),
-        ttl.as_millis().to_string(),
-        restart_delay_ms(restart_delay, ttl).to_string(),
-    ];
+    let mut args = Vec::with_capacity(7);
+    args.extend([
+        Arg::from(token),
+        Arg::from(ttl.as_millis()),
+        Arg::from(restart_delay_ms(restart_delay, ttl)),
+    ]);
     let keys = NameKeys::with(space, name, |k| {
         k.push_common_args(&mut args);
         k.queue_keys()
@@ -404,11 +416,12 @@ pub fn acquire_fenced(
     ttl: Ttl,
     restart_delay: Option<Duration>,
 ) -> Call<FencedAcquire> {
-    let mut args = vec![
-        token.as_str().to_owned(),
-        ttl.as_millis().to_string(),
-        restart_delay_ms(restart_delay, ttl).to_string(),
-    ];
+    let mut args = Vec::with_capacity(7);
+    args.extend([
+        Arg::from(token),
+        Arg::from(ttl.as_millis()),
+        Arg::from(restart_delay_ms(restart_delay, ttl)),
+    ]);
     let keys = NameKeys::with(space, name, |k| {
         k.push_common_args(&mut args);
         k.queue_keys()
@@ -442,13 +455,14 @@ pub fn queue_step(
     grant_id: &str,
     restart_delay: Option<Duration>,
 ) -> Call<QueueStep> {
-    let mut args = vec![
-        member(waiter, grant_id),
-        waiter.token.as_str().to_owned(),
-        waiter.ttl.as_millis().to_string(),
-        restart_delay_ms(restart_delay, waiter.ttl).to_string(),
-        ms(waiter.timing.lease),
-    ];
+    let mut args = Vec::with_capacity(9);
+    args.extend([
+        Arg::from(member(waiter, grant_id)),
+        Arg::from(&waiter.token),
+        Arg::from(waiter.ttl.as_millis()),
+        Arg::from(restart_delay_ms(restart_delay, waiter.ttl)),
+        Arg::from(ms(waiter.timing.lease)),
+    ]);
     let keys = NameKeys::with(space, name, |k| {
         k.push_common_args(&mut args);
         k.queue_keys()
@@ -483,14 +497,15 @@ pub fn leave_queue(
     grant_id: &str,
     keep: bool,
 ) -> Call<Leave> {
-    let mut args = vec![
-        member(waiter, grant_id),
-        waiter.token.as_str().to_owned(),
-        waiter.ttl.as_millis().to_string(),
-        if keep { "1" } else { "0" }.to_owned(),
-    ];
+    let mut args = Vec::with_capacity(9);
+    args.extend([
+        Arg::from(member(waiter, grant_id)),
+        Arg::from(&waiter.token),
+        Arg::from(waiter.ttl.as_millis()),
+        Arg::from(if keep { "1" } else { "0" }),
+    ]);
     let keys = NameKeys::with(space, name, |k| {
-        args.push(k.release_channel.clone());
+        args.push(k.release_channel());
         k.push_common_args(&mut args);
         k.queue_keys()
     });
@@ -520,9 +535,9 @@ pub fn raise_fence(
     floor: u64,
 ) -> Call<bool> {
     let args = vec![
-        token.as_str().to_owned(),
-        floor.to_string(),
-        FENCE_RETENTION.as_millis().to_string(),
+        Arg::from(token),
+        Arg::from(floor),
+        Arg::from(u64::try_from(FENCE_RETENTION.as_millis()).unwrap_or(u64::MAX)),
     ];
     let keys = NameKeys::with(space, name, NameKeys::queue_keys);
     Call::new("raise fence", Script::RaiseFence, keys, args, |r| {
@@ -549,7 +564,7 @@ pub fn renew(
     token: &Token,
     ttl: Ttl,
 ) -> Call<bool> {
-    let args = vec![token.as_str().to_owned(), ttl.as_millis().to_string()];
+    let args = vec![Arg::from(token), Arg::from(ttl.as_millis())];
     Call::new("renew", Script::Renew, lock_key(space, name), args, |r| {
         reply::renew_reply(r.as_int()?)
     })
@@ -574,9 +589,10 @@ pub fn release(
     name: &LockName,
     token: &Token,
 ) -> Call<Release> {
-    let mut args = vec![token.as_str().to_owned()];
+    let mut args = Vec::with_capacity(6);
+    args.push(Arg::from(token));
     let keys = NameKeys::with(space, name, |k| {
-        args.push(k.release_channel.clone());
+        args.push(k.release_channel());
         k.push_common_args(&mut args);
         k.queue_keys()
     });
@@ -603,9 +619,9 @@ pub fn release(
 /// # Ok::<(), lock_core::Error>(())
 /// ```
 pub fn force_release(space: &(impl AsKeySpace + ?Sized), name: &LockName) -> Call<ForceRelease> {
-    let mut args = Vec::with_capacity(4);
+    let mut args = Vec::with_capacity(5);
     let keys = NameKeys::with(space, name, |k| {
-        args.push(k.release_channel.clone());
+        args.push(k.release_channel());
         k.push_common_args(&mut args);
         k.queue_keys()
     });
@@ -660,7 +676,7 @@ pub fn is_held_by(
     name: &LockName,
     token: &Token,
 ) -> Call<bool> {
-    let args = vec![token.as_str().to_owned()];
+    let args = vec![Arg::from(token)];
     Call::new(
         "is held by",
         Script::IsHeldBy,
@@ -684,7 +700,7 @@ pub fn is_held_by(
 /// # Ok::<(), lock_core::Error>(())
 /// ```
 pub fn watch_channel(space: &(impl AsKeySpace + ?Sized), name: &LockName) -> String {
-    NameKeys::with(space, name, |k| k.release_channel.clone())
+    NameKeys::with(space, name, |k| k.release_channel.to_string())
 }
 
 #[cfg(test)]
@@ -708,12 +724,12 @@ mod tests {
                     let expected = NameKeys::new(prefix, sharded, name);
                     let call = release(&space, name, &token);
                     assert_eq!(&call.script().keys[..], &expected.keys[..], "round {round}");
-                    assert_eq!(call.script().args[1], expected.release_channel);
+                    assert_eq!(call.script().args[1], *expected.release_channel);
                     let publish = if sharded { "SPUBLISH" } else { "PUBLISH" };
-                    assert_eq!(call.script().args.last().map(String::as_str), Some(publish));
-                    assert_eq!(watch_channel(&space, name), expected.release_channel);
+                    assert_eq!(call.script().args.last().map(Arg::as_str), Some(publish));
+                    assert_eq!(*watch_channel(&space, name), *expected.release_channel);
                     if !sharded {
-                        assert_eq!(watch_channel(prefix, name), expected.release_channel);
+                        assert_eq!(*watch_channel(prefix, name), *expected.release_channel);
                     }
                     // A new name with the same text is not the same name, but has the same keys.
                     let again = LockName::new(name.as_str()).unwrap();

@@ -17,6 +17,7 @@
 //!
 //! For backend authors; users meet these through the backends' builders.
 
+mod arg;
 mod backend;
 pub mod calls;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod scripts;
 pub mod tls;
 mod transport;
 
+pub use arg::Arg;
 pub use backend::RedisBackend;
 pub use calls::{Call, ScriptCall};
 pub use config::{

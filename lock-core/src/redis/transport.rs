@@ -79,8 +79,12 @@ impl Deadline {
 ///
 /// #[async_trait]
 /// impl RedisTransport for AlwaysOne {
-///     async fn eval(&self, _call: &ScriptCall, _deadline: Deadline) -> lock_core::Result<Reply> {
-///         Ok(Reply::Int(1))
+///     fn eval(
+///         &self,
+///         _call: &ScriptCall,
+///         _deadline: Deadline,
+///     ) -> impl Future<Output = lock_core::Result<Reply>> + Send {
+///         async { Ok(Reply::Int(1)) }
 ///     }
 ///
 ///     fn notifies(&self) -> bool {
@@ -114,7 +118,15 @@ pub trait RedisTransport: Send + Sync + fmt::Debug + 'static {
     /// still waiting for a reconnection), and the server's errors as
     /// [`errors::server_error_kind`](super::errors::server_error_kind) maps them. Messages
     /// name the operation ([`ScriptCall::op`]) and the server, never its password.
-    async fn eval(&self, call: &ScriptCall, deadline: Deadline) -> Result<Reply>;
+    ///
+    /// Not boxed (unlike the other methods, `async_trait`'s): it is the hot path of every
+    /// operation, and [`RedisBackend`](super::RedisBackend) is generic over its transport.
+    /// Implement it as a function returning an `async` block.
+    fn eval(
+        &self,
+        call: &ScriptCall,
+        deadline: Deadline,
+    ) -> impl Future<Output = Result<Reply>> + Send;
 
     /// Whether [`watch`](RedisTransport::watch) can subscribe: the
     /// [`notify`](crate::Capabilities::notify) capability of the backend.
