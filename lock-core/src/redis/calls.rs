@@ -315,18 +315,19 @@ fn ms(d: Duration) -> u64 {
 /// # Ok::<(), lock_core::Error>(())
 /// ```
 pub fn member(waiter: &Waiter, grant_id: &str) -> String {
-    let token = waiter.token.as_str();
+    let token = waiter.token.as_str().as_bytes();
     let ttl = Arg::from(waiter.ttl.as_millis());
     let claim = Arg::from(ms(waiter.timing.claim.min(waiter.ttl.as_duration())));
-    let mut member =
-        String::with_capacity(token.len() + ttl.len() + claim.len() + grant_id.len() + 3);
-    for (n, part) in [token, &ttl, &claim, grant_id].into_iter().enumerate() {
+    let parts = [token, ttl.as_bytes(), claim.as_bytes(), grant_id.as_bytes()];
+    let mut member = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (n, part) in parts.into_iter().enumerate() {
         if n > 0 {
-            member.push(' ');
+            member.push(b' ');
         }
-        member.push_str(part);
+        member.extend_from_slice(part);
     }
-    member
+    // Text and ASCII digits joined by spaces: always UTF-8 (checked once, for all parts).
+    String::from_utf8(member).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The channel on which the waiters of a backend with id `grant_id` are told that `name`
