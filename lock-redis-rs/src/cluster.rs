@@ -85,7 +85,11 @@ pub(crate) async fn connect(
         .use_protocol(redis::ProtocolVersion::RESP3)
         .push_sender(pushes)
         .connection_timeout(settings.connect_timeout)
+        // Each attempt on a node is bounded (a node that stopped answering is found out), but
+        // not the request as a whole: every request already runs under the operation's
+        // deadline, which starts first and ends first (one timer fewer per request).
         .response_timeout(settings.response_timeout)
+        .overall_response_timeout(None)
         .retries(retries)
         .build()
         .map_err(|e| {
