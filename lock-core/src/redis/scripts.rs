@@ -188,7 +188,8 @@ end
 -- PUBLISH on one server, SPUBLISH on a Redis Cluster: the last of the common arguments.
 local PUB = ARGV[#ARGV] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH'
 local function tell(channel, message)
-  if redis.acl_check_cmd and not redis.acl_check_cmd(PUB, channel) then
+  -- The whole command, message included: Redis 8 checks its number of arguments.
+  if redis.acl_check_cmd and not redis.acl_check_cmd(PUB, channel, message) then
     return false
   end
   redis.call(PUB, channel, message)
