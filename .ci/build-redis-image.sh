@@ -5,6 +5,7 @@
 # is then turned into an image with `docker import`.
 #
 # Usage: .ci/build-redis-image.sh            (run as root on Debian 12)
+#        .ci/build-redis-image.sh --aof      (a Redis with WAITAOF: see build-redis-aof-image.sh)
 # Env:   LOCK_TEST_REDIS_IMAGE   image name:tag (default: process-lock-redis:7)
 #        FORCE_REBUILD=1         rebuild even if an up-to-date image exists
 #
@@ -12,6 +13,11 @@
 # answering (caller should fall back to running redis-server directly);
 # anything else: failure.
 set -euo pipefail
+
+# `--aof`: the image of a Redis with WAITAOF (7.2 or later), from Debian 13's packages.
+if [ "${1:-}" = "--aof" ]; then
+    exec bash "$(dirname "$0")/build-redis-aof-image.sh"
+fi
 
 IMAGE="${LOCK_TEST_REDIS_IMAGE:-process-lock-redis:7}"
 # Bump when the image layout / CMD below changes, to invalidate old images.

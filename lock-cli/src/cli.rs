@@ -73,6 +73,10 @@ pub(crate) struct Global {
     /// How long to wait for --wait-replicas replicas.
     #[arg(long, global = true, value_name = "DURATION", default_value = "500ms")]
     pub(crate) replica_timeout: String,
+    /// With --wait-replicas: wait until the lock is written to the append-only file of the
+    /// primary and of that many replicas (WAITAOF; Redis 7.2 or later, appendonly yes).
+    #[arg(long, global = true, requires = "wait_replicas")]
+    pub(crate) replica_aof: bool,
     /// No progress line, no warnings and no notices on stderr (errors are still reported).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub(crate) quiet: bool,

@@ -72,8 +72,11 @@ impl Target {
         if let Some(replicas) = global.wait_replicas {
             let timeout = duration::parse(&global.replica_timeout)
                 .map_err(|e| Failure::new(exit::BAD_INPUT, format!("--replica-timeout: {e}")))?;
-            let ack = process_lock::ReplicaAck::new(replicas, timeout)
+            let mut ack = process_lock::ReplicaAck::new(replicas, timeout)
                 .map_err(|e| Failure::new(exit::BAD_INPUT, format!("--wait-replicas: {e}")))?;
+            if global.replica_aof {
+                ack = ack.with_aof();
+            }
             builder = builder.wait_for_replicas(ack);
         }
         let shown: Vec<String> = urls

@@ -127,15 +127,14 @@ impl RedisTransport for FredTransport {
         call: &ScriptCall,
         ack: ReplicaAck,
         deadline: Deadline,
-    ) -> Result<(Reply, i64)> {
+    ) -> Result<(Reply, Reply)> {
         let client = self.conn.next();
         let request = routed(client, deadline.at, || {
             replicated(client, deadline.at, call, ack)
         });
         let (op, within) = (call.op, deadline.within);
-        let (value, acknowledged) =
-            timed_by_fred(op, &self.target, within, client, request).await?;
-        Ok((reply(value), acknowledged))
+        let (value, waited) = timed_by_fred(op, &self.target, within, client, request).await?;
+        Ok((reply(value), waited))
     }
 
     async fn watch(&self, channel: String) -> Result<Watch> {
@@ -217,15 +216,17 @@ fn evalsha_args(call: &ScriptCall) -> std::result::Result<Vec<Value>, FredError>
     Ok(args)
 }
 
-/// The script then `WAIT`, pipelined on one client (on a cluster, to the primary of the call's
-/// first key): both on the same connection. After a `NOSCRIPT`, the script is loaded and the
-/// pipeline sent again.
+/// The script then `WAIT` (or `WAITAOF`), pipelined on one client (on a cluster, to the
+/// primary of the call's first key): both on the same connection. After a `NOSCRIPT`, the
+/// script is loaded and the pipeline sent again. An error answered to the second command (the
+/// script ran) is [`Reply::Error`].
 async fn replicated(
     client: &Client,
     deadline: Instant,
     call: &ScriptCall,
     ack: ReplicaAck,
-) -> std::result::Result<(Value, i64), FredError> {
+) -> std::result::Result<(Value, Reply), FredError> {
+    let (wait_command, wait_args) = lock_core::redis::calls::replica_wait(ack);
     let send = || async {
         let pipeline = client
             .pipeline()
@@ -234,9 +235,10 @@ async fn replicated(
         pipeline
             .custom::<(), _>(evalsha_command(), evalsha_args(call)?)
             .await?;
-        let timeout = i64::try_from(ack.timeout().as_millis()).unwrap_or(i64::MAX);
-        let wait = vec![Value::from(i64::from(ack.replicas())), Value::from(timeout)];
-        pipeline.custom::<(), _>(command("WAIT"), wait).await?;
+        let wait: Vec<Value> = wait_args.iter().map(|a| Value::from(a.as_str())).collect();
+        pipeline
+            .custom::<(), _>(command(wait_command), wait)
+            .await?;
         Ok::<_, FredError>(pipeline.try_all::<Value>().await)
     };
     let mut answers = send().await?;
@@ -252,7 +254,13 @@ async fn replicated(
     }
     let mut answers = answers.into_iter();
     match (answers.next(), answers.next()) {
-        (Some(value), Some(acknowledged)) => Ok((value?, acknowledged?.convert()?)),
+        (Some(value), Some(waited)) => {
+            let waited = match waited {
+                Ok(value) => reply(value),
+                Err(e) => Reply::Error(e.details().to_owned()),
+            };
+            Ok((value?, waited))
+        }
         _ => Err(FredError::new(
             fred::error::ErrorKind::Protocol,
             "a pipeline of 2 commands answered fewer",

@@ -221,8 +221,8 @@ impl RedisTransport for RedisRsTransport {
         call: &ScriptCall,
         ack: ReplicaAck,
         deadline: Deadline,
-    ) -> Result<(Reply, i64)> {
-        let (value, acknowledged) = match &self.conn {
+    ) -> Result<(Reply, Reply)> {
+        let (value, waited) = match &self.conn {
             Conn::Single { conn, .. } => {
                 let mut conn = conn.clone();
                 let request = async move { replicated_single(&mut conn, call, ack).await };
@@ -239,7 +239,7 @@ impl RedisTransport for RedisRsTransport {
                 self.on_primary(conn, call.op, deadline, request).await?
             }
         };
-        Ok((reply(value), acknowledged))
+        Ok((reply(value), waited))
     }
 
     async fn watch(&self, channel: String) -> Result<Watch> {
@@ -345,31 +345,60 @@ impl redis::ToRedisArgs for ArgsOf<'_> {
     }
 }
 
-/// `WAIT` for `ack`.
+/// `WAIT` (or `WAITAOF`) for `ack`.
 fn wait(ack: ReplicaAck) -> redis::Cmd {
-    let mut wait = redis::cmd("WAIT");
-    wait.arg(ack.replicas())
-        .arg(u64::try_from(ack.timeout().as_millis()).unwrap_or(u64::MAX));
+    let (command, args) = lock_core::redis::calls::replica_wait(ack);
+    let mut wait = redis::cmd(command);
+    for arg in &args {
+        wait.arg(arg.as_bytes());
+    }
     wait
 }
 
-/// The script then `WAIT`, pipelined: one write, so both on the same connection.
+/// The second answer of a script and its `WAIT`: the server's error answer (the script ran)
+/// is [`Reply::Error`].
+fn waited(answer: RedisResult<Value>) -> Reply {
+    match answer {
+        Ok(Value::ServerError(e)) => Reply::Error(e.to_string()),
+        Ok(value) => reply(value),
+        Err(e) => Reply::Error(e.to_string()),
+    }
+}
+
+/// The script's answer and its `WAIT`'s, from a pipeline's answers.
+fn split(answers: Vec<RedisResult<Value>>) -> RedisResult<(Value, Reply)> {
+    let mut answers = answers.into_iter();
+    match (answers.next(), answers.next()) {
+        (Some(script), Some(wait)) => Ok((script?, waited(wait))),
+        _ => Err(redis::RedisError::from((
+            redis::ErrorKind::Parse,
+            "a pipeline of 2 commands answered fewer",
+        ))),
+    }
+}
+
+/// The script then `WAIT`, pipelined: one write, so both on the same connection. Each
+/// command's error comes back as its own answer (`ignore_errors`): a failed `WAITAOF` does
+/// not hide that the script ran.
 async fn replicated_single(
     conn: &mut ConnectionManager,
     call: &ScriptCall,
     ack: ReplicaAck,
-) -> RedisResult<(Value, i64)> {
+) -> RedisResult<(Value, Reply)> {
     let mut pipe = redis::pipe();
-    pipe.add_command(evalsha(call)).add_command(wait(ack));
-    match pipe.query_async(conn).await {
-        Err(e) if e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) => {
-            let mut load = redis::cmd("SCRIPT");
-            load.arg("LOAD").arg(call.script.lua());
-            load.exec_async(conn).await?;
-            pipe.query_async(conn).await
-        }
-        other => other,
+    pipe.ignore_errors()
+        .add_command(evalsha(call))
+        .add_command(wait(ack));
+    let mut answers: Vec<RedisResult<Value>> = pipe.query_async(conn).await?;
+    if let Some(Err(e)) = answers.first()
+        && e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript)
+    {
+        let mut load = redis::cmd("SCRIPT");
+        load.arg("LOAD").arg(call.script.lua());
+        load.exec_async(conn).await?;
+        answers = pipe.query_async(conn).await?;
     }
+    split(answers)
 }
 
 /// On a cluster, the pipeline goes to the primary of the call's first key, with `EVAL` when
@@ -378,7 +407,7 @@ async fn replicated_cluster(
     conn: &mut ClusterConnection,
     call: &ScriptCall,
     ack: ReplicaAck,
-) -> RedisResult<(Value, i64)> {
+) -> RedisResult<(Value, Reply)> {
     use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
     let slot = lock_core::redis::keys::hash_slot(call.keys.first().map_or("", String::as_str));
     let route = || SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
@@ -398,11 +427,14 @@ async fn replicated_cluster(
         pipe.add_command(eval).add_command(wait(ack));
         values = conn.route_pipeline(pipe, 0, 2, route()).await?;
     }
-    if let Some(Value::ServerError(e)) = values.iter().find(|v| matches!(v, Value::ServerError(_)))
-    {
-        return Err(e.clone().into());
-    }
-    Ok(redis::from_redis_value(Value::Array(values))?)
+    let answers = values
+        .into_iter()
+        .map(|value| match value {
+            Value::ServerError(e) => Err(e.into()),
+            value => Ok(value),
+        })
+        .collect();
+    split(answers)
 }
 
 /// A script's answer as the protocol reads it.

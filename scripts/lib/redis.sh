@@ -24,9 +24,14 @@ prepare_redis() {
       # With an image, every Redis test must run on testcontainers: no silent fallback.
       export LOCK_TEST_REQUIRE_DOCKER=1
       echo "tests use testcontainers with image $LOCK_TEST_REDIS_IMAGE"
+      # A Redis with WAITAOF (7.2 or later), for replica acknowledgement by the append-only
+      # file: Debian 12's is 7.0 (.ci/build-redis-aof-image.sh, from Debian 13's packages).
+      export LOCK_TEST_REDIS_AOF_IMAGE="${LOCK_TEST_REDIS_AOF_IMAGE:-process-lock-redis:8}"
+      bash .ci/build-redis-image.sh --aof
       ;;
     3)
       echo "NO DOCKER ENGINE: the Redis tests use redis-server from PATH ($(command -v redis-server))"
+      echo "(the tests of WAITAOF need a Redis 7.2 or later, from an image: they fail without Docker)"
       ;;
     *)
       echo "building the Redis image failed ($image_status)" >&2

@@ -692,7 +692,126 @@ where
         say(&format!(
             "{REPLICA_ACK_CASE} ... ok on a primary with one replica"
         ));
+        waitaof_refused_by_an_older_server(&servers, &connect).await;
+        drop(servers);
+
+        let servers = ReplicatedRedis::start_with_aof()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Replicas report their fsyncs with their acknowledgement of every second: on Redis
+        // 8.0 a `WAITAOF` that counts a replica takes about that long.
+        let ack = ReplicaAck::new(1, Duration::from_secs(2))
+            .unwrap()
+            .with_aof();
+        replicas_acknowledge_named(
+            servers.url(),
+            servers.replica(),
+            &connect,
+            &unique("aof"),
+            ack,
+        )
+        .await;
+        waitaof_without_an_append_only_file(&servers, &connect).await;
+        say(&format!(
+            "{REPLICA_ACK_CASE} ... ok by the append-only file (WAITAOF) on a primary with one \
+             replica"
+        ));
     });
+}
+
+/// The server's version, as `INFO server` gives it: (major, minor).
+async fn version_of(node: &ClusterNode) -> (u32, u32) {
+    let info = node
+        .raw()
+        .await
+        .unwrap()
+        .run(&["INFO", "server"])
+        .await
+        .unwrap();
+    let info = info.as_str().unwrap_or_default().to_owned();
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .unwrap_or_else(|| panic!("no redis_version in {info}"));
+    let mut parts = version
+        .trim()
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// Acknowledgement by the append-only file on a server without `WAITAOF` (before 7.2): the
+/// acquisition fails with `Unsupported`, saying so, and the lock is released again.
+async fn waitaof_refused_by_an_older_server<F, Fut>(servers: &ReplicatedRedis, connect: &F)
+where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    let version = version_of(servers.primary()).await;
+    if version >= (7, 2) {
+        say(&format!(
+            "  the test image's Redis {}.{} has WAITAOF: no server here refuses it",
+            version.0, version.1
+        ));
+        return;
+    }
+    let ack = ReplicaAck::new(1, Duration::from_millis(300))
+        .unwrap()
+        .with_aof();
+    let url = servers.url();
+    let backend = connect(url.clone(), RedisOptions::default().with_replicas(ack))
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    let handle = ProcessLock::new(backend, unique("aof-old"), LONG).unwrap();
+    let err = handle
+        .lock()
+        .await
+        .expect_err("WAITAOF on Redis before 7.2");
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert!(err.to_string().contains("7.2"), "{err}");
+    assert!(err.to_string().contains("released again"), "{err}");
+    assert_eq!(handle.status().await.unwrap(), LockState::Open);
+    say(&format!(
+        "  Redis {}.{} refuses WAITAOF: {err}",
+        version.0, version.1
+    ));
+}
+
+/// Acknowledgement by the append-only file on a primary whose append-only file is switched
+/// off: the acquisition fails with `Config`, and the lock is released again.
+async fn waitaof_without_an_append_only_file<F, Fut>(servers: &ReplicatedRedis, connect: &F)
+where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    let ack = ReplicaAck::new(1, Duration::from_millis(300))
+        .unwrap()
+        .with_aof();
+    let url = servers.url();
+    let backend = connect(url.clone(), RedisOptions::default().with_replicas(ack))
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    let handle = ProcessLock::new(backend, unique("aof-off"), LONG).unwrap();
+    let mut admin = servers.primary().raw().await.unwrap();
+    admin
+        .run(&["CONFIG", "SET", "appendonly", "no"])
+        .await
+        .unwrap();
+    let refused = handle.lock().await;
+    let state = handle.status().await;
+    admin
+        .run(&["CONFIG", "SET", "appendonly", "yes"])
+        .await
+        .unwrap();
+    let err = refused.expect_err("WAITAOF without an append-only file");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("appendonly"), "{err}");
+    assert_eq!(
+        state.unwrap(),
+        LockState::Open,
+        "the lock was released again"
+    );
+    say(&format!("  without an append-only file: {err}"));
 }
 
 /// The name of the replica acknowledgement case, as the log shows it.
@@ -713,7 +832,8 @@ where
     let name = unique("replicas");
     let primary = cluster.primary_of(&name).await.unwrap();
     let replica = cluster.replica_of(&primary).await.unwrap();
-    replicas_acknowledge_named(cluster.url(), cluster.node(&replica), connect, &name).await;
+    let ack = ReplicaAck::new(1, Duration::from_millis(300)).unwrap();
+    replicas_acknowledge_named(cluster.url(), cluster.node(&replica), connect, &name, ack).await;
 }
 
 async fn replicas_acknowledge_or_the_lock_is_not_taken<F, Fut>(
@@ -724,10 +844,11 @@ async fn replicas_acknowledge_or_the_lock_is_not_taken<F, Fut>(
     F: Fn(String, RedisOptions) -> Fut,
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
 {
-    replicas_acknowledge_named(url, replica, connect, &unique("replicas")).await;
+    let ack = ReplicaAck::new(1, Duration::from_millis(300)).unwrap();
+    replicas_acknowledge_named(url, replica, connect, &unique("replicas"), ack).await;
 }
 
-/// With replica acknowledgement (1 replica, 300 ms): with the replica running, a lock is taken
+/// With replica acknowledgement `ack` (1 replica): with the replica running, a lock is taken
 /// and renewed; with it paused, taking the lock fails with `NotReplicated` within the
 /// acknowledgement's timeout and leaves the lock free, for a handle and for a guard alike;
 /// running again, the lock is taken again.
@@ -736,11 +857,11 @@ async fn replicas_acknowledge_named<F, Fut>(
     replica: &ClusterNode,
     connect: &F,
     name: &str,
+    ack: ReplicaAck,
 ) where
     F: Fn(String, RedisOptions) -> Fut,
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
 {
-    let ack = ReplicaAck::new(1, Duration::from_millis(300)).unwrap();
     let backend = connect(url.clone(), RedisOptions::default().with_replicas(ack))
         .await
         .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));

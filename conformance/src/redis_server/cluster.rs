@@ -18,7 +18,8 @@ use tokio::time::Instant;
 
 use super::process::{self, Ready, ServerProcess};
 use super::{
-    DEFAULT_IMAGE, IMAGE_ENV, REQUIRE_DOCKER_ENV, RawRedis, Resp, image_on_this_machine, log,
+    AOF_IMAGE_ENV, DEFAULT_AOF_IMAGE, DEFAULT_IMAGE, IMAGE_ENV, REQUIRE_DOCKER_ENV, RawRedis, Resp,
+    image_on_this_machine, log,
 };
 
 /// How long a cluster may take to form.
@@ -911,14 +912,82 @@ impl ReplicatedRedis {
     /// ```
     pub async fn start() -> Result<Self, String> {
         let (place, origin) = Place::choose("a primary and a replica")?;
-        let primary = place.start(&[]).await?;
+        Self::start_on(place, &origin, &[]).await
+    }
+
+    /// As [`start`](ReplicatedRedis::start), with servers that can acknowledge by their
+    /// append-only file (`WAITAOF`): containers of the image [`AOF_IMAGE_ENV`] names (default
+    /// [`DEFAULT_AOF_IMAGE`], a Redis 7.2 or later), each with `appendonly yes` and
+    /// `appendfsync always`.
+    ///
+    /// # Errors
+    ///
+    /// When the image is not on this machine (no fallback: Debian 12's `redis-server` lacks
+    /// `WAITAOF`), or as [`start`](ReplicatedRedis::start).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::ReplicatedRedis;
+    ///
+    /// let servers = ReplicatedRedis::start_with_aof().await?;
+    /// servers.replica().pause().await?; // WAITAOF now times out
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_with_aof() -> Result<Self, String> {
+        let image = std::env::var(AOF_IMAGE_ENV).unwrap_or_else(|_| DEFAULT_AOF_IMAGE.to_owned());
+        image_on_this_machine(&image).map_err(|e| {
+            format!(
+                "WAITAOF needs Redis 7.2 or later, from the image {image}: {e} (build it with \
+                 `.ci/build-redis-image.sh --aof`, as scripts/test does)"
+            )
+        })?;
+        let origin = format!("containers of {image} on Docker's bridge network");
+        let aof = [
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            "/data",
+        ];
+        let servers = Self::start_on(Place::Containers(image), &origin, &aof).await?;
+        // In sync is not enough: a replica that has just loaded its primary's data rewrites
+        // its append-only file, and acknowledges no fsync until that is done. Ready once a
+        // write is fsynced on both.
+        let mut raw = servers.primary.raw().await?;
+        let deadline = Instant::now() + FORMING;
+        loop {
+            raw.run(&["SET", "process-lock-test:aof-ready", "1"])
+                .await?;
+            let answer = raw.run(&["WAITAOF", "1", "1", "1500"]).await?;
+            if let Resp::Array(Some(counts)) = &answer
+                && counts.iter().map(Resp::as_int).collect::<Vec<_>>() == [Some(1), Some(1)]
+            {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the replica did not fsync a write to its append-only file within \
+                     {FORMING:?}: WAITAOF answered {answer:?}"
+                ));
+            }
+        }
+        raw.run(&["DEL", "process-lock-test:aof-ready"]).await?;
+        Ok(servers)
+    }
+
+    async fn start_on(place: Place, origin: &str, args: &[&str]) -> Result<Self, String> {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let primary = place.start(&args).await?;
         let (host, port) = primary
             .address
             .rsplit_once(':')
             .ok_or_else(|| format!("no port in {}", primary.address))?;
-        let replica = place
-            .start(&["--replicaof".to_owned(), host.to_owned(), port.to_owned()])
-            .await?;
+        let mut replica_args = args.clone();
+        replica_args.extend(["--replicaof".to_owned(), host.to_owned(), port.to_owned()]);
+        let replica = place.start(&replica_args).await?;
         let deadline = Instant::now() + FORMING;
         loop {
             let mut raw = replica.raw().await?;

@@ -56,6 +56,28 @@ pub const IMAGE_ENV: &str = "LOCK_TEST_REDIS_IMAGE";
 /// assert_eq!(conformance::redis_server::DEFAULT_IMAGE, "process-lock-redis:7");
 /// ```
 pub const DEFAULT_IMAGE: &str = "process-lock-redis:7";
+
+/// The environment variable naming the image of a Redis 7.2 or later for the tests of
+/// `WAITAOF` (replica acknowledgement by the append-only file), which Debian 12's Redis 7.0
+/// lacks.
+///
+/// # Examples
+///
+/// ```
+/// use conformance::redis_server::{AOF_IMAGE_ENV, DEFAULT_AOF_IMAGE};
+///
+/// let image = std::env::var(AOF_IMAGE_ENV).unwrap_or_else(|_| DEFAULT_AOF_IMAGE.to_owned());
+/// ```
+pub const AOF_IMAGE_ENV: &str = "LOCK_TEST_REDIS_AOF_IMAGE";
+/// The image started when [`AOF_IMAGE_ENV`] is unset: Debian 13's Redis 8, built offline by
+/// `.ci/build-redis-image.sh --aof` (which `scripts/test` runs).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(conformance::redis_server::DEFAULT_AOF_IMAGE, "process-lock-redis:8");
+/// ```
+pub const DEFAULT_AOF_IMAGE: &str = "process-lock-redis:8";
 /// When set to `1`, a container that cannot be started is an error instead of a reason to fall
 /// back to `redis-server` (CI sets it, so the suite provably runs on testcontainers).
 ///

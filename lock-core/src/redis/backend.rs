@@ -478,13 +478,20 @@ impl<T: RedisTransport> RedisBackend<T> {
         let Some(ack) = self.replicas else {
             return self.run(call).await;
         };
-        let deadline = Deadline::after(self.response_timeout + ack.timeout());
+        // Two waits: the `WAIT` pipelined after a script the server does not have yet (a first
+        // use, a restart, a `SCRIPT FLUSH`) runs although the script was refused, and waits
+        // for the connection's earlier writes; the script is then loaded and sent again with
+        // its own `WAIT`.
+        let deadline = Deadline::after(self.response_timeout + ack.timeout() * 2);
         let send = || self.transport.eval_replicated(call.script(), ack, deadline);
-        let (reply, acknowledged) = resend(deadline, send).await?;
+        let (reply, waited) = resend(deadline, send).await?;
         let outcome = call.read(reply)?;
-        if !wrote(&outcome) || acknowledged >= i64::from(ack.replicas()) {
+        if !wrote(&outcome) {
             return Ok(outcome);
         }
+        let Err((kind, what)) = calls::read_replica_wait(ack, &waited) else {
+            return Ok(outcome);
+        };
         let then = if !undo {
             "the renewal counts as failed"
         } else if self.release(name, token).await.is_ok() {
@@ -493,13 +500,8 @@ impl<T: RedisTransport> RedisBackend<T> {
             "releasing it again failed too: it expires at its timeout"
         };
         Err(crate::Error::new(
-            ErrorKind::NotReplicated,
-            format!(
-                "{} of {name}: {acknowledged} of {} replica(s) acknowledged it within {:?}; {then}",
-                call.script().op,
-                ack.replicas(),
-                ack.timeout()
-            ),
+            kind,
+            format!("{} of {name}: {what}; {then}", call.script().op),
         ))
     }
 }

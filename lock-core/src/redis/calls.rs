@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::arg::Arg;
+use super::config::ReplicaAck;
 use super::errors::unexpected;
 use super::keys::{
     AsKeySpace, boot_key, fence_key, grant_channel_prefix, key, lease_key, queue_key,
@@ -21,7 +22,7 @@ use super::keys::{
 use super::reply::{self, Reply};
 use super::scripts::{EVICT_CAP, FENCE_RETENTION, Script};
 use crate::backend::{Acquire, FencedAcquire, ForceRelease, Release, Status};
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::name::LockName;
 use crate::queue::{Leave, QueueStep, Waiter};
 use crate::token::Token;
@@ -684,6 +685,121 @@ pub fn is_held_by(
         lock_key(space, name),
         args,
         |r| reply::is_held_by_reply(r.as_int()?),
+    )
+}
+
+/// The command a transport sends after a script, on the same connection, for replica
+/// acknowledgement `ack`: `WAIT replicas timeout`, or with [`ReplicaAck::aof`]
+/// `WAITAOF 1 replicas timeout` (the primary's own append-only file, and `replicas` replicas',
+/// fsynced). Its answer goes to [`read_replica_wait`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::redis::{ReplicaAck, calls};
+///
+/// let ack = ReplicaAck::new(2, Duration::from_millis(300))?;
+/// let (command, args) = calls::replica_wait(ack);
+/// assert_eq!(command, "WAIT");
+/// assert_eq!(args, ["2", "300"]);
+/// let (command, args) = calls::replica_wait(ack.with_aof());
+/// assert_eq!(command, "WAITAOF");
+/// assert_eq!(args, ["1", "2", "300"]);
+/// # Ok::<(), lock_core::Error>(())
+/// ```
+pub fn replica_wait(ack: ReplicaAck) -> (&'static str, Vec<Arg>) {
+    let replicas = Arg::from(u64::from(ack.replicas()));
+    let timeout = Arg::from(u64::try_from(ack.timeout().as_millis()).unwrap_or(u64::MAX));
+    if ack.aof() {
+        ("WAITAOF", vec![Arg::from("1"), replicas, timeout])
+    } else {
+        ("WAIT", vec![replicas, timeout])
+    }
+}
+
+/// Whether the answer to [`replica_wait`]'s command says `ack` was met: `Ok(())`, or the kind
+/// of error and what happened. Too few acknowledgements are
+/// [`ErrorKind::NotReplicated`](crate::ErrorKind::NotReplicated); a server without `WAITAOF`
+/// (before Redis 7.2) is [`Unsupported`](crate::ErrorKind::Unsupported); `WAITAOF` on a server
+/// without an append-only file is [`Config`](crate::ErrorKind::Config); any other error
+/// answer is [`Backend`](crate::ErrorKind::Backend).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_core::ErrorKind;
+/// use lock_core::redis::{ReplicaAck, Reply, calls};
+///
+/// let ack = ReplicaAck::new(1, Duration::from_millis(300))?;
+/// assert!(calls::read_replica_wait(ack, &Reply::Int(1)).is_ok());
+/// let (kind, what) = calls::read_replica_wait(ack, &Reply::Int(0)).unwrap_err();
+/// assert_eq!(kind, ErrorKind::NotReplicated);
+/// assert_eq!(what, "0 of 1 replica(s) acknowledged it within 300ms");
+///
+/// let aof = ack.with_aof();
+/// let fsynced = |local, replicas| Reply::Array(vec![Reply::Int(local), Reply::Int(replicas)]);
+/// assert!(calls::read_replica_wait(aof, &fsynced(1, 1)).is_ok());
+/// assert_eq!(calls::read_replica_wait(aof, &fsynced(0, 1)).unwrap_err().0, ErrorKind::NotReplicated);
+/// let old = Reply::Error("ERR unknown command 'WAITAOF', with args beginning with: ".into());
+/// assert_eq!(calls::read_replica_wait(aof, &old).unwrap_err().0, ErrorKind::Unsupported);
+/// # Ok::<(), lock_core::Error>(())
+/// ```
+pub fn read_replica_wait(ack: ReplicaAck, reply: &Reply) -> Result<(), (ErrorKind, String)> {
+    let (wanted, within) = (i64::from(ack.replicas()), ack.timeout());
+    let (local, replicas) = match (ack.aof(), reply) {
+        (false, Reply::Int(replicas)) => (None, *replicas),
+        (true, Reply::Array(answer)) => match answer[..] {
+            [Reply::Int(local), Reply::Int(replicas)] => (Some(local), replicas),
+            _ => return Err(unexpected_wait("WAITAOF", reply)),
+        },
+        (aof, Reply::Error(message)) => {
+            let command = if aof { "WAITAOF" } else { "WAIT" };
+            let lower = message.to_ascii_lowercase();
+            let (kind, hint) = if aof && lower.contains("unknown command") {
+                (
+                    ErrorKind::Unsupported,
+                    " (WAITAOF needs Redis 7.2 or later)",
+                )
+            } else if aof && lower.contains("appendonly") {
+                (
+                    ErrorKind::Config,
+                    " (WAITAOF needs `appendonly yes` on the primary)",
+                )
+            } else {
+                (ErrorKind::Backend, "")
+            };
+            return Err((kind, format!("{command} failed{hint}: {message}")));
+        }
+        (aof, other) => return Err(unexpected_wait(if aof { "WAITAOF" } else { "WAIT" }, other)),
+    };
+    if let Some(local) = local
+        && local < 1
+    {
+        return Err((
+            ErrorKind::NotReplicated,
+            format!("the primary did not write it to its append-only file within {within:?}"),
+        ));
+    }
+    if replicas >= wanted {
+        return Ok(());
+    }
+    let did = if local.is_some() {
+        "wrote it to their append-only file"
+    } else {
+        "acknowledged it"
+    };
+    Err((
+        ErrorKind::NotReplicated,
+        format!("{replicas} of {wanted} replica(s) {did} within {within:?}"),
+    ))
+}
+
+fn unexpected_wait(command: &str, reply: &Reply) -> (ErrorKind, String) {
+    (
+        ErrorKind::UnexpectedReply,
+        format!("unexpected answer to {command}: {reply:?}"),
     )
 }
 

@@ -32,6 +32,9 @@ pub enum Reply {
     /// Anything else (nil, a string, a map, a double...), as the client shows it: never a valid
     /// answer, kept for the error message.
     Other(String),
+    /// The server's error answer to one command of a pipeline whose other commands ran (the
+    /// `WAIT` or `WAITAOF` after a script), with its message.
+    Error(String),
 }
 
 impl Reply {

@@ -143,9 +143,11 @@ pub trait RedisTransport: Send + Sync + fmt::Debug + 'static {
     }
 
     /// As [`eval`](RedisTransport::eval), followed on the same connection (on a Redis
-    /// Cluster, to the node of the call's first key) by `WAIT ack.replicas ack.timeout`, in
-    /// one round trip: the script's reply, and how many replicas acknowledged every write the
-    /// connection sent so far. `deadline` covers both.
+    /// Cluster, to the node of the call's first key), in one round trip, by the command of
+    /// [`calls::replica_wait`](super::calls::replica_wait) (`WAIT`, or `WAITAOF`): the script's
+    /// reply, and that command's, which [`calls::read_replica_wait`](super::calls::read_replica_wait)
+    /// reads. A server error answered to the second command (the script ran) is
+    /// [`Reply::Error`]. `deadline` covers both.
     ///
     /// # Errors
     ///
@@ -156,7 +158,7 @@ pub trait RedisTransport: Send + Sync + fmt::Debug + 'static {
         call: &ScriptCall,
         ack: ReplicaAck,
         deadline: Deadline,
-    ) -> Result<(Reply, i64)> {
+    ) -> Result<(Reply, Reply)> {
         let _ = (call, ack, deadline);
         Err(crate::Error::new(
             crate::ErrorKind::Unsupported,
