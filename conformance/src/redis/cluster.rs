@@ -740,6 +740,23 @@ async fn version_of(node: &ClusterNode) -> (u32, u32) {
     (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
+/// A handle on a new name under `label`, on a backend connected to `servers`' primary with
+/// acknowledgement by the append-only file (1 replica, 300 ms: for the cases that fail at once).
+async fn aof_handle<F, Fut>(servers: &ReplicatedRedis, connect: &F, label: &str) -> ProcessLock
+where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    let ack = ReplicaAck::new(1, Duration::from_millis(300))
+        .unwrap()
+        .with_aof();
+    let url = servers.url();
+    let backend = connect(url.clone(), RedisOptions::default().with_replicas(ack))
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    ProcessLock::new(backend, unique(label), LONG).unwrap()
+}
+
 /// Acknowledgement by the append-only file on a server without `WAITAOF` (before 7.2): the
 /// acquisition fails with `Unsupported`, saying so, and the lock is released again.
 async fn waitaof_refused_by_an_older_server<F, Fut>(servers: &ReplicatedRedis, connect: &F)
@@ -755,14 +772,7 @@ where
         ));
         return;
     }
-    let ack = ReplicaAck::new(1, Duration::from_millis(300))
-        .unwrap()
-        .with_aof();
-    let url = servers.url();
-    let backend = connect(url.clone(), RedisOptions::default().with_replicas(ack))
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
-    let handle = ProcessLock::new(backend, unique("aof-old"), LONG).unwrap();
+    let handle = aof_handle(servers, connect, "aof-old").await;
     let err = handle
         .lock()
         .await
@@ -784,14 +794,7 @@ where
     F: Fn(String, RedisOptions) -> Fut,
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
 {
-    let ack = ReplicaAck::new(1, Duration::from_millis(300))
-        .unwrap()
-        .with_aof();
-    let url = servers.url();
-    let backend = connect(url.clone(), RedisOptions::default().with_replicas(ack))
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
-    let handle = ProcessLock::new(backend, unique("aof-off"), LONG).unwrap();
+    let handle = aof_handle(servers, connect, "aof-off").await;
     let mut admin = servers.primary().raw().await.unwrap();
     admin
         .run(&["CONFIG", "SET", "appendonly", "no"])

@@ -22,7 +22,7 @@ use super::keys::{
 use super::reply::{self, Reply};
 use super::scripts::{EVICT_CAP, FENCE_RETENTION, Script};
 use crate::backend::{Acquire, FencedAcquire, ForceRelease, Release, Status};
-use crate::error::{ErrorKind, Result};
+use crate::error::Result;
 use crate::name::LockName;
 use crate::queue::{Leave, QueueStep, Waiter};
 use crate::token::Token;
@@ -746,7 +746,7 @@ pub fn replica_wait(ack: ReplicaAck) -> (&'static str, Vec<Arg>) {
 /// assert_eq!(calls::read_replica_wait(aof, &old).unwrap_err().0, ErrorKind::Unsupported);
 /// # Ok::<(), lock_core::Error>(())
 /// ```
-pub fn read_replica_wait(ack: ReplicaAck, reply: &Reply) -> Result<(), (ErrorKind, String)> {
+pub fn read_replica_wait(ack: ReplicaAck, reply: &Reply) -> Result<(), (crate::ErrorKind, String)> {
     let (wanted, within) = (i64::from(ack.replicas()), ack.timeout());
     let (local, replicas) = match (ack.aof(), reply) {
         (false, Reply::Int(replicas)) => (None, *replicas),
@@ -759,16 +759,16 @@ pub fn read_replica_wait(ack: ReplicaAck, reply: &Reply) -> Result<(), (ErrorKin
             let lower = message.to_ascii_lowercase();
             let (kind, hint) = if aof && lower.contains("unknown command") {
                 (
-                    ErrorKind::Unsupported,
+                    crate::ErrorKind::Unsupported,
                     " (WAITAOF needs Redis 7.2 or later)",
                 )
             } else if aof && lower.contains("appendonly") {
                 (
-                    ErrorKind::Config,
+                    crate::ErrorKind::Config,
                     " (WAITAOF needs `appendonly yes` on the primary)",
                 )
             } else {
-                (ErrorKind::Backend, "")
+                (crate::ErrorKind::Backend, "")
             };
             return Err((kind, format!("{command} failed{hint}: {message}")));
         }
@@ -778,7 +778,7 @@ pub fn read_replica_wait(ack: ReplicaAck, reply: &Reply) -> Result<(), (ErrorKin
         && local < 1
     {
         return Err((
-            ErrorKind::NotReplicated,
+            crate::ErrorKind::NotReplicated,
             format!("the primary did not write it to its append-only file within {within:?}"),
         ));
     }
@@ -791,14 +791,14 @@ pub fn read_replica_wait(ack: ReplicaAck, reply: &Reply) -> Result<(), (ErrorKin
         "acknowledged it"
     };
     Err((
-        ErrorKind::NotReplicated,
+        crate::ErrorKind::NotReplicated,
         format!("{replicas} of {wanted} replica(s) {did} within {within:?}"),
     ))
 }
 
-fn unexpected_wait(command: &str, reply: &Reply) -> (ErrorKind, String) {
+fn unexpected_wait(command: &str, reply: &Reply) -> (crate::ErrorKind, String) {
     (
-        ErrorKind::UnexpectedReply,
+        crate::ErrorKind::UnexpectedReply,
         format!("unexpected answer to {command}: {reply:?}"),
     )
 }
