@@ -289,7 +289,7 @@ impl FredBuilder {
             settings.reconnect_attempts,
             settings.response_timeout,
         );
-        let transport = FredTransport::new(conn, target, notify, owned);
+        let transport = FredTransport::new(conn, target, notify, owned, settings.connect_timeout);
         Ok(FredBackend::new(transport, settings))
     }
 }

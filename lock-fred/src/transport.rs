@@ -2,13 +2,14 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fred::error::Error as FredError;
-use fred::prelude::{Client, ClientLike, LuaInterface, Options, Pool, Value};
+use fred::prelude::{Client, ClientLike, ClusterInterface, LuaInterface, Options, Pool, Value};
 use fred::types::{ClusterHash, CustomCommand};
 use lock_core::notify::Subscriptions;
-use lock_core::redis::{Deadline, RedisTransport, ReplicaAck, Reply, ScriptCall};
-use lock_core::{Result, Watch, async_trait};
+use lock_core::redis::{Deadline, RedisTransport, RefreshGate, ReplicaAck, Reply, ScriptCall};
+use lock_core::{Error, ErrorKind, Result, Watch, async_trait};
 use tokio::time::Instant;
 
 use crate::connect::ConnectionTask;
@@ -41,6 +42,36 @@ pub struct FredTransport {
     notify: Arc<Subscriptions<PubSub>>,
     /// The connection task of a client the backend made itself, stopped with the last clone.
     _owned: Option<Arc<ConnectionTask>>,
+    /// On a Redis Cluster: the clients' view of it, brought up to date after a failure.
+    resync: Option<Arc<Resync>>,
+}
+
+/// Brings the clients' view of a Redis Cluster up to date (`CLUSTER SLOTS`, asked of a node
+/// that answers) after a request timed out or its connection failed, as [`RefreshGate`] says
+/// when; the waiters are then woken to try again at once.
+struct Resync {
+    clients: Vec<Client>,
+    /// How long one may take.
+    within: Duration,
+    gate: Arc<RefreshGate>,
+}
+
+impl Resync {
+    fn after_failure(&self, kind: ErrorKind, notify: &Arc<Subscriptions<PubSub>>) {
+        let Some(permit) = self.gate.after_failure(kind) else {
+            return;
+        };
+        let (clients, within, notify) = (self.clients.clone(), self.within, Arc::downgrade(notify));
+        tokio::spawn(async move {
+            for client in &clients {
+                let _ = tokio::time::timeout(within, client.sync_cluster()).await;
+            }
+            if let Some(notify) = notify.upgrade() {
+                notify.notify_all();
+            }
+            drop(permit);
+        });
+    }
 }
 
 /// Where requests go.
@@ -76,13 +107,30 @@ impl FredTransport {
         target: Arc<str>,
         notify: Arc<Subscriptions<PubSub>>,
         owned: Option<ConnectionTask>,
+        connect_timeout: Duration,
     ) -> Self {
+        let sharded = conn.next().is_clustered();
+        let resync = sharded.then(|| {
+            Arc::new(Resync {
+                clients: conn.clients().to_vec(),
+                within: connect_timeout,
+                gate: Arc::new(RefreshGate::new(connect_timeout)),
+            })
+        });
         FredTransport {
-            sharded: conn.next().is_clustered(),
+            sharded,
             conn,
             target,
             notify,
             _owned: owned.map(Arc::new),
+            resync,
+        }
+    }
+
+    /// After a request failed: on a Redis Cluster, see [`Resync`].
+    fn after_failure(&self, e: &Error) {
+        if let Some(resync) = &self.resync {
+            resync.after_failure(e.kind(), &self.notify);
         }
     }
 
@@ -99,7 +147,9 @@ impl FredTransport {
             evalsha_or_load(client, deadline.at, call)
         });
         let (op, within) = (call.op, deadline.within);
-        let value = timed_by_fred(op, &self.target, within, client, request).await?;
+        let value = timed_by_fred(op, &self.target, within, client, request)
+            .await
+            .inspect_err(|e| self.after_failure(e))?;
         Ok(reply(value))
     }
 }
@@ -133,7 +183,9 @@ impl RedisTransport for FredTransport {
             replicated(client, deadline.at, call, ack)
         });
         let (op, within) = (call.op, deadline.within);
-        let (value, waited) = timed_by_fred(op, &self.target, within, client, request).await?;
+        let (value, waited) = timed_by_fred(op, &self.target, within, client, request)
+            .await
+            .inspect_err(|e| self.after_failure(e))?;
         Ok((reply(value), waited))
     }
 

@@ -10,13 +10,13 @@
 //! a channel the server dropped (`sunsubscribe` pushed when its slot moved to another node).
 
 use std::collections::HashSet;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use lock_core::notify::{Subscribe, Subscriptions};
-use lock_core::redis::Settings;
+use lock_core::redis::{RefreshGate, Settings};
 use lock_core::{Error, ErrorKind, Result, async_trait};
-use redis::cluster::ClusterClientBuilder;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
@@ -27,12 +27,19 @@ pub(crate) type ClusterWaiters = Subscriptions<ShardedPubSub>;
 
 /// Subscribes to shard channels on the cluster connection.
 pub(crate) struct ShardedPubSub {
-    conn: ClusterConnection,
+    conn: RwLock<ClusterConnection>,
     target: Arc<str>,
     response_timeout: Duration,
 }
 
 impl ShardedPubSub {
+    fn conn(&self) -> ClusterConnection {
+        self.conn
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     async fn request(
         &self,
         op: &'static str,
@@ -55,12 +62,12 @@ impl ShardedPubSub {
 #[async_trait]
 impl Subscribe for ShardedPubSub {
     async fn subscribe(&self, channel: &str) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         self.request("subscribing", conn.ssubscribe(channel)).await
     }
 
     async fn unsubscribe(&self, channel: &str) -> Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         match self
             .request("unsubscribing", conn.sunsubscribe(channel))
             .await
@@ -72,13 +79,85 @@ impl Subscribe for ShardedPubSub {
     }
 }
 
-/// Connects to the cluster whose seed nodes are `nodes`: the connection, and the waiters of
-/// the backend, whose reader task lives as long as the connection.
+/// The connections to a cluster, made again from its seed nodes when a request fails.
+///
+/// The `redis` crate learns of a new topology from the nodes it talks to: a `MOVED` answer, a
+/// connection refused. A primary that stops without closing its connections (a frozen
+/// machine, a paused process, a partition) answers nothing, and the client keeps sending the
+/// requests of its slots there after the cluster has failed it over to a replica. So a request
+/// that times out, or whose connection fails, has both connections made again in the
+/// background, from the seed nodes (a node that does not answer is skipped once the connect
+/// timeout runs out): the new ones know the current topology. The waiters' channels are
+/// subscribed again on the new one, and woken (a release may have gone unseen).
+pub(crate) struct ClusterConns {
+    scripts: RwLock<ClusterConnection>,
+    waiters: Arc<ClusterWaiters>,
+    client: ClusterClient,
+    connect_timeout: Duration,
+    /// When to make them again: at most once per connect timeout.
+    gate: Arc<RefreshGate>,
+}
+
+impl ClusterConns {
+    /// The connection scripts run on.
+    pub(crate) fn scripts(&self) -> ClusterConnection {
+        self.scripts
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The waiters, on the subscriptions' connection.
+    pub(crate) fn waiters(&self) -> &Arc<ClusterWaiters> {
+        &self.waiters
+    }
+
+    /// After a request failed with `kind`: makes both connections again in the background,
+    /// when [`RefreshGate`] says so.
+    pub(crate) fn after_failure(self: &Arc<Self>, kind: ErrorKind) {
+        let Some(permit) = self.gate.after_failure(kind) else {
+            return;
+        };
+        let conns = Arc::downgrade(self);
+        tokio::spawn(async move {
+            if let Some(live) = conns.upgrade() {
+                live.rediscover().await;
+            }
+            drop(permit);
+        });
+    }
+
+    async fn rediscover(&self) {
+        // Connecting to every seed (one that does not answer takes the client's connect
+        // timeout), then asking one for the slots.
+        let within = self.connect_timeout * 3;
+        let connect =
+            async || tokio::time::timeout(within, self.client.get_async_connection()).await;
+        let (Ok(Ok(scripts)), Ok(Ok(subscriber))) = (connect().await, connect().await) else {
+            // The seeds did not answer: the next failure tries again.
+            return;
+        };
+        *self.scripts.write().unwrap_or_else(PoisonError::into_inner) = scripts;
+        *self
+            .waiters
+            .subscriber()
+            .conn
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = subscriber;
+        for channel in self.waiters.channels().await {
+            let _ = self.waiters.subscriber().subscribe(&channel).await;
+        }
+        self.waiters.notify_all();
+    }
+}
+
+/// Connects to the cluster whose seed nodes are `nodes`: the connections, and the waiters of
+/// the backend, whose reader task lives as long as the connections.
 pub(crate) async fn connect(
     nodes: Vec<redis::ConnectionInfo>,
     target: &Arc<str>,
     settings: &Settings,
-) -> Result<(ClusterConnection, Arc<ClusterWaiters>)> {
+) -> Result<Arc<ClusterConns>> {
     let (pushes, received) = unbounded_channel();
     let retries = u32::try_from(settings.reconnect_attempts).unwrap_or(u32::MAX);
     let client = ClusterClientBuilder::new(nodes)
@@ -115,12 +194,18 @@ pub(crate) async fn connect(
     let conn = connect().await?;
     let subscriber = connect().await?;
     let waiters = Subscriptions::new(ShardedPubSub {
-        conn: subscriber,
+        conn: RwLock::new(subscriber),
         target: target.clone(),
         response_timeout: settings.response_timeout,
     });
     tokio::spawn(read(Arc::downgrade(&waiters), received));
-    Ok((conn, waiters))
+    Ok(Arc::new(ClusterConns {
+        scripts: RwLock::new(conn),
+        waiters,
+        client,
+        connect_timeout: settings.connect_timeout,
+        gate: Arc::new(RefreshGate::new(settings.connect_timeout)),
+    }))
 }
 
 /// Hands each push of the cluster connection to the waiters, until the connection is gone

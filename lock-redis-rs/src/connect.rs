@@ -121,8 +121,8 @@ pub(crate) async fn cluster_transport(
         use_ring_unless_chosen();
     }
     let target: Arc<str> = target.into();
-    let (conn, waiters) = crate::cluster::connect(nodes, &target, settings).await?;
-    Ok(RedisRsTransport::cluster(conn, target, waiters))
+    let conns = crate::cluster::connect(nodes, &target, settings).await?;
+    Ok(RedisRsTransport::cluster(conns, target))
 }
 
 /// A Sentinel target this build can connect to (TLS only with the `tls` feature).

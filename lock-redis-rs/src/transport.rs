@@ -10,7 +10,7 @@ use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
 use redis::{RedisResult, ServerErrorKind, Value};
 
-use crate::cluster::ClusterWaiters;
+use crate::cluster::ClusterConns;
 use crate::error::from_redis;
 use crate::pubsub::Waiters;
 use crate::sentinel::SentinelConn;
@@ -46,11 +46,9 @@ enum Conn {
         conn: ConnectionManager,
         waiters: Option<Arc<Waiters>>,
     },
-    /// A cluster: scripts and sharded Pub/Sub on the cluster connection.
-    Cluster {
-        conn: ClusterConnection,
-        waiters: Arc<ClusterWaiters>,
-    },
+    /// A cluster: scripts on a cluster connection, sharded Pub/Sub on another, both made
+    /// again when a node stops answering.
+    Cluster(Arc<ClusterConns>),
     /// The primary the sentinels name: scripts on a connection manager to it, made again when
     /// it changes, and waiters on a Pub/Sub connection to it.
     Sentinel {
@@ -72,13 +70,9 @@ impl RedisRsTransport {
         }
     }
 
-    pub(crate) fn cluster(
-        conn: ClusterConnection,
-        target: Arc<str>,
-        waiters: Arc<ClusterWaiters>,
-    ) -> Self {
+    pub(crate) fn cluster(conns: Arc<ClusterConns>, target: Arc<str>) -> Self {
         RedisRsTransport {
-            conn: Conn::Cluster { conn, waiters },
+            conn: Conn::Cluster(conns),
             target,
             connected: Arc::new(AtomicBool::new(true)),
         }
@@ -100,7 +94,7 @@ impl RedisRsTransport {
     pub(crate) fn connection_manager(&self) -> Option<&ConnectionManager> {
         match &self.conn {
             Conn::Single { conn, .. } => Some(conn),
-            Conn::Cluster { .. } | Conn::Sentinel { .. } => None,
+            Conn::Cluster(_) | Conn::Sentinel { .. } => None,
         }
     }
 
@@ -140,10 +134,12 @@ impl RedisRsTransport {
                 let request = async move { evalsha_or_load(&mut conn, call).await };
                 self.direct(call.op, deadline, request).await?
             }
-            Conn::Cluster { conn, .. } => {
-                let mut conn = conn.clone();
+            Conn::Cluster(conns) => {
+                let mut conn = conns.scripts();
                 let request = async move { evalsha_or_eval(&mut conn, call).await };
-                self.direct(call.op, deadline, request).await?
+                self.direct(call.op, deadline, request)
+                    .await
+                    .inspect_err(|e| conns.after_failure(e.kind()))?
             }
             Conn::Sentinel { conn, .. } => {
                 let request = async |m: &mut ConnectionManager| evalsha_or_load(m, call).await;
@@ -208,12 +204,12 @@ impl RedisTransport for RedisRsTransport {
     fn notifies(&self) -> bool {
         match &self.conn {
             Conn::Single { waiters, .. } => waiters.is_some(),
-            Conn::Cluster { .. } | Conn::Sentinel { .. } => true,
+            Conn::Cluster(_) | Conn::Sentinel { .. } => true,
         }
     }
 
     fn sharded(&self) -> bool {
-        matches!(self.conn, Conn::Cluster { .. })
+        matches!(self.conn, Conn::Cluster(_))
     }
 
     async fn eval_replicated(
@@ -228,10 +224,12 @@ impl RedisTransport for RedisRsTransport {
                 let request = async move { replicated_single(&mut conn, call, ack).await };
                 self.direct(call.op, deadline, request).await?
             }
-            Conn::Cluster { conn, .. } => {
-                let mut conn = conn.clone();
+            Conn::Cluster(conns) => {
+                let mut conn = conns.scripts();
                 let request = async move { replicated_cluster(&mut conn, call, ack).await };
-                self.direct(call.op, deadline, request).await?
+                self.direct(call.op, deadline, request)
+                    .await
+                    .inspect_err(|e| conns.after_failure(e.kind()))?
             }
             Conn::Sentinel { conn, .. } => {
                 let request =
@@ -249,7 +247,7 @@ impl RedisTransport for RedisRsTransport {
                 ..
             } => waiters.watch(channel).await,
             Conn::Single { waiters: None, .. } => Err(self.no_pubsub()),
-            Conn::Cluster { waiters, .. } => waiters.watch(channel).await,
+            Conn::Cluster(conns) => conns.waiters().watch(channel).await,
             Conn::Sentinel { waiters, .. } => waiters.watch(channel).await,
         }
     }
@@ -261,7 +259,7 @@ impl RedisTransport for RedisRsTransport {
                 ..
             } => waiters.watch_lingering(channel).await,
             Conn::Single { waiters: None, .. } => Err(self.no_pubsub()),
-            Conn::Cluster { waiters, .. } => waiters.watch_lingering(channel).await,
+            Conn::Cluster(conns) => conns.waiters().watch_lingering(channel).await,
             Conn::Sentinel { waiters, .. } => waiters.watch_lingering(channel).await,
         }
     }

@@ -106,7 +106,7 @@ where
     let mut failed = run_shared_cases(&run, &url, &connect);
     // Then the cases of a cluster's own, one after another: they change its topology.
     let connect = &connect;
-    let own: [(&'static str, ClusterCase<F>); 4] = [
+    let own: [(&'static str, ClusterCase<F>); 5] = [
         ("releases_go_out_on_the_shard_of_the_lock_only", |c, k| {
             Box::pin(releases_go_out_on_the_shard_of_the_lock_only(c, k))
         }),
@@ -119,6 +119,10 @@ where
         ),
         (REPLICA_ACK_CASE, |c, k| {
             Box::pin(replicas_acknowledged_on_a_cluster(c, k))
+        }),
+        // Last: a round that fails may leave a primary stopped.
+        ("a_stopped_primary_is_failed_over", |c, k| {
+            Box::pin(a_stopped_primary_is_failed_over(c, k))
         }),
     ];
     for (name, case) in own {
@@ -377,6 +381,10 @@ const WAKE: Duration = Duration::from_secs(2);
 /// How many times the cases that change the topology run (each on a lock of its own): a race
 /// that shows once in a few runs shows here.
 const REPEATS: usize = 4;
+/// How many times a primary is stopped (each round waits for a failover, a few seconds).
+const STOPS: usize = 4;
+/// A time to live shorter than a failover takes.
+const SHORT_TTL: Duration = Duration::from_secs(3);
 /// How long a waiter may take to be served after a topology change: its queue heartbeat finds
 /// a lock handed to it even if no notification reached it.
 const AFTER_CHANGE: Duration = Duration::from_secs(10);
@@ -498,7 +506,24 @@ where
     F: Fn(String, RedisOptions) -> Fut,
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
 {
-    let holder = Lock::new(backend(cluster, connect).await, name, LONG).unwrap();
+    held_for_and_awaited(cluster, connect, name, LONG).await
+}
+
+/// [`held_and_awaited`], the lock held with a time to live of `ttl`.
+async fn held_for_and_awaited<F, Fut>(
+    cluster: &RedisCluster,
+    connect: &F,
+    name: &str,
+    ttl: Duration,
+) -> (
+    lock_core::LockGuard,
+    tokio::task::JoinHandle<lock_core::Result<(lock_core::LockGuard, Instant)>>,
+)
+where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    let holder = Lock::new(backend(cluster, connect).await, name, ttl).unwrap();
     let guard = holder.lock().await.unwrap();
     let waiter = Lock::new(backend(cluster, connect).await, name, LONG).unwrap();
     let waiting = tokio::spawn(async move {
@@ -524,6 +549,19 @@ async fn still_held_then_handed_over(
     guard: lock_core::LockGuard,
     waiting: tokio::task::JoinHandle<lock_core::Result<(lock_core::LockGuard, Instant)>>,
 ) {
+    handed_over(cluster, name, guard, waiting, false).await;
+}
+
+/// [`still_held_then_handed_over`]; when `release_may_time_out`, the holder's release may fail
+/// with a timeout (the first request its client sends after a primary stopped goes to that
+/// primary), and the release then done in the background must reach the waiter.
+async fn handed_over(
+    cluster: &RedisCluster,
+    name: &str,
+    guard: lock_core::LockGuard,
+    waiting: tokio::task::JoinHandle<lock_core::Result<(lock_core::LockGuard, Instant)>>,
+    release_may_time_out: bool,
+) {
     // A few renewals' worth of time on the new topology.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
@@ -546,7 +584,15 @@ async fn still_held_then_handed_over(
         }
     }
     let released = Instant::now();
-    assert_eq!(guard.release().await.unwrap(), Release::Released);
+    match guard.release().await {
+        Ok(release) => assert_eq!(release, Release::Released),
+        Err(e) if release_may_time_out && e.kind() == ErrorKind::Timeout => {
+            say(&format!(
+                "  the release timed out, to go on in the background: {e}"
+            ));
+        }
+        Err(e) => panic!("the release failed: {e}"),
+    }
     let (next, served) = tokio::time::timeout(AFTER_CHANGE, waiting)
         .await
         .expect("the waiter was not served after the release")
@@ -648,6 +694,140 @@ async fn a_slot_migration_keeps_the_lock_and_serves_the_waiter<F, Fut>(
         }
         still_held_then_handed_over(cluster, &name, guard, waiting).await;
     }
+}
+
+/// The primary of a lock's slot stops without warning (paused, as a crash or a frozen machine
+/// would leave it: no answer, no closed connection) while the lock is held and a waiter waits,
+/// and the cluster fails it over to its replica a few node timeouts later. The holder either
+/// keeps the lock (renewing on the new primary, then releasing it there) or is told it is lost,
+/// and the waiter is served, never while the holder still counts on the lock. Both clients
+/// must find the new primary by themselves: the old one does not answer until the round ends.
+///
+/// Rounds alternate a time to live that outlasts the failover (the holder keeps the lock) and
+/// one of 3 s that does not (it expires while its primary is stopped: the holder is told, and
+/// the waiter is served by the new primary).
+async fn a_stopped_primary_is_failed_over<F, Fut>(cluster: &RedisCluster, connect: &F)
+where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    for round in 0..STOPS {
+        let ttl = if round % 2 == 0 { LONG } else { SHORT_TTL };
+        let name = unique("stopped");
+        let (guard, mut waiting) = held_for_and_awaited(cluster, connect, &name, ttl).await;
+        let primary = cluster.primary_of(&name).await.unwrap();
+        let stopped = Instant::now();
+        let promoted = cluster
+            .stop_primary(&primary)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        say(&format!(
+            "  round {round} (ttl {ttl:?}): {primary} stopped, {promoted} its primary after {:?}",
+            stopped.elapsed()
+        ));
+        // Settled once the holder has had the time to renew on the new primary, or to see its
+        // validity run out.
+        let settle = Instant::now() + Duration::from_secs(2);
+        let outcome = loop {
+            if waiting.is_finished() {
+                let (next, served) = (&mut waiting)
+                    .await
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("the waiter failed: {e}"));
+                break Outcome::Served(next, served);
+            }
+            if let Some(lost) = guard.try_lost() {
+                break Outcome::HolderLost(lost);
+            }
+            if Instant::now() >= settle {
+                break Outcome::Kept;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let next = match outcome {
+            Outcome::Kept => {
+                say("  the holder kept the lock");
+                handed_over(cluster, &name, guard, waiting, true).await;
+                None
+            }
+            Outcome::HolderLost(lost) => {
+                let (next, served) = tokio::time::timeout(AFTER_CHANGE + ttl, waiting)
+                    .await
+                    .expect("the waiter was not served after the holder lost the lock")
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("the waiter failed: {e}"));
+                not_two_holders(&lost, served);
+                say(&format!(
+                    "  the holder was told ({:?}); the waiter was served {:?} after the \
+                     validity ended",
+                    lost.reason(),
+                    served - lost.at()
+                ));
+                release_lost(guard).await;
+                Some(next)
+            }
+            Outcome::Served(next, served) => {
+                let lost = guard.try_lost().unwrap_or_else(|| {
+                    panic!(
+                        "two holders: the waiter was served while the holder still counts on \
+                         the lock, valid until {:?} from its view",
+                        guard.valid_until().map(|v| v - served)
+                    )
+                });
+                not_two_holders(&lost, served);
+                say(&format!(
+                    "  the waiter was served {:?} after the holder's validity ended",
+                    served - lost.at()
+                ));
+                release_lost(guard).await;
+                Some(next)
+            }
+        };
+        if let Some(next) = next {
+            // The waiter holds it on the new primary.
+            let mut raw = cluster.node(&promoted).raw().await.unwrap();
+            assert_eq!(
+                raw.get(&name).await.unwrap().as_deref(),
+                Some(next.token().as_str())
+            );
+            assert_eq!(next.release().await.unwrap(), Release::Released);
+        }
+        cluster
+            .resume(&primary)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// How a round of [`a_stopped_primary_is_failed_over`] went once its primary was replaced.
+enum Outcome {
+    /// The holder renewed on the new primary.
+    Kept,
+    /// The holder was told the lock is lost; the waiter not served yet.
+    HolderLost(lock_core::Lost),
+    /// The waiter was served, at that instant.
+    Served(lock_core::LockGuard, Instant),
+}
+
+/// Releases the guard of a lost lock: that leaves the waiter's lock alone (checked after), or
+/// times out (the holder's first request since the primary stopped).
+async fn release_lost(guard: lock_core::LockGuard) {
+    match guard.release().await {
+        Ok(Release::NotOwner | Release::Missing) => {}
+        Err(e) if e.kind() == ErrorKind::Timeout => {}
+        other => panic!("the release of a lost lock: {other:?}"),
+    }
+}
+
+/// The waiter, served at `served`, got the lock only once the holder could no longer count on
+/// it.
+fn not_two_holders(lost: &lock_core::Lost, served: Instant) {
+    assert!(
+        lost.at() <= served,
+        "two holders: the waiter was served {:?} before the holder's lock ended ({:?})",
+        lost.at() - served,
+        lost.reason()
+    );
 }
 
 /// Replica acknowledgement on a primary with one replica: [`REPLICA_ACK_CASE`]'s checks,

@@ -9,6 +9,7 @@
 //! `cluster_state:ok`, knows every other node, and every replica's link to its primary is up.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use testcontainers::core::WaitFor;
@@ -24,6 +25,10 @@ use super::{
 
 /// How long a cluster may take to form.
 const FORMING: Duration = Duration::from_secs(30);
+
+/// How long a cluster may take to fail over a primary that stopped: a node timeout before its
+/// replica sees it fail, then the election (a few node timeouts in all, more on a loaded machine).
+const STOPPED_FAILOVER: Duration = Duration::from_secs(60);
 
 /// How long a Sentinel failover may take, from the replicas' catching up to the old primary's
 /// demotion: the sentinels notice the old primary still calls itself one at their next
@@ -78,6 +83,8 @@ pub struct RedisCluster {
 pub struct ClusterNode {
     address: String,
     running: Node,
+    /// Paused by [`ClusterNode::pause`]: not asked about the cluster meanwhile.
+    paused: AtomicBool,
 }
 
 enum Node {
@@ -189,7 +196,8 @@ impl RedisCluster {
         &self.origin
     }
 
-    /// The address (`host:port`) of the primary that serves `key`'s slot now.
+    /// The address (`host:port`) of the primary that serves `key`'s slot now, as the first
+    /// node that answers and is not [paused](ClusterNode::pause) sees it.
     ///
     /// # Errors
     ///
@@ -208,7 +216,19 @@ impl RedisCluster {
     /// # Ok(()) }
     /// ```
     pub async fn primary_of(&self, key: &str) -> Result<String, String> {
-        let mut raw = self.nodes[0].raw().await?;
+        let mut last = String::from("every node is paused");
+        for node in self.nodes.iter().filter(|n| !n.is_paused()) {
+            match Self::primary_of_asking(node, key).await {
+                Ok(primary) => return Ok(primary),
+                Err(e) => last = format!("{}: {e}", node.address),
+            }
+        }
+        Err(last)
+    }
+
+    /// The primary that serves `key`'s slot in `node`'s view.
+    async fn primary_of_asking(node: &ClusterNode, key: &str) -> Result<String, String> {
+        let mut raw = node.raw().await?;
         let slot = raw.int(&["CLUSTER", "KEYSLOT", key]).await?;
         let slots = raw.run(&["CLUSTER", "SLOTS"]).await?;
         let Resp::Array(Some(ranges)) = slots else {
@@ -232,7 +252,7 @@ impl RedisCluster {
     }
 
     /// Every node as the cluster sees it now (`CLUSTER NODES`, asked of the first node that
-    /// answers).
+    /// answers and is not [paused](ClusterNode::pause)).
     ///
     /// # Errors
     ///
@@ -250,8 +270,8 @@ impl RedisCluster {
     /// # Ok(()) }
     /// ```
     pub async fn topology(&self) -> Result<Vec<NodeRole>, String> {
-        let mut last = String::new();
-        for node in &self.nodes {
+        let mut last = String::from("every node is paused");
+        for node in self.nodes.iter().filter(|n| !n.is_paused()) {
             let text = match node.raw().await {
                 Ok(mut raw) => raw.run(&["CLUSTER", "NODES"]).await,
                 Err(e) => Err(e),
@@ -356,6 +376,103 @@ impl RedisCluster {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Stops the primary at `primary` without warning, as a crash or a frozen machine would
+    /// (its processes paused: it neither answers nor closes a connection), and waits until
+    /// the cluster has failed it over: its replica says it is a primary and the other nodes
+    /// name it for the slots. Nothing is synchronised first, unlike
+    /// [`failover`](Self::failover): what the replica had not received is lost. The node stays
+    /// paused until [`resume`](Self::resume); the address of the new primary is returned.
+    ///
+    /// # Errors
+    ///
+    /// When pausing fails, the primary has no replica, or the failover is not done within
+    /// 60 s.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let primary = cluster.primary_of("jobs").await?;
+    /// let promoted = cluster.stop_primary(&primary).await?;
+    /// assert_eq!(cluster.primary_of("jobs").await?, promoted);
+    /// cluster.resume(&primary).await?; // back as a replica of `promoted`
+    /// # Ok(()) }
+    /// ```
+    pub async fn stop_primary(&self, primary: &str) -> Result<String, String> {
+        let replica = self.replica_of(primary).await?;
+        self.node(primary).pause().await?;
+        let deadline = Instant::now() + STOPPED_FAILOVER;
+        let mut raw = self.node(&replica).raw().await?;
+        loop {
+            let role = raw.run(&["ROLE"]).await?;
+            let promoted = matches!(&role, Resp::Array(Some(items))
+                if items.first().and_then(Resp::as_str) == Some("master"));
+            // Every live node names it for the old primary's slots (the others learn of the
+            // promotion by gossip, a little after the replica itself).
+            if promoted && self.all_name_primary(primary, &replica).await {
+                return Ok(replica);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{primary} stopped {STOPPED_FAILOVER:?} ago and {replica} is still not the \
+                     primary of its slots: ROLE {role:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether every live node's `CLUSTER NODES` marks `old` as failed and `new` as a primary.
+    async fn all_name_primary(&self, old: &str, new: &str) -> bool {
+        for node in self.nodes.iter().filter(|n| !n.is_paused()) {
+            let Ok(mut raw) = node.raw().await else {
+                return false;
+            };
+            let Ok(text) = raw.run(&["CLUSTER", "NODES"]).await else {
+                return false;
+            };
+            let view = parse_nodes(text.as_str().unwrap_or_default());
+            let failed = view.iter().any(|n| n.address == old && n.failed);
+            let primary = view
+                .iter()
+                .any(|n| n.address == new && n.primary_id.is_none());
+            if !(failed && primary) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Resumes the node at `address` paused by [`stop_primary`](Self::stop_primary) and waits
+    /// until the cluster is whole again: it has rejoined as a replica of the primary that took
+    /// its slots, in sync, and every node says the cluster is ok.
+    ///
+    /// # Errors
+    ///
+    /// When resuming fails, or the cluster is not whole within 30 s.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let primary = cluster.primary_of("jobs").await?;
+    /// cluster.stop_primary(&primary).await?;
+    /// cluster.resume(&primary).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn resume(&self, address: &str) -> Result<(), String> {
+        self.node(address).unpause().await?;
+        self.settled(Instant::now() + FORMING)
+            .await
+            .map_err(|e| format!("{address} resumed, but within {FORMING:?} {e}"))
     }
 
     /// Moves the hash slot of `key`, with every key in it, from the primary that serves it to
@@ -483,6 +600,14 @@ impl RedisCluster {
                 }
             }
         }
+        self.settled(deadline)
+            .await
+            .map_err(|e| format!("the cluster did not form within {FORMING:?}: {e}"))
+    }
+
+    /// Waits until every node says the cluster is ok, knows every node, and, for a replica,
+    /// has its link to its primary up, or `deadline` passes.
+    async fn settled(&self, deadline: Instant) -> Result<(), String> {
         loop {
             let mut waiting_for = None;
             for node in &self.nodes {
@@ -494,9 +619,7 @@ impl RedisCluster {
             match waiting_for {
                 None => return Ok(()),
                 Some(why) if Instant::now() >= deadline => {
-                    return Err(format!(
-                        "the cluster did not form within {FORMING:?}: {why}"
-                    ));
+                    return Err(format!("not every node is ready: {why}"));
                 }
                 Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
@@ -630,9 +753,11 @@ impl ClusterNode {
     /// ```
     pub async fn pause(&self) -> Result<(), String> {
         match &self.running {
-            Node::Container(c) => c.pause().await.map_err(|e| e.to_string()),
-            Node::Process(p) => p.signal("STOP"),
+            Node::Container(c) => c.pause().await.map_err(|e| e.to_string())?,
+            Node::Process(p) => p.signal("STOP")?,
         }
+        self.paused.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Resumes a paused node.
@@ -655,9 +780,29 @@ impl ClusterNode {
     /// ```
     pub async fn unpause(&self) -> Result<(), String> {
         match &self.running {
-            Node::Container(c) => c.unpause().await.map_err(|e| e.to_string()),
-            Node::Process(p) => p.signal("CONT"),
+            Node::Container(c) => c.unpause().await.map_err(|e| e.to_string())?,
+            Node::Process(p) => p.signal("CONT")?,
         }
+        self.paused.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether it is [paused](Self::pause) now.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start(3, 1).await?;
+    /// let node = &cluster.nodes()[0];
+    /// node.pause().await?;
+    /// assert!(node.is_paused());
+    /// # Ok(()) }
+    /// ```
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
     }
 
     /// Why this node is not ready yet, or `None`.
@@ -779,6 +924,7 @@ impl Place {
                 Ok(ClusterNode {
                     address: format!("127.0.0.1:{}", process.port()),
                     running: Node::Process(process),
+                    paused: AtomicBool::new(false),
                 })
             }
         }
@@ -813,6 +959,7 @@ impl Place {
                 Ok(ClusterNode {
                     address: format!("127.0.0.1:{}", process.port()),
                     running: Node::Process(process),
+                    paused: AtomicBool::new(false),
                 })
             }
         }
@@ -846,6 +993,7 @@ async fn container(
     Ok(ClusterNode {
         address,
         running: Node::Container(Box::new(container)),
+        paused: AtomicBool::new(false),
     })
 }
 

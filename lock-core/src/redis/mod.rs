@@ -23,6 +23,7 @@ pub mod calls;
 pub mod config;
 pub mod errors;
 pub mod keys;
+mod refresh;
 pub mod reply;
 pub mod scripts;
 pub mod tls;
@@ -37,6 +38,7 @@ pub use config::{
 };
 pub use errors::{error_message, no_connection, no_reply, server_error_kind, unexpected};
 pub use keys::key;
+pub use refresh::{RefreshGate, RefreshPermit};
 pub use reply::Reply;
 pub use scripts::Script;
 pub use tls::{PLAIN_TEXT_PROBE_DELAY, unless_plain_text};
