@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::error::Error as FredError;
-use fred::prelude::{Client, ClientLike, ClusterInterface, LuaInterface, Options, Pool, Value};
+use fred::prelude::{
+    Client, ClientLike, ClusterInterface, LuaInterface, Options, Pool, ServerConfig, Value,
+};
 use fred::types::{ClusterHash, CustomCommand};
 use lock_core::notify::Subscriptions;
 use lock_core::redis::{Deadline, RedisTransport, RefreshGate, ReplicaAck, Reply, ScriptCall};
@@ -42,15 +44,19 @@ pub struct FredTransport {
     notify: Arc<Subscriptions<PubSub>>,
     /// The connection task of a client the backend made itself, stopped with the last clone.
     _owned: Option<Arc<ConnectionTask>>,
-    /// On a Redis Cluster: the clients' view of it, brought up to date after a failure.
+    /// On a Redis Cluster or behind sentinels: the clients' view of it, brought up to date
+    /// after a failure.
     resync: Option<Arc<Resync>>,
 }
 
-/// Brings the clients' view of a Redis Cluster up to date (`CLUSTER SLOTS`, asked of a node
-/// that answers) after a request timed out or its connection failed, as [`RefreshGate`] says
-/// when; the waiters are then woken to try again at once.
+/// Brings the clients' view of a Redis Cluster, or of the primary the sentinels name, up to
+/// date after a request timed out or its connection failed, as [`RefreshGate`] says when:
+/// `CLUSTER SLOTS` asked of a node that answers, or a reconnection (which asks the sentinels
+/// again). The waiters are then woken to try again at once.
 struct Resync {
     clients: Vec<Client>,
+    /// Behind sentinels (else on a Redis Cluster).
+    sentinel: bool,
     /// How long one may take.
     within: Duration,
     gate: Arc<RefreshGate>,
@@ -61,10 +67,15 @@ impl Resync {
         let Some(permit) = self.gate.after_failure(kind) else {
             return;
         };
-        let (clients, within, notify) = (self.clients.clone(), self.within, Arc::downgrade(notify));
+        let (clients, sentinel, within) = (self.clients.clone(), self.sentinel, self.within);
+        let notify = Arc::downgrade(notify);
         tokio::spawn(async move {
             for client in &clients {
-                let _ = tokio::time::timeout(within, client.sync_cluster()).await;
+                let _ = if sentinel {
+                    tokio::time::timeout(within, client.force_reconnection()).await
+                } else {
+                    tokio::time::timeout(within, client.sync_cluster()).await
+                };
             }
             if let Some(notify) = notify.upgrade() {
                 notify.notify_all();
@@ -110,9 +121,14 @@ impl FredTransport {
         connect_timeout: Duration,
     ) -> Self {
         let sharded = conn.next().is_clustered();
-        let resync = sharded.then(|| {
+        let sentinel = matches!(
+            conn.next().client_config().server,
+            ServerConfig::Sentinel { .. }
+        );
+        let resync = (sharded || sentinel).then(|| {
             Arc::new(Resync {
                 clients: conn.clients().to_vec(),
+                sentinel,
                 within: connect_timeout,
                 gate: Arc::new(RefreshGate::new(connect_timeout)),
             })
@@ -127,7 +143,7 @@ impl FredTransport {
         }
     }
 
-    /// After a request failed: on a Redis Cluster, see [`Resync`].
+    /// After a request failed: on a Redis Cluster or behind sentinels, see [`Resync`].
     fn after_failure(&self, e: &Error) {
         if let Some(resync) = &self.resync {
             resync.after_failure(e.kind(), &self.notify);

@@ -238,11 +238,20 @@ where
     }) {
         failed.push(name);
     }
+    // Last: a round that fails may leave the primary stopped.
+    let name = "a_stopped_primary_is_failed_over_by_the_sentinels";
+    if !passes(name, || {
+        runtime.block_on(a_stopped_primary_is_failed_over_by_the_sentinels(
+            &set, &connect,
+        ));
+    }) {
+        failed.push(name);
+    }
     runtime.block_on(async move { drop(set) });
     say(&format!(
         "{} of {} cases passed through sentinels",
-        run.len() + 1 - failed.len(),
-        run.len() + 1
+        run.len() + 2 - failed.len(),
+        run.len() + 2
     ));
     assert!(
         failed.is_empty(),
@@ -290,11 +299,7 @@ where
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
 {
     let url = set.url();
-    let backend = || async {
-        connect(url.clone(), RedisOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
-    };
+    let backend = || connected(&url, connect);
     for _ in 0..REPEATS {
         let name = unique("sentinel");
         let guard = Lock::new(backend().await, &name, LONG)
@@ -356,6 +361,48 @@ where
     }
 }
 
+/// The primary behind the sentinels stops without warning (paused: no answer, no closed
+/// connection) while a lock is held and another backend waits, and the sentinels fail it over
+/// (down after 1 s): as [`a_stopped_primary_is_failed_over`] on a cluster, 4 rounds, a lock that
+/// outlives the failover and one of 3 s that does not.
+async fn a_stopped_primary_is_failed_over_by_the_sentinels<F, Fut>(set: &RedisSentinel, connect: &F)
+where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    let url = set.url();
+    let backend = || connected(&url, connect);
+    for round in 0..STOPS {
+        let ttl = if round % 2 == 0 { LONG } else { SHORT_TTL };
+        let name = unique("sentinel-stopped");
+        let guard = Lock::new(backend().await, &name, ttl)
+            .unwrap()
+            .lock()
+            .await
+            .unwrap();
+        let waiter = Lock::new(backend().await, &name, LONG).unwrap();
+        let waiting = tokio::spawn(async move {
+            let guard = waiter.lock().await?;
+            Ok((guard, Instant::now()))
+        });
+        let primary = set.primary().await.unwrap();
+        let mut raw = set.server(&primary).raw().await.unwrap();
+        let deadline = Instant::now() + WAKE;
+        while channels(&mut raw, "CHANNELS", &name).await.is_empty() {
+            assert!(Instant::now() < deadline, "the waiter did not queue");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let stopped = Instant::now();
+        let (old, new) = set.stop_primary().await.unwrap_or_else(|e| panic!("{e}"));
+        say(&format!(
+            "  round {round} (ttl {ttl:?}): {old} stopped, {new} the primary after {:?}",
+            stopped.elapsed()
+        ));
+        after_the_primary_stopped(set.server(&new), &name, guard, waiting, ttl).await;
+        set.resume(&old).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
 /// Runs the case `name` (`run` panics when it fails), says how it went and how long it took,
 /// and whether it passed.
 pub(super) fn passes(name: &str, run: impl FnOnce()) -> bool {
@@ -394,9 +441,18 @@ where
     F: Fn(String, RedisOptions) -> Fut,
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
 {
-    connect(cluster.url(), RedisOptions::default())
+    connected(&cluster.url(), connect).await
+}
+
+/// A backend `connect` makes for `url` with the default options.
+async fn connected<F, Fut>(url: &str, connect: &F) -> Arc<dyn LockBackend>
+where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    connect(url.to_owned(), RedisOptions::default())
         .await
-        .unwrap_or_else(|e| panic!("connecting to the cluster {}: {e}", cluster.url()))
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
 }
 
 fn unique(label: &str) -> String {
@@ -549,14 +605,15 @@ async fn still_held_then_handed_over(
     guard: lock_core::LockGuard,
     waiting: tokio::task::JoinHandle<lock_core::Result<(lock_core::LockGuard, Instant)>>,
 ) {
-    handed_over(cluster, name, guard, waiting, false).await;
+    let primary = cluster.primary_of(name).await.unwrap();
+    handed_over(cluster.node(&primary), name, guard, waiting, false).await;
 }
 
 /// [`still_held_then_handed_over`]; when `release_may_time_out`, the holder's release may fail
 /// with a timeout (the first request its client sends after a primary stopped goes to that
 /// primary), and the release then done in the background must reach the waiter.
 async fn handed_over(
-    cluster: &RedisCluster,
+    primary: &ClusterNode,
     name: &str,
     guard: lock_core::LockGuard,
     waiting: tokio::task::JoinHandle<lock_core::Result<(lock_core::LockGuard, Instant)>>,
@@ -568,12 +625,12 @@ async fn handed_over(
         guard.try_lost().is_none(),
         "the holder was told its lock is lost"
     );
-    let primary = cluster.primary_of(name).await.unwrap();
-    let mut raw = cluster.node(&primary).raw().await.unwrap();
+    let mut raw = primary.raw().await.unwrap();
     assert_eq!(
         raw.get(name).await.unwrap().as_deref(),
         Some(guard.token().as_str()),
-        "the lock on the slot's primary now ({primary}) is the holder's"
+        "the lock on the primary now ({}) is the holder's",
+        primary.address()
     );
     if waiting.is_finished() {
         match waiting.await {
@@ -714,7 +771,7 @@ where
     for round in 0..STOPS {
         let ttl = if round % 2 == 0 { LONG } else { SHORT_TTL };
         let name = unique("stopped");
-        let (guard, mut waiting) = held_for_and_awaited(cluster, connect, &name, ttl).await;
+        let (guard, waiting) = held_for_and_awaited(cluster, connect, &name, ttl).await;
         let primary = cluster.primary_of(&name).await.unwrap();
         let stopped = Instant::now();
         let promoted = cluster
@@ -725,77 +782,91 @@ where
             "  round {round} (ttl {ttl:?}): {primary} stopped, {promoted} its primary after {:?}",
             stopped.elapsed()
         ));
-        // Settled once the holder has had the time to renew on the new primary, or to see its
-        // validity run out.
-        let settle = Instant::now() + Duration::from_secs(2);
-        let outcome = loop {
-            if waiting.is_finished() {
-                let (next, served) = (&mut waiting)
-                    .await
-                    .unwrap()
-                    .unwrap_or_else(|e| panic!("the waiter failed: {e}"));
-                break Outcome::Served(next, served);
-            }
-            if let Some(lost) = guard.try_lost() {
-                break Outcome::HolderLost(lost);
-            }
-            if Instant::now() >= settle {
-                break Outcome::Kept;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        let next = match outcome {
-            Outcome::Kept => {
-                say("  the holder kept the lock");
-                handed_over(cluster, &name, guard, waiting, true).await;
-                None
-            }
-            Outcome::HolderLost(lost) => {
-                let (next, served) = tokio::time::timeout(AFTER_CHANGE + ttl, waiting)
-                    .await
-                    .expect("the waiter was not served after the holder lost the lock")
-                    .unwrap()
-                    .unwrap_or_else(|e| panic!("the waiter failed: {e}"));
-                not_two_holders(&lost, served);
-                say(&format!(
-                    "  the holder was told ({:?}); the waiter was served {:?} after the \
-                     validity ended",
-                    lost.reason(),
-                    served - lost.at()
-                ));
-                release_lost(guard).await;
-                Some(next)
-            }
-            Outcome::Served(next, served) => {
-                let lost = guard.try_lost().unwrap_or_else(|| {
-                    panic!(
-                        "two holders: the waiter was served while the holder still counts on \
-                         the lock, valid until {:?} from its view",
-                        guard.valid_until().map(|v| v - served)
-                    )
-                });
-                not_two_holders(&lost, served);
-                say(&format!(
-                    "  the waiter was served {:?} after the holder's validity ended",
-                    served - lost.at()
-                ));
-                release_lost(guard).await;
-                Some(next)
-            }
-        };
-        if let Some(next) = next {
-            // The waiter holds it on the new primary.
-            let mut raw = cluster.node(&promoted).raw().await.unwrap();
-            assert_eq!(
-                raw.get(&name).await.unwrap().as_deref(),
-                Some(next.token().as_str())
-            );
-            assert_eq!(next.release().await.unwrap(), Release::Released);
-        }
+        after_the_primary_stopped(cluster.node(&promoted), &name, guard, waiting, ttl).await;
         cluster
             .resume(&primary)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// After the primary of `name` stopped and `promoted` took over, while `guard` (of `ttl`) held
+/// the lock and `waiting` waited for it: the holder keeps the lock (its key on the new primary,
+/// its release passed on to the waiter, the release possibly timing out once) or is told it is
+/// lost, and the waiter is served, never while the holder still counts on the lock.
+async fn after_the_primary_stopped(
+    promoted: &ClusterNode,
+    name: &str,
+    guard: lock_core::LockGuard,
+    mut waiting: tokio::task::JoinHandle<lock_core::Result<(lock_core::LockGuard, Instant)>>,
+    ttl: Duration,
+) {
+    // Settled once the holder has had the time to renew on the new primary, or to see its
+    // validity run out.
+    let settle = Instant::now() + Duration::from_secs(2);
+    let outcome = loop {
+        if waiting.is_finished() {
+            let (next, served) = (&mut waiting)
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("the waiter failed: {e}"));
+            break Outcome::Served(next, served);
+        }
+        if let Some(lost) = guard.try_lost() {
+            break Outcome::HolderLost(lost);
+        }
+        if Instant::now() >= settle {
+            break Outcome::Kept;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let next = match outcome {
+        Outcome::Kept => {
+            say("  the holder kept the lock");
+            handed_over(promoted, name, guard, waiting, true).await;
+            None
+        }
+        Outcome::HolderLost(lost) => {
+            let (next, served) = tokio::time::timeout(AFTER_CHANGE + ttl, waiting)
+                .await
+                .expect("the waiter was not served after the holder lost the lock")
+                .unwrap()
+                .unwrap_or_else(|e| panic!("the waiter failed: {e}"));
+            not_two_holders(&lost, served);
+            say(&format!(
+                "  the holder was told ({:?}); the waiter was served {:?} after the \
+                     validity ended",
+                lost.reason(),
+                served - lost.at()
+            ));
+            release_lost(guard).await;
+            Some(next)
+        }
+        Outcome::Served(next, served) => {
+            let lost = guard.try_lost().unwrap_or_else(|| {
+                panic!(
+                    "two holders: the waiter was served while the holder still counts on \
+                         the lock, valid until {:?} from its view",
+                    guard.valid_until().map(|v| v - served)
+                )
+            });
+            not_two_holders(&lost, served);
+            say(&format!(
+                "  the waiter was served {:?} after the holder's validity ended",
+                served - lost.at()
+            ));
+            release_lost(guard).await;
+            Some(next)
+        }
+    };
+    if let Some(next) = next {
+        // The waiter holds it on the new primary.
+        let mut raw = promoted.raw().await.unwrap();
+        assert_eq!(
+            raw.get(name).await.unwrap().as_deref(),
+            Some(next.token().as_str())
+        );
+        assert_eq!(next.release().await.unwrap(), Release::Released);
     }
 }
 

@@ -1496,6 +1496,84 @@ impl RedisSentinel {
         }
     }
 
+    /// Stops the primary without warning, as a crash or a frozen machine would (its processes
+    /// paused: it neither answers nor closes a connection), once both replicas have all it
+    /// wrote, and waits until the sentinels have failed it over: every one names a replica
+    /// the primary, and that replica says it is one. The old primary stays paused until
+    /// [`resume`](Self::resume). Returns the old primary's address and the new one's.
+    ///
+    /// # Errors
+    ///
+    /// When pausing fails, or the failover is not done within 90 s.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisSentinel;
+    ///
+    /// let set = RedisSentinel::start().await?;
+    /// let (old, new) = set.stop_primary().await?;
+    /// assert_eq!(set.primary().await?, new);
+    /// set.resume(&old).await?; // back as a replica of `new`
+    /// # Ok(()) }
+    /// ```
+    pub async fn stop_primary(&self) -> Result<(String, String), String> {
+        let before = self.primary().await?;
+        let deadline = Instant::now() + FAILING_OVER;
+        self.in_sync(&before, deadline).await?;
+        self.server(&before).pause().await?;
+        loop {
+            let now = self.primary().await?;
+            if now != before
+                && self.all_name(&now).await
+                && self.role_of(&now).await.as_deref() == Some("master")
+            {
+                return Ok((before, now));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{before} stopped {FAILING_OVER:?} ago and the sentinels still name {now}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Resumes the old primary at `address` stopped by [`stop_primary`](Self::stop_primary)
+    /// and waits until the sentinels have made it a replica of the new primary, in sync with
+    /// it.
+    ///
+    /// # Errors
+    ///
+    /// When resuming fails, or that is not done within 90 s.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisSentinel;
+    ///
+    /// let set = RedisSentinel::start().await?;
+    /// let (old, _) = set.stop_primary().await?;
+    /// set.resume(&old).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn resume(&self, address: &str) -> Result<(), String> {
+        self.server(address).unpause().await?;
+        let deadline = Instant::now() + FAILING_OVER;
+        while self.role_of(address).await.as_deref() != Some("slave") {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{address} resumed, and is still not a replica after {FAILING_OVER:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let primary = self.primary().await?;
+        self.in_sync(&primary, deadline).await
+    }
+
     /// Whether every sentinel names `primary` the primary.
     async fn all_name(&self, primary: &str) -> bool {
         for sentinel in &self.sentinels {
