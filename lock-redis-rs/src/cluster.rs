@@ -166,8 +166,10 @@ pub(crate) async fn connect(
         .connection_timeout(settings.connect_timeout)
         // Each attempt on a node is bounded (a node that stopped answering is found out), but
         // not the request as a whole: every request already runs under the operation's
-        // deadline, which starts first and ends first (one timer fewer per request).
-        .response_timeout(settings.response_timeout)
+        // deadline, which starts first and ends first (one timer fewer per request). An
+        // attempt may wait for replicas (`WAIT`, `WAITAOF`) besides: a shorter bound would
+        // send it again, wait again, until the deadline.
+        .response_timeout(settings.request_timeout())
         .overall_response_timeout(None)
         .retries(retries)
         .build()

@@ -375,12 +375,13 @@ where
     for round in 0..STOPS {
         let ttl = if round % 2 == 0 { LONG } else { SHORT_TTL };
         let name = unique("sentinel-stopped");
-        let guard = Lock::new(backend().await, &name, ttl)
+        let processes = (backend().await, backend().await);
+        let guard = Lock::new(processes.0.clone(), &name, ttl)
             .unwrap()
             .lock()
             .await
             .unwrap();
-        let waiter = Lock::new(backend().await, &name, LONG).unwrap();
+        let waiter = Lock::new(processes.1.clone(), &name, LONG).unwrap();
         let waiting = tokio::spawn(async move {
             let guard = waiter.lock().await?;
             Ok((guard, Instant::now()))
@@ -398,7 +399,7 @@ where
             "  round {round} (ttl {ttl:?}): {old} stopped, {new} the primary after {:?}",
             stopped.elapsed()
         ));
-        after_the_primary_stopped(set.server(&new), &name, guard, waiting, ttl).await;
+        after_the_primary_stopped(set.server(&new), &name, guard, waiting, ttl, processes).await;
         set.resume(&old).await.unwrap_or_else(|e| panic!("{e}"));
     }
 }
@@ -562,8 +563,12 @@ where
     F: Fn(String, RedisOptions) -> Fut,
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
 {
-    held_for_and_awaited(cluster, connect, name, LONG).await
+    let (guard, waiting, _) = held_for_and_awaited(cluster, connect, name, LONG).await;
+    (guard, waiting)
 }
+
+/// The backends of the holder and the waiter: two processes.
+type Processes = (Arc<dyn LockBackend>, Arc<dyn LockBackend>);
 
 /// [`held_and_awaited`], the lock held with a time to live of `ttl`.
 async fn held_for_and_awaited<F, Fut>(
@@ -574,14 +579,19 @@ async fn held_for_and_awaited<F, Fut>(
 ) -> (
     lock_core::LockGuard,
     tokio::task::JoinHandle<lock_core::Result<(lock_core::LockGuard, Instant)>>,
+    Processes,
 )
 where
     F: Fn(String, RedisOptions) -> Fut,
     Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
 {
-    let holder = Lock::new(backend(cluster, connect).await, name, ttl).unwrap();
+    let processes = (
+        backend(cluster, connect).await,
+        backend(cluster, connect).await,
+    );
+    let holder = Lock::new(processes.0.clone(), name, ttl).unwrap();
     let guard = holder.lock().await.unwrap();
-    let waiter = Lock::new(backend(cluster, connect).await, name, LONG).unwrap();
+    let waiter = Lock::new(processes.1.clone(), name, LONG).unwrap();
     let waiting = tokio::spawn(async move {
         let guard = waiter.lock().await?;
         Ok((guard, Instant::now()))
@@ -593,7 +603,7 @@ where
         assert!(Instant::now() < deadline, "the waiter did not queue");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    (guard, waiting)
+    (guard, waiting, processes)
 }
 
 /// After a topology change: the holder still holds the lock (its key, on the slot's primary
@@ -771,7 +781,7 @@ where
     for round in 0..STOPS {
         let ttl = if round % 2 == 0 { LONG } else { SHORT_TTL };
         let name = unique("stopped");
-        let (guard, waiting) = held_for_and_awaited(cluster, connect, &name, ttl).await;
+        let (guard, waiting, processes) = held_for_and_awaited(cluster, connect, &name, ttl).await;
         let primary = cluster.primary_of(&name).await.unwrap();
         let stopped = Instant::now();
         let promoted = cluster
@@ -782,7 +792,15 @@ where
             "  round {round} (ttl {ttl:?}): {primary} stopped, {promoted} its primary after {:?}",
             stopped.elapsed()
         ));
-        after_the_primary_stopped(cluster.node(&promoted), &name, guard, waiting, ttl).await;
+        after_the_primary_stopped(
+            cluster.node(&promoted),
+            &name,
+            guard,
+            waiting,
+            ttl,
+            processes,
+        )
+        .await;
         cluster
             .resume(&primary)
             .await
@@ -800,6 +818,7 @@ async fn after_the_primary_stopped(
     guard: lock_core::LockGuard,
     mut waiting: tokio::task::JoinHandle<lock_core::Result<(lock_core::LockGuard, Instant)>>,
     ttl: Duration,
+    processes: Processes,
 ) {
     // Settled once the holder has had the time to renew on the new primary, or to see its
     // validity run out.
@@ -868,6 +887,33 @@ async fn after_the_primary_stopped(
         );
         assert_eq!(next.release().await.unwrap(), Release::Released);
     }
+    // Both processes lived through the failover: the waiter's takes the lock again, and the
+    // holder's waits for it (subscribed since the failover) and is served once it is released.
+    let (holder, waiter) = processes;
+    let again = Lock::new(waiter, name, LONG)
+        .unwrap()
+        .lock_timeout(AFTER_CHANGE)
+        .await
+        .unwrap_or_else(|e| panic!("taking the lock again after the failover: {e}"))
+        .expect("the lock was free");
+    let behind = Lock::new(holder, name, LONG).unwrap();
+    let waiting = tokio::spawn(async move {
+        let guard = behind.lock_timeout(AFTER_CHANGE).await;
+        (guard, Instant::now())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "served while the lock was held");
+    let released = Instant::now();
+    assert_eq!(again.release().await.unwrap(), Release::Released);
+    let (guard, served) = waiting.await.unwrap();
+    let guard = guard
+        .unwrap_or_else(|e| panic!("waiting again after the failover: {e}"))
+        .expect("the holder's process was not served again after the failover");
+    say(&format!(
+        "  then the holder's process waited again and was served {:?} after a release",
+        served - released
+    ));
+    assert_eq!(guard.release().await.unwrap(), Release::Released);
 }
 
 /// How a round of [`a_stopped_primary_is_failed_over`] went once its primary was replaced.
@@ -901,7 +947,9 @@ fn not_two_holders(lost: &lock_core::Lost, served: Instant) {
     );
 }
 
-/// Replica acknowledgement on a primary with one replica: [`REPLICA_ACK_CASE`]'s checks,
+/// Replica acknowledgement on a primary with one replica: [`REPLICA_ACK_CASE`]'s checks, by
+/// `WAIT` (Redis 7.0, where `WAITAOF` is refused) and by `WAITAOF` (Redis 8, with append-only
+/// files), then by `WAITAOF` on a Redis Cluster of 3 primaries with a replica each; the servers
 /// started and stopped for the call.
 ///
 /// # Panics
@@ -966,6 +1014,26 @@ where
         say(&format!(
             "{REPLICA_ACK_CASE} ... ok by the append-only file (WAITAOF) on a primary with one \
              replica"
+        ));
+        drop(servers);
+
+        // The same on a Cluster: the wait goes to the node of the lock's slot, pipelined
+        // after its script.
+        let cluster = RedisCluster::start_with_aof(3, 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let name = unique("aof");
+        cluster
+            .fsynced(&name)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let primary = cluster.primary_of(&name).await.unwrap();
+        let replica = cluster.replica_of(&primary).await.unwrap();
+        replicas_acknowledge_named(cluster.url(), cluster.node(&replica), &connect, &name, ack)
+            .await;
+        say(&format!(
+            "{REPLICA_ACK_CASE} ... ok by the append-only file (WAITAOF) on a Redis Cluster of \
+             3 primaries with a replica each"
         ));
     });
 }

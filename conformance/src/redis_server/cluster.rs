@@ -128,6 +128,82 @@ impl RedisCluster {
         Ok(cluster)
     }
 
+    /// [`start`](Self::start), each node keeping an append-only file fsynced at every write
+    /// (`appendonly yes`, `appendfsync always`), for acknowledgement by `WAITAOF`: containers of
+    /// the image [`AOF_IMAGE_ENV`] names (default [`DEFAULT_AOF_IMAGE`], a Redis 7.2 or later).
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start); and when the image is not on this machine.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start_with_aof(3, 1).await?;
+    /// cluster.fsynced("jobs").await?; // WAITAOF 1 1 now counts the replica of jobs' primary
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_with_aof(primaries: usize, replicas: usize) -> Result<Self, String> {
+        let (place, origin) = aof_place()?;
+        let mut args = cluster_args();
+        args.extend(AOF_ARGS.map(str::to_owned));
+        let mut nodes = Vec::new();
+        for _ in 0..primaries * (1 + replicas) {
+            nodes.push(place.start(&args).await?);
+        }
+        let cluster = RedisCluster { nodes, origin };
+        cluster.form(primaries).await?;
+        log(&format!(
+            "Redis Cluster of {primaries} primaries and {replicas} replica(s) each, with \
+             append-only files, from {}: {}",
+            cluster.origin,
+            cluster.url()
+        ));
+        Ok(cluster)
+    }
+
+    /// Waits until a write in `key`'s slot is fsynced to the append-only files of its primary
+    /// and of each of its replicas (`WAITAOF`), on a cluster from
+    /// [`start_with_aof`](Self::start_with_aof): a replica that has just synced rewrites its
+    /// file first, and acknowledges no fsync until that is done.
+    ///
+    /// # Errors
+    ///
+    /// When a node does not answer, or that is not done within 30 s.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisCluster;
+    ///
+    /// let cluster = RedisCluster::start_with_aof(3, 1).await?;
+    /// cluster.fsynced("jobs").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn fsynced(&self, key: &str) -> Result<(), String> {
+        let primary = self.primary_of(key).await?;
+        let id = self
+            .topology()
+            .await?
+            .into_iter()
+            .find(|n| n.address == primary)
+            .map(|n| n.id)
+            .ok_or_else(|| format!("no node at {primary}"))?;
+        let replicas = self
+            .topology()
+            .await?
+            .iter()
+            .filter(|n| n.primary_id.as_deref() == Some(&id))
+            .count();
+        // A key of the same slot, which the test's own keys do not use.
+        let probe = format!("process-lock-test:aof-ready:{{{key}}}");
+        fsynced_on_replicas(self.node(&primary), &probe, replicas).await
+    }
+
     /// The cluster's URL, every node a seed: `redis-cluster://host:port?node=host:port&...`.
     ///
     /// # Examples
@@ -846,6 +922,61 @@ impl fmt::Debug for ClusterNode {
     }
 }
 
+/// What makes a server keep an append-only file, fsynced at every write.
+const AOF_ARGS: [&str; 6] = [
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "always",
+    "--dir",
+    "/data",
+];
+
+/// Containers of the image [`AOF_IMAGE_ENV`] names (a Redis with `WAITAOF`), and where they run.
+fn aof_place() -> Result<(Place, String), String> {
+    let image = std::env::var(AOF_IMAGE_ENV).unwrap_or_else(|_| DEFAULT_AOF_IMAGE.to_owned());
+    image_on_this_machine(&image).map_err(|e| {
+        format!(
+            "WAITAOF needs Redis 7.2 or later, from the image {image}: {e} (build it with \
+             `.ci/build-redis-image.sh --aof`, as scripts/test does)"
+        )
+    })?;
+    let origin = format!("containers of {image} on Docker's bridge network");
+    Ok((Place::Containers(image), origin))
+}
+
+/// Waits until a write of `key` on `primary` is fsynced to its append-only file and to its
+/// `replicas` replicas' (`WAITAOF`). In sync is not enough: a replica that has just loaded its
+/// primary's data rewrites its append-only file, and acknowledges no fsync until that is done.
+async fn fsynced_on_replicas(
+    primary: &ClusterNode,
+    key: &str,
+    replicas: usize,
+) -> Result<(), String> {
+    let mut raw = primary.raw().await?;
+    let want = [Some(1), i64::try_from(replicas).ok()];
+    let replicas = replicas.to_string();
+    let deadline = Instant::now() + FORMING;
+    loop {
+        raw.run(&["SET", key, "1"]).await?;
+        let answer = raw.run(&["WAITAOF", "1", &replicas, "1500"]).await?;
+        if let Resp::Array(Some(counts)) = &answer
+            && counts.iter().map(Resp::as_int).collect::<Vec<_>>() == want
+        {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{} and its replicas did not fsync a write to their append-only files within \
+                 {FORMING:?}: WAITAOF answered {answer:?}",
+                primary.address
+            ));
+        }
+    }
+    raw.run(&["DEL", key]).await?;
+    Ok(())
+}
+
 fn cluster_args() -> Vec<String> {
     let timeout = NODE_TIMEOUT.as_millis().to_string();
     [
@@ -1084,45 +1215,9 @@ impl ReplicatedRedis {
     /// # Ok(()) }
     /// ```
     pub async fn start_with_aof() -> Result<Self, String> {
-        let image = std::env::var(AOF_IMAGE_ENV).unwrap_or_else(|_| DEFAULT_AOF_IMAGE.to_owned());
-        image_on_this_machine(&image).map_err(|e| {
-            format!(
-                "WAITAOF needs Redis 7.2 or later, from the image {image}: {e} (build it with \
-                 `.ci/build-redis-image.sh --aof`, as scripts/test does)"
-            )
-        })?;
-        let origin = format!("containers of {image} on Docker's bridge network");
-        let aof = [
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--dir",
-            "/data",
-        ];
-        let servers = Self::start_on(Place::Containers(image), &origin, &aof).await?;
-        // In sync is not enough: a replica that has just loaded its primary's data rewrites
-        // its append-only file, and acknowledges no fsync until that is done. Ready once a
-        // write is fsynced on both.
-        let mut raw = servers.primary.raw().await?;
-        let deadline = Instant::now() + FORMING;
-        loop {
-            raw.run(&["SET", "process-lock-test:aof-ready", "1"])
-                .await?;
-            let answer = raw.run(&["WAITAOF", "1", "1", "1500"]).await?;
-            if let Resp::Array(Some(counts)) = &answer
-                && counts.iter().map(Resp::as_int).collect::<Vec<_>>() == [Some(1), Some(1)]
-            {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the replica did not fsync a write to its append-only file within \
-                     {FORMING:?}: WAITAOF answered {answer:?}"
-                ));
-            }
-        }
-        raw.run(&["DEL", "process-lock-test:aof-ready"]).await?;
+        let (place, origin) = aof_place()?;
+        let servers = Self::start_on(place, &origin, &AOF_ARGS).await?;
+        fsynced_on_replicas(&servers.primary, "process-lock-test:aof-ready", 1).await?;
         Ok(servers)
     }
 

@@ -375,6 +375,28 @@ pub struct Settings {
     pub replicas: Option<ReplicaAck>,
 }
 
+impl Settings {
+    /// How long one request may wait for its answer: the response timeout, and, with replica
+    /// acknowledgement, the acknowledgement's timeout too (a `WAIT` or `WAITAOF` answers only
+    /// once the replicas did or it ran out). A client's own timeout per request, where it has
+    /// one, must be at least this.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lock_core::redis::{ReplicaAck, Settings};
+    ///
+    /// let mut settings = Settings::default();
+    /// assert_eq!(settings.request_timeout(), settings.response_timeout);
+    /// settings.replicas = Some(ReplicaAck::new(1, Duration::from_secs(2)).unwrap());
+    /// assert_eq!(settings.request_timeout(), settings.response_timeout + Duration::from_secs(2));
+    /// ```
+    pub fn request_timeout(&self) -> Duration {
+        self.response_timeout + self.replicas.map_or(Duration::ZERO, |ack| ack.timeout())
+    }
+}
+
 /// Replica acknowledgement: after a lock is taken or renewed on the primary, `WAIT` on the
 /// same connection until `replicas` replicas have the write, for at most `timeout`. Fewer in
 /// time, and the acquisition fails with
