@@ -20,7 +20,8 @@
 //! cargo bench --bench contention --features redis-rs
 //! ```
 //!
-//! It uses `REDIS_URL` if set, else a container of `LOCK_TEST_REDIS_IMAGE`, else `redis-server`
+//! It uses `REDIS_URL` if set, else a container of `LOCK_TEST_REDIS_IMAGE` (reached on Docker's
+//! bridge network, not through its port proxy), else `redis-server`
 //! from `PATH`. `BENCH_SECONDS` sets how long each variant runs (default 5).
 //!
 //! `BENCH_REDLOCK=1` measures Redlock instead, on 3 servers of the bench's own: the uncontended
@@ -303,8 +304,8 @@ fn main() {
             return;
         }
         let server = RedisServer::start().await.expect("a Redis server");
-        let url = server.url().to_owned();
-        eprintln!("contention bench against {}", server.origin());
+        let url = server.direct_url().await;
+        eprintln!("contention bench against {} at {url}", server.origin());
 
         let mut rows = Vec::new();
         let turns = run(ours_shared(&url, "bench:contention:a", TASKS).await, length).await;
@@ -433,7 +434,10 @@ mod redlock {
         for _ in 0..3 {
             servers.push(RedisServer::start_own().await.expect("a Redis server"));
         }
-        let urls: Vec<String> = servers.iter().map(|s| s.url().to_owned()).collect();
+        let mut urls: Vec<String> = Vec::new();
+        for server in &servers {
+            urls.push(server.direct_url().await);
+        }
         eprintln!("Redlock bench on {}", servers[0].origin());
         let info: String = redis::cmd("INFO")
             .arg("server")

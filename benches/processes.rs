@@ -32,7 +32,8 @@
 //! cargo bench --bench processes --features redis-rs,fred
 //! ```
 //!
-//! It uses `REDIS_URL` if set, else a container of `LOCK_TEST_REDIS_IMAGE`, else `redis-server`
+//! It uses `REDIS_URL` if set, else a container of `LOCK_TEST_REDIS_IMAGE` (reached on Docker's
+//! bridge network, not through its port proxy), else `redis-server`
 //! from `PATH`. `BENCH_SECONDS` sets how long each variant runs (default 5), `BENCH_PROCESSES`
 //! the numbers of processes (default `2,8,32`). With `BENCH_OUT` set, each variant's hand-over
 //! and wait times and its figures also go to `$BENCH_OUT/processes.tsv` for
@@ -401,6 +402,13 @@ struct Summary {
     turns: usize,
     overlaps: usize,
     late: Vec<(usize, Duration)>,
+    /// Acquisitions by other processes during one wait, p99 and max: at most P - 1 when the
+    /// waiters are served in arrival order.
+    passed_p99: usize,
+    passed_max: usize,
+    /// The longest turn while every process asks (from one acquisition to the next): one slow
+    /// turn lengthens the wait of every process queued behind it.
+    longest_turn: Duration,
 }
 
 /// Records `values` (µs) as the samples of `what` for `variant` with `processes` processes.
@@ -472,6 +480,21 @@ fn summarise(
     }
     let mut commands: Vec<(String, usize)> = by_name.into_iter().collect();
     commands.sort_by_key(|entry| std::cmp::Reverse(entry.1));
+    // Turns are sorted by `got`: the acquisitions by others while one waited are those
+    // between its request and its acquisition.
+    let gots: Vec<u64> = turns.iter().map(|t| t.got).collect();
+    let mut passed: Vec<usize> = turns
+        .iter()
+        .enumerate()
+        .map(|(i, t)| i - gots.partition_point(|&got| got <= t.asked).min(i))
+        .collect();
+    passed.sort_unstable();
+    let longest_turn = gots
+        .windows(2)
+        .filter(|pair| (all_asking..=one_stopped).contains(&pair[0]))
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap_or(0);
     let in_time = turns.iter().filter(|t| t.got < outcome.end_us).count();
     record_samples(out, "handover", name, processes, &handovers);
     record_samples(out, "wait", name, processes, &waits);
@@ -499,6 +522,8 @@ fn summarise(
             / steady.iter().copied().max().unwrap_or(0).max(1) as f64,
     );
     value("hold_p50_us", percentile(&holds, 0.50).as_micros() as f64);
+    value("passed_max", passed.last().copied().unwrap_or(0) as f64);
+    value("longest_turn_us", longest_turn as f64);
     // The mean turn (hold, release, hand-over) while every process asks: what a FIFO waiter
     // with P - 1 processes ahead of it waits for, P - 1 times, whatever the turns' spread.
     let steady_gots: Vec<u64> = turns
@@ -534,6 +559,12 @@ fn summarise(
         turns: turns.len(),
         overlaps,
         late: outcome.late,
+        passed_p99: passed
+            .get((passed.len().saturating_sub(1) * 99) / 100)
+            .copied()
+            .unwrap_or(0),
+        passed_max: passed.last().copied().unwrap_or(0),
+        longest_turn: Duration::from_micros(longest_turn),
     }
 }
 
@@ -592,6 +623,20 @@ fn print_table(processes: usize, seconds: u64, rows: &[Summary]) {
             verdict(r.wait_max),
         );
     }
+    println!(
+        "\nAcquisitions by other processes during one wait (at most P-1 = served in arrival \
+         order), and the longest turn:"
+    );
+    for r in rows {
+        println!(
+            "- {}: p99 {}, max {} (P-1 = {}); longest turn {} ms",
+            r.name,
+            r.passed_p99,
+            r.passed_max,
+            r.processes - 1,
+            ms(r.longest_turn),
+        );
+    }
     println!("\nTop-level commands per acquisition (MONITOR):");
     for r in rows {
         let detail: Vec<String> = r
@@ -625,8 +670,8 @@ fn parent() {
         .unwrap();
     runtime.block_on(async {
         let server = RedisServer::start().await.expect("a Redis server");
-        let url = server.url().to_owned();
-        eprintln!("processes bench against {}", server.origin());
+        let url = server.direct_url().await;
+        eprintln!("processes bench against {} at {url}", server.origin());
         let out = results::Results::new("processes");
         let mut conn = redis::Client::open(url.as_str())
             .unwrap()

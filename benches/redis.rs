@@ -24,7 +24,8 @@
 //! ```
 //!
 //! It uses `REDIS_URL` if set, else a container of `LOCK_TEST_REDIS_IMAGE` (default
-//! `process-lock-redis:7`, built by `scripts/test`), else `redis-server` from `PATH`.
+//! `process-lock-redis:7`, built by `scripts/test`; reached on Docker's bridge network, not
+//! through its port proxy), else `redis-server` from `PATH`.
 //! `BENCH_SECONDS` sets how long each variant is measured in all (default 6), `BENCH_TASKS` the
 //! numbers of concurrent tasks (default `1,64`). `BENCH_CLUSTER=1` adds the same cycles on a
 //! Redis Cluster of 3 primaries (containers of the same image), for both clients: each script
@@ -559,7 +560,8 @@ async fn main() {
     let out = results::Results::new("redis");
 
     let server = RedisServer::start().await.unwrap_or_else(|e| panic!("{e}"));
-    println!("Redis: {}", server.origin());
+    let url = server.direct_url().await;
+    println!("Redis: {} at {url}", server.origin());
 
     let mut variants: Vec<Variant> = Vec::new();
     let mut backends: Vec<(&'static str, Arc<dyn LockBackend>)> = Vec::new();
@@ -568,7 +570,7 @@ async fn main() {
     // The server's start is read in whole seconds (rounded so as never to be early), so the new
     // server grants once it is 2 s old.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let rs = process_lock::RedisRsBackend::builder(server.url())
+    let rs = process_lock::RedisRsBackend::builder(&url)
         .restart_delay(RESTART_DELAY)
         .connect()
         .await
@@ -587,7 +589,7 @@ async fn main() {
 
     #[cfg(feature = "fred")]
     {
-        let fred = process_lock::FredBackend::builder(server.url())
+        let fred = process_lock::FredBackend::builder(&url)
             .restart_delay(RESTART_DELAY)
             .connect()
             .await
@@ -704,7 +706,7 @@ async fn main() {
     // MONITOR watches one server: the standalone backends only.
     for (client, backend) in backends {
         if !client.ends_with("cluster") {
-            round_trips(client, backend, server.url()).await;
+            round_trips(client, backend, &url).await;
         }
     }
 }

@@ -58,6 +58,15 @@ impl FredBackend {
     /// [default one](FredBuilder::default_reconnect_policy) if it has none; the application's
     /// client itself never subscribes.
     ///
+    /// On a Redis Cluster or behind sentinels, one of the backend's requests that times out or
+    /// whose connection breaks makes the backend look for the topology again on the client
+    /// (a primary may have stopped without closing its connections, and neither the cluster
+    /// nor the sentinels tell a client that gets no answer): on a Cluster it runs
+    /// `sync_cluster`; behind sentinels it forces the client to reconnect, which asks the
+    /// sentinels for the primary, and the application's commands in flight on that client
+    /// fail then. At most once per connect timeout. Give the backend a client of its own
+    /// (or [`builder`](Self::builder)) where that is not acceptable.
+    ///
     /// # Examples
     ///
     /// ```

@@ -129,11 +129,12 @@ impl ClusterConns {
 
     async fn rediscover(&self) {
         // Connecting to every seed (one that does not answer takes the client's connect
-        // timeout), then asking one for the slots.
+        // timeout), then asking one for the slots: both connections at once, as each waits
+        // for the same stopped seed.
         let within = self.connect_timeout * 3;
         let connect =
             async || tokio::time::timeout(within, self.client.get_async_connection()).await;
-        let (Ok(Ok(scripts)), Ok(Ok(subscriber))) = (connect().await, connect().await) else {
+        let (Ok(Ok(scripts)), Ok(Ok(subscriber))) = tokio::join!(connect(), connect()) else {
             // The seeds did not answer: the next failure tries again.
             return;
         };

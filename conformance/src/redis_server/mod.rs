@@ -109,10 +109,6 @@ pub struct RedisServer {
 /// What keeps the server running; dropping it stops the server.
 enum Running {
     External,
-    #[expect(
-        dead_code,
-        reason = "held only so that dropping it removes the container"
-    )]
     Container(Box<ContainerAsync<Redis>>),
     #[expect(dead_code, reason = "held only so that dropping it kills the process")]
     Process(ServerProcess),
@@ -243,6 +239,41 @@ impl RedisServer {
         &self.url
     }
 
+    /// The server's URL without Docker's port proxy, for benchmarks: a container's address on
+    /// Docker's bridge network when this machine reaches it (each message through the proxy
+    /// costs two more copies in a process that competes with the ones measured), else
+    /// [`url`](Self::url).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), String> {
+    /// use conformance::redis_server::RedisServer;
+    ///
+    /// let server = RedisServer::start_own().await?;
+    /// let url = server.direct_url().await;
+    /// assert!(url.starts_with("redis://"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn direct_url(&self) -> String {
+        let Running::Container(container) = &self._running else {
+            return self.url.clone();
+        };
+        let Ok(ip) = container.get_bridge_ip_address().await else {
+            return self.url.clone();
+        };
+        let address = format!("{ip}:{REDIS_PORT}");
+        let reached = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect(address.as_str()),
+        )
+        .await;
+        match reached {
+            Ok(Ok(_)) => format!("redis://{address}/"),
+            _ => self.url.clone(),
+        }
+    }
+
     /// Where the server comes from, for people: the image and port, `REDIS_URL`, or
     /// `redis-server from PATH`.
     ///
@@ -329,6 +360,8 @@ async fn start_container(image: &str) -> Result<RedisServer, String> {
         .with_name(name)
         .with_tag(tag)
         .with_startup_timeout(Duration::from_secs(30))
+        // Named, so that `direct_url` finds the container's address on it.
+        .with_network("bridge")
         .start()
         .await
         .map_err(|e| e.to_string())?;

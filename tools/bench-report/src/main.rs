@@ -108,8 +108,9 @@ fn uncontended(data: &Data, redis: &Figures, page: &Page, md: &mut String) -> Re
             md,
             "The `cluster` rows are the same cycles on a Redis Cluster of 3 primaries (each \
              script on the node of its lock's slot, releases with `SPUBLISH`), against the raw \
-             cluster client. Its nodes are reached straight on Docker's bridge network, the \
-             single server through Docker's port proxy: compare the ratios, not the rates.\n"
+             cluster client. Every server, the single one and the Cluster's nodes, is reached \
+             straight on Docker's bridge network (not through its port proxy); a Cluster \
+             client does more per request: compare the ratios, not the rates.\n"
         )?;
     }
     let foot = page.footer(redis);
@@ -188,9 +189,12 @@ fn contended(data: &Data, processes: &Figures, page: &Page, md: &mut String) -> 
     writeln!(
         md,
         "| variant | P | same process again | least/most served while all ask | hand-over p50 / p99 | \
-         wait p50 / p99 / max | wait target | P − 1 mean turns | commands per acquisition |"
+         wait p50 / p99 / max | wait target | P − 1 mean turns | others served during a wait, max | longest turn | commands per acquisition |"
     )?;
-    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(
+        md,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )?;
     for &p in &counts {
         for variant in data.variants_with_samples(p) {
             let value = |what: &str| data.value(what, &variant, p);
@@ -215,7 +219,7 @@ fn contended(data: &Data, processes: &Figures, page: &Page, md: &mut String) -> 
             };
             writeln!(
                 md,
-                "| {variant} | {p} | {} | {} | {} / {} ms | {} / {} / {} ms | {met} | {fifo} | {} |",
+                "| {variant} | {p} | {} | {} | {} / {} ms | {} / {} / {} ms | {met} | {fifo} | {} | {} | {} |",
                 value("same_process").map_or("–".into(), |v| format!("{:.1}%", v * 100.0)),
                 value("least_most_while_all_ask").map_or("–".into(), |v| format!("{v:.2}")),
                 ms(data::percentile(handover, 0.50)),
@@ -223,6 +227,8 @@ fn contended(data: &Data, processes: &Figures, page: &Page, md: &mut String) -> 
                 ms(data::percentile(wait, 0.50)),
                 ms(data::percentile(wait, 0.99)),
                 ms(data::percentile(wait, 1.0)),
+                value("passed_max").map_or("–".into(), |v| format!("{v:.0} (P − 1 = {})", p - 1)),
+                value("longest_turn_us").map_or("–".into(), |v| format!("{:.2} ms", v / 1000.0)),
                 value("commands_per_acquisition").map_or("–".into(), |v| format!("{v:.2}")),
             )?;
         }
@@ -235,7 +241,15 @@ fn contended(data: &Data, processes: &Figures, page: &Page, md: &mut String) -> 
          counts the turns ahead at their mean instead (the run's time between acquisitions while \
          every process asks): a waiter served in arrival order waits P − 1 turns, so its wait \
          is that on average, and its p99 exceeds it only by the spread of a sum of P − 1 turns; \
-         a waiter passed over would wait several times as long.\n"
+         a waiter passed over would wait several times as long. `others served during a wait` \
+         counts the acquisitions by other processes between a process's request and its \
+         acquisition: at most P − 1 when waiters are served in arrival order (a little more \
+         when a request is slow to reach the server, as order is the server's arrival order). \
+         `longest turn` is the longest time from one acquisition to the next while every \
+         process asks: one slow turn (the holder's process or the server descheduled on this \
+         shared 2-core machine) lengthens the wait of every process queued behind it, up to \
+         P − 1 of them, so a single stall of a few milliseconds in the run decides the wait's \
+         p99 at 32 and 64 processes.\n"
     )?;
     Ok(())
 }
