@@ -32,6 +32,10 @@
 //! cargo bench --bench processes --features redis-rs,fred
 //! ```
 //!
+//! With `BENCH_CLUSTER=1` it then runs our two variants again on a Redis Cluster of 3 primaries
+//! (containers of the same image): every key and channel of the lock in one slot, releases
+//! published to that shard with `SPUBLISH`, the commands counted on the slot's primary.
+//!
 //! It uses `REDIS_URL` if set, else a container of `LOCK_TEST_REDIS_IMAGE` (reached on Docker's
 //! bridge network, not through its port proxy), else `redis-server`
 //! from `PATH`. `BENCH_SECONDS` sets how long each variant runs (default 5), `BENCH_PROCESSES`
@@ -51,7 +55,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[path = "common/results.rs"]
 mod results;
 
-use conformance::redis_server::{CommandCounter, RedisServer};
+use conformance::redis_server::{CommandCounter, RedisCluster, RedisServer};
 use process_lock::{FredBackend, Lock, LockBackend, RedisRsBackend, Release};
 
 const HOLD: Duration = Duration::from_millis(1);
@@ -68,6 +72,13 @@ const VARIANTS: [(&str, &str); 3] = [
     ("process-lock (redis-rs)", "redis-rs"),
     ("process-lock (fred)", "fred"),
     ("rslock", "rslock"),
+];
+
+/// The variants on a Redis Cluster (`BENCH_CLUSTER=1`): ours only, as rslock takes its URLs
+/// for independent servers (a Redlock), not for the nodes of one Cluster.
+const CLUSTER_VARIANTS: [(&str, &str); 2] = [
+    ("process-lock (redis-rs) cluster", "redis-rs"),
+    ("process-lock (fred) cluster", "fred"),
 ];
 
 fn main() {
@@ -285,15 +296,23 @@ struct Outcome {
     end_us: u64,
 }
 
-/// Runs `processes` workers of `variant` on lock `name` for `length`.
-async fn run(url: &str, variant: &str, name: &str, processes: usize, length: Duration) -> Outcome {
+/// Runs `processes` workers of `variant` on lock `name` for `length`, the workers connecting
+/// to `url` and the commands counted with `MONITOR` on `monitored` (the server, or on a
+/// Cluster the primary of the lock's slot, where every command of the lock goes).
+async fn run(
+    (url, monitored): (&str, &str),
+    variant: &str,
+    name: &str,
+    processes: usize,
+    length: Duration,
+) -> Outcome {
     let dir = std::env::temp_dir().join(format!(
         "process-lock-bench-processes-{}-{variant}-{processes}",
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let counter = CommandCounter::start(url).await.expect("MONITOR");
+    let counter = CommandCounter::start(monitored).await.expect("MONITOR");
     let start_us = now_us() + u64::try_from(SETUP.as_micros()).unwrap();
     let end_us = start_us + u64::try_from(length.as_micros()).unwrap();
     let me = std::env::current_exe().unwrap();
@@ -688,10 +707,41 @@ fn parent() {
             let mut rows = Vec::new();
             for (label, variant) in VARIANTS {
                 let name = format!("bench:processes:{variant}:{p}:{}", std::process::id());
-                let outcome = run(&url, variant, &name, p, length).await;
+                let outcome = run((&url, &url), variant, &name, p, length).await;
                 rows.push(summarise(&out, label, p, outcome, length));
             }
             print_table(p, seconds, &rows);
         }
+        drop(server);
+        if std::env::var("BENCH_CLUSTER").is_ok_and(|v| v == "1") {
+            on_a_cluster(&out, &processes, length).await;
+        }
     });
+}
+
+/// The same turns on a Redis Cluster of 3 primaries (`BENCH_CLUSTER=1`): every key and channel
+/// of the lock in its slot, on one primary; releases published with `SPUBLISH` to that shard.
+async fn on_a_cluster(out: &results::Results, processes: &[usize], length: Duration) {
+    let cluster = RedisCluster::start(3, 0)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = cluster.url();
+    eprintln!("processes bench on a Redis Cluster: {}", cluster.origin());
+    for &p in processes {
+        let mut rows = Vec::new();
+        for (label, variant) in CLUSTER_VARIANTS {
+            let name = format!(
+                "bench:processes:cluster:{variant}:{p}:{}",
+                std::process::id()
+            );
+            let primary = cluster
+                .primary_of(&name)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let monitored = format!("redis://{primary}/");
+            let outcome = run((&url, &monitored), variant, &name, p, length).await;
+            rows.push(summarise(out, label, p, outcome, length));
+        }
+        print_table(p, length.as_secs(), &rows);
+    }
 }
