@@ -994,12 +994,24 @@ impl Drop for BackgroundRelease {
 /// Releases the lock, trying again after errors that may pass (with a backoff from 25 ms to
 /// 1 s) until `until`, the end of its validity; at least once.
 async fn release_until(shared: &Shared, until: Instant) {
+    release_retrying(&shared.backend, &shared.name, &shared.token, until).await;
+}
+
+/// Releases `token`'s lock on `name`, trying again after errors that may pass (with a backoff
+/// from 25 ms to 1 s) until `until`, the end of its validity; at least once. For the releases
+/// no caller waits for: a dropped guard's, and an acquisition's whose waiter was cancelled.
+pub(crate) async fn release_retrying(
+    backend: &Arc<dyn LockBackend>,
+    name: &LockName,
+    token: &Token,
+    until: Instant,
+) {
     let mut backoff = Duration::from_millis(25);
     loop {
-        match shared.backend.release(&shared.name, &shared.token).await {
+        match backend.release(name, token).await {
             Err(e) if e.is_retryable() && Instant::now() + backoff < until => {
                 tracing::warn!(
-                    lock = %shared.name.as_str().escape_debug(),
+                    lock = %name.as_str().escape_debug(),
                     "releasing failed, trying again: {e}"
                 );
                 tokio::time::sleep(backoff).await;
@@ -1007,7 +1019,7 @@ async fn release_until(shared: &Shared, until: Instant) {
             }
             Err(e) => {
                 tracing::warn!(
-                    lock = %shared.name.as_str().escape_debug(),
+                    lock = %name.as_str().escape_debug(),
                     "releasing failed; the lock expires by itself: {e}"
                 );
                 return;

@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use crate::backend::{Acquire, FencedAcquire, LockBackend, LockState};
 use crate::error::{Error, ErrorKind, Result};
-use crate::guard::{Held, LockGuard, Renewal};
+use crate::guard::{Held, LockGuard, Renewal, release_retrying};
 use crate::name::LockName;
 use crate::notify::Watch;
 use crate::queue::{Leave, QueueStep, QueueTiming, Waiter};
@@ -735,6 +735,8 @@ impl Lock {
         let pending_token = token.clone();
         let (name, token, ttl) = (self.name.clone(), token.clone(), self.ttl);
         let fenced = backend.capabilities().fencing;
+        // A lock this attempt gets is valid at most until then, counted from its sending.
+        let valid_until = Instant::now() + ttl.as_duration();
         runtime.spawn(async move {
             let outcome = if fenced {
                 backend.try_acquire_fenced(&name, &token, ttl).await
@@ -747,8 +749,10 @@ impl Lock {
                         Acquire::Held { remaining } => FencedAcquire::Held { remaining },
                     })
             };
+            // The waiter went away (cancelled) before the answer: the lock it got is released,
+            // trying again while it is valid (a single try that met a timeout left it held).
             if let Err(Ok(FencedAcquire::Acquired { .. })) = tx.send(outcome) {
-                let _ = backend.release(&name, &token).await;
+                release_retrying(&backend, &name, &token, valid_until).await;
             }
         });
         let mut pending = Pending {
@@ -756,6 +760,7 @@ impl Lock {
             backend: self.backend.clone(),
             name: self.name.clone(),
             token: pending_token,
+            valid_until,
         };
         let outcome = (&mut pending.rx)
             .await
@@ -863,6 +868,8 @@ struct Pending {
     backend: Arc<dyn LockBackend>,
     name: LockName,
     token: Token,
+    /// The end of the validity of a lock the acquire got.
+    valid_until: Instant,
 }
 
 impl Drop for Pending {
@@ -872,8 +879,9 @@ impl Drop for Pending {
         {
             let (backend, name, token) =
                 (self.backend.clone(), self.name.clone(), self.token.clone());
+            let until = self.valid_until;
             runtime.spawn(async move {
-                let _ = backend.release(&name, &token).await;
+                release_retrying(&backend, &name, &token, until).await;
             });
         }
     }
