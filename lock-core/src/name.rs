@@ -1,10 +1,13 @@
 //! Lock names: validated once, then shared cheaply.
 
 use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
+use crate::redis::calls::NameKeys;
 
 /// A validated lock name: the key under which the lock lives in the store.
 ///
@@ -24,8 +27,17 @@ use crate::error::{Error, Result};
 /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
 /// # Ok::<(), lock_core::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LockName(Arc<str>);
+#[derive(Clone)]
+pub struct LockName(Arc<Named>);
+
+/// A name's text, and what the Redis protocol derives from it.
+struct Named {
+    text: Box<str>,
+    /// The keys, channels and arguments the Redis scripts send for this name, in the first
+    /// key space it was used in: derived at its first call, then shared by every call on this
+    /// name and its clones (a `Lock` or `ProcessLock` passes a clone of its name every time).
+    redis: OnceLock<Box<NameKeys>>,
+}
 
 impl LockName {
     /// The longest name accepted, in bytes of UTF-8.
@@ -68,7 +80,10 @@ impl LockName {
                 Self::MAX_LEN
             )));
         }
-        Ok(LockName(Arc::from(name)))
+        Ok(LockName(Arc::new(Named {
+            text: name.into(),
+            redis: OnceLock::new(),
+        })))
     }
 
     /// The name as text.
@@ -82,7 +97,7 @@ impl LockName {
     /// # Ok::<(), lock_core::Error>(())
     /// ```
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.0.text
     }
 
     /// Where this name's text lives: clones of one name share it.
@@ -94,29 +109,62 @@ impl LockName {
     pub(crate) fn same_as(&self, other: &LockName) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
+
+    /// The Redis keys derived from this name in the first key space it was used in (see
+    /// [`NameKeys`]).
+    pub(crate) fn redis_keys(&self) -> &OnceLock<Box<NameKeys>> {
+        &self.0.redis
+    }
+}
+
+// Names compare, hash and order by their text alone.
+impl PartialEq for LockName {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for LockName {}
+
+impl Hash for LockName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for LockName {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for LockName {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_str().cmp(other.as_str())
+    }
 }
 
 impl AsRef<str> for LockName {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl Borrow<str> for LockName {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl fmt::Display for LockName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for LockName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 

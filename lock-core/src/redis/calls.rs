@@ -186,19 +186,21 @@ pub fn restart_delay_ms(configured: Option<Duration>, ttl: Ttl) -> u64 {
     })
 }
 
-/// How many names' [`NameKeys`] each thread keeps.
+/// How many names' [`NameKeys`] each thread keeps for key spaces other than the names' first.
 const KEPT_SLOTS: usize = 256;
 
 thread_local! {
-    /// The [`NameKeys`] this thread derived last, by where their name lives: a `Lock` or a
-    /// `ProcessLock` passes the same name (a clone of it) at every call. A kept name is kept
+    /// The [`NameKeys`] this thread derived last for names used in a key space other than
+    /// their first (whose keys the name keeps itself), by where their name lives: a `Lock` or
+    /// a `ProcessLock` passes the same name (a clone of it) at every call. A kept name is kept
     /// alive, so a slot never answers for another name at the same place.
     static KEPT: RefCell<Vec<Option<(LockName, NameKeys)>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// What the scripts of one lock send that depends only on its name and the prefix: derived
-/// once per name and thread (and kept, see [`KEPT`]), not at every call.
-struct NameKeys {
+/// once per name (kept by the name, for the first key space it is used in) or, in another key
+/// space, once per name and thread (kept in [`KEPT`]), not at every call.
+pub(crate) struct NameKeys {
     prefix: Box<str>,
     /// Whether releases go out on sharded Pub/Sub (see [`KeySpace`](super::keys::KeySpace)).
     sharded: bool,
@@ -247,6 +249,13 @@ impl NameKeys {
         f: impl FnOnce(&NameKeys) -> R,
     ) -> R {
         let (prefix, sharded) = (space.prefix(), space.is_sharded());
+        let own = name
+            .redis_keys()
+            .get_or_init(|| Box::new(NameKeys::new(prefix, sharded, name)));
+        if *own.prefix == *prefix && own.sharded == sharded {
+            return f(own);
+        }
+        // A name used in a second key space (another prefix, or both a server and a cluster).
         KEPT.with_borrow_mut(|kept| {
             if kept.is_empty() {
                 kept.resize_with(KEPT_SLOTS, || None);
@@ -824,6 +833,23 @@ pub fn watch_channel(space: &(impl AsKeySpace + ?Sized), name: &LockName) -> Str
 mod tests {
     use super::*;
     use crate::redis::keys::KeySpace;
+
+    /// A name keeps the keys of its first key space itself: however many other names this
+    /// thread used since (more than it keeps for other spaces), its calls send the keys derived
+    /// at its first call, not keys derived again.
+    #[test]
+    fn a_name_keeps_its_first_spaces_keys() {
+        let (token, space) = (Token::from_string("0123abcd").unwrap(), KeySpace::new(""));
+        let name = LockName::new("jobs").unwrap();
+        let first = release(&space, &name, &token).script().keys.clone();
+        for n in 0..4 * KEPT_SLOTS {
+            let other = LockName::new(format!("other-{n}")).unwrap();
+            let _ = release(&space, &other, &token);
+            let _ = release(&KeySpace::new("app:"), &name, &token);
+        }
+        let again = release(&space, &name.clone(), &token).script().keys.clone();
+        assert!(Arc::ptr_eq(&first, &again), "{first:?} derived again");
+    }
 
     /// The keys a call sends are always its own name's in its own key space, whether this
     /// thread kept them, kept another name's in the same slot, or kept them in another
