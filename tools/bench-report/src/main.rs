@@ -184,8 +184,10 @@ fn contended(data: &Data, processes: &Figures, page: &Page, md: &mut String) -> 
     writeln!(md, "### Redis commands per acquisition\n")?;
     writeln!(
         md,
-        "Top-level commands (`MONITOR`) over turns taken: a waiting process that costs a \
-         command at every release shows as a line that climbs with P.\n"
+        "Top-level commands (`MONITOR`) over turns taken, counted in a 2 s run of their own \
+         after the timed one (a `MONITOR` client slows the server and the machine the times \
+         are measured on): a waiting process that costs a command at every release shows as a \
+         line that climbs with P.\n"
     )?;
     writeln!(md, "![commands per acquisition](benchmarks/{file})\n")?;
 
