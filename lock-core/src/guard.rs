@@ -979,7 +979,7 @@ impl BackgroundRelease {
         let (turn, watch) = (self.turn.take(), self.watch.take());
         let until = self.valid_until.unwrap_or_else(Instant::now);
         runtime.spawn(async move {
-            release_until(&shared, until).await;
+            release_retrying(&shared.backend, &shared.name, &shared.token, until).await;
             drop((turn, watch));
         });
     }
@@ -989,12 +989,6 @@ impl Drop for BackgroundRelease {
     fn drop(&mut self) {
         self.spawn();
     }
-}
-
-/// Releases the lock, trying again after errors that may pass (with a backoff from 25 ms to
-/// 1 s) until `until`, the end of its validity; at least once.
-async fn release_until(shared: &Shared, until: Instant) {
-    release_retrying(&shared.backend, &shared.name, &shared.token, until).await;
 }
 
 /// Releases `token`'s lock on `name`, trying again after errors that may pass (with a backoff
