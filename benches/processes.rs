@@ -18,7 +18,8 @@
 //! Measured per variant and P: acquisitions per second (turns acquired before the end time);
 //! how often the same process took the lock twice in a row; hand-over, the time from a release
 //! being sent to the next acquisition by a *different* process (p50, p99); each turn's time
-//! inside the waiting acquire (p50, p99, max); the least and most served processes' turns, over
+//! inside the waiting acquire (p50, p99, max; each process's first is left out, as all P ask
+//! at one instant and a first wait subscribes to the lock's hand-offs); the least and most served processes' turns, over
 //! the whole run and while every process asks (from the last process's first request to the
 //! first process's last one: a process ready late, or the first to stop at the end time, is
 //! served less for reasons that are not the lock's);
@@ -68,6 +69,9 @@ const TTL: Duration = Duration::from_secs(10);
 const SETUP: Duration = Duration::from_millis(1500);
 /// How long the run that counts the commands (with `MONITOR`) lasts, after the timed run.
 const COUNTED: Duration = Duration::from_secs(2);
+/// How long after the end time the workers stay, idle, before writing their turns and
+/// exiting: the queue drains in well under it (P turns).
+const DRAIN: Duration = Duration::from_secs(2);
 /// How long after the end time the workers may take to exit before they are killed.
 const GRACE: Duration = Duration::from_secs(60);
 /// The environment variable that makes this binary a worker.
@@ -227,6 +231,9 @@ fn worker() {
             let (got, released) = locker.turn().await;
             turns.push((asked, got, released));
         }
+        // Idle until every worker is done: a worker that exits (writing its file, closing its
+        // connections) takes the CPU from the last turns of the others.
+        sleep_until_us(end + u64::try_from(DRAIN.as_micros()).unwrap()).await;
         (ready, turns)
     });
     let mut file = std::io::BufWriter::new(std::fs::File::create(&out).unwrap());
@@ -309,7 +316,7 @@ struct Counted {
 
 /// Runs `processes` workers of `variant` on lock `name` for `length`, the workers connecting
 /// to `url`, the timed run (no `MONITOR` on); then again for [`COUNTED`], on lock
-/// `{name}:counted`, with the commands counted with `MONITOR` on `monitored` (the server, or
+/// `{<name>}:counted` (in `name`'s hash slot), with the commands counted with `MONITOR` on `monitored` (the server, or
 /// on a Cluster the primary of the lock's slot, where every command of the lock goes).
 async fn run(
     (url, monitored): (&str, &str),
@@ -319,7 +326,8 @@ async fn run(
     length: Duration,
 ) -> (Outcome, Counted) {
     let (outcome, _) = run_once((url, None), variant, name, processes, length).await;
-    let counted_name = format!("{name}:counted");
+    // In the timed lock's slot (the name in braces is its hash tag), so on the node monitored.
+    let counted_name = format!("{{{name}}}:counted");
     let counting = (url, Some(monitored));
     let (counted, commands) = run_once(counting, variant, &counted_name, processes, COUNTED).await;
     let counted = Counted {
@@ -512,7 +520,17 @@ fn summarise(
         }
     }
     handovers.sort_unstable();
-    let mut waits: Vec<u64> = turns.iter().map(|t| t.got - t.asked).collect();
+    // Each process's first wait is left out: all P ask at one instant, and the first wait
+    // subscribes to the lock's hand-offs.
+    let mut first_asked = vec![u64::MAX; processes];
+    for t in turns {
+        first_asked[t.worker] = first_asked[t.worker].min(t.asked);
+    }
+    let mut waits: Vec<u64> = turns
+        .iter()
+        .filter(|t| t.asked != first_asked[t.worker])
+        .map(|t| t.got - t.asked)
+        .collect();
     waits.sort_unstable();
     let mut holds: Vec<u64> = turns.iter().map(|t| t.released - t.got).collect();
     holds.sort_unstable();
@@ -522,10 +540,8 @@ fn summarise(
     }
     // Fairness while everyone asks: a process ready late, or one that stops asking first at
     // the end time, is served less for reasons that are not the lock's.
-    let mut first_asked = vec![u64::MAX; processes];
     let mut last_asked = vec![0u64; processes];
     for t in turns {
-        first_asked[t.worker] = first_asked[t.worker].min(t.asked);
         last_asked[t.worker] = last_asked[t.worker].max(t.asked);
     }
     let all_asking = first_asked.iter().copied().max().unwrap_or(0);

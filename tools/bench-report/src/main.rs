@@ -157,7 +157,9 @@ fn contended(data: &Data, processes: &Figures, page: &Page, md: &mut String) -> 
          ask, acquire, hold about 1 ms, release (`benches/processes.rs`), with our waiting \
          `Lock::lock` on each client and with rslock's polling acquire. Hand-over is the time \
          from a release being sent to the next acquisition by another process; wait is each \
-         turn's time inside the acquire. The `cluster` variants run the same on a Redis \
+         turn's time inside the acquire (but each process's first, as all P ask at one \
+         instant and a first wait subscribes to the lock's hand-offs; the processes stay, \
+         idle, until every one is done, so that none exiting slows the last turns). The `cluster` variants run the same on a Redis \
          Cluster of 3 primaries (the lock's keys and channels in one slot, releases published \
          to its shard with `SPUBLISH`, commands counted on that slot's primary); rslock is not \
          run there, as it takes its URLs for independent servers. Command: `{}`.\n",
