@@ -24,8 +24,14 @@ impl FredBackend {
     /// and `rediss`, `valkeys` for TLS; and a Redis Cluster by its seed nodes,
     /// `redis-cluster://host:port?node=host:port&node=host:port` (`rediss-cluster://` for TLS),
     /// whose scripts run on the node of each lock's slot and whose waiters subscribe with
-    /// `SSUBSCRIBE` there. Other topologies (sentinel, unix socket) go through a `fred` client
-    /// built by the application ([`with_client`](Self::with_client)).
+    /// `SSUBSCRIBE` there; and a primary behind Sentinel by its sentinels,
+    /// `redis-sentinel://host:port/db?sentinelServiceName=name&node=host:port` (read by
+    /// [`sentinel_target`](lock_core::redis::sentinel_target)). Behind sentinels the backend
+    /// also listens to every sentinel for the failovers they announce (`+switch-master`, on
+    /// one Pub/Sub connection per sentinel) and reconnects its clients until they are on the
+    /// announced primary, without waiting for a request to the old one to time out. A unix
+    /// socket goes through a `fred` client built by the application
+    /// ([`with_client`](Self::with_client)).
     ///
     /// # Examples
     ///
@@ -60,12 +66,13 @@ impl FredBackend {
     ///
     /// On a Redis Cluster or behind sentinels, one of the backend's requests that times out or
     /// whose connection breaks makes the backend look for the topology again on the client
-    /// (a primary may have stopped without closing its connections, and neither the cluster
-    /// nor the sentinels tell a client that gets no answer): on a Cluster it runs
-    /// `sync_cluster`; behind sentinels it forces the client to reconnect, which asks the
-    /// sentinels for the primary, and the application's commands in flight on that client
-    /// fail then. At most once per connect timeout. Give the backend a client of its own
-    /// (or [`builder`](Self::builder)) where that is not acceptable.
+    /// (a primary may have stopped without closing its connections, and a cluster tells a
+    /// client that gets no answer nothing): on a Cluster it runs `sync_cluster`; behind
+    /// sentinels it forces the client to reconnect, which asks the sentinels for the primary,
+    /// and the application's commands in flight on that client fail then. At most once per
+    /// connect timeout. Behind sentinels the backend also forces the client to reconnect when
+    /// a sentinel announces a failover (`+switch-master`). Give the backend a client of its
+    /// own (or [`builder`](Self::builder)) where that is not acceptable.
     ///
     /// # Examples
     ///

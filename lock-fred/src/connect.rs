@@ -43,7 +43,7 @@ pub(crate) struct ConnectionTask {
 
 impl ConnectionTask {
     /// Supervises fred's `task`, which drives `client`'s connection.
-    fn new(client: &Client, task: ConnectHandle) -> Self {
+    pub(crate) fn new(client: &Client, task: ConnectHandle) -> Self {
         let (detach, detached) = oneshot::channel();
         let current = Arc::new(Mutex::new(Some(task.abort_handle())));
         let supervisor = supervise(client.clone(), task, detached, current.clone());

@@ -23,6 +23,7 @@ mod connect;
 mod error;
 mod pubsub;
 mod request;
+mod sentinel;
 mod transport;
 
 pub use backend::FredBackend;

@@ -182,7 +182,7 @@ impl PubSub {
     }
 
     /// The client, if connected once.
-    async fn connected(&self) -> Option<Client> {
+    pub(crate) async fn connected(&self) -> Option<Client> {
         self.live
             .lock()
             .await

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::connect::ConnectionTask;
 use crate::pubsub::PubSub;
 use crate::request::{options, routed, timed_by_fred};
+use crate::sentinel::SwitchWatch;
 
 /// The `fred` crate's side of a [`FredBackend`](crate::FredBackend): scripts on a `fred`
 /// [`Client`] (or the clients of a [`Pool`], in turn), and subscriptions on a Pub/Sub connection
@@ -47,6 +48,8 @@ pub struct FredTransport {
     /// On a Redis Cluster or behind sentinels: the clients' view of it, brought up to date
     /// after a failure.
     resync: Option<Arc<Resync>>,
+    /// Behind sentinels: the failovers they announce, followed as they happen.
+    _switches: Option<Arc<SwitchWatch>>,
 }
 
 /// Brings the clients' view of a Redis Cluster, or of the primary the sentinels name, up to
@@ -133,6 +136,7 @@ impl FredTransport {
                 gate: Arc::new(RefreshGate::new(connect_timeout)),
             })
         });
+        let switches = SwitchWatch::start(conn.clients(), &notify, connect_timeout);
         FredTransport {
             sharded,
             conn,
@@ -140,6 +144,7 @@ impl FredTransport {
             notify,
             _owned: owned.map(Arc::new),
             resync,
+            _switches: switches.map(Arc::new),
         }
     }
 

@@ -31,7 +31,10 @@ impl RedisRsBackend {
     /// `redis-sentinel://host:port/db?sentinelServiceName=name&node=host:port` (read by
     /// [`sentinel_target`](lock_core::redis::sentinel_target); credentials and database are
     /// the data servers'). The backend asks the sentinels for the primary, and asks again when
-    /// the connection breaks, times out, or meets a demoted primary (`READONLY`).
+    /// the connection breaks, times out, or meets a demoted primary (`READONLY`). It also
+    /// listens to every sentinel for the failovers they announce (`+switch-master`, on one
+    /// Pub/Sub connection per sentinel) and moves both its connections to the announced
+    /// primary at once, without waiting for a request to the old one to time out.
     ///
     /// # Examples
     ///

@@ -149,22 +149,31 @@ pub(crate) async fn sentinel_transport(
         use_ring_unless_chosen();
     }
     let target: Arc<str> = target.into();
-    let resolver = Arc::new(crate::sentinel::Resolver::new(sentinels, &target)?);
+    let resolver = Arc::new(crate::sentinel::Resolver::new(
+        sentinels, &target, settings,
+    )?);
     let waiters = PubSubLink::waiters(
         ClientSource::Sentinel(resolver.clone()),
         target.clone(),
         settings.connect_timeout,
         settings.response_timeout,
     );
-    let conn = crate::sentinel::SentinelConn::new(
-        resolver,
+    let conn = Arc::new(crate::sentinel::SentinelConn::new(
+        resolver.clone(),
         manager_config(settings),
         settings,
         target.clone(),
-    );
+    ));
     // Connect now, so that a set without a reachable primary is an error of `connect`.
     conn.manager().await?;
-    Ok(RedisRsTransport::sentinel(conn, target, waiters))
+    let watch = crate::sentinel::SwitchWatch::start(
+        sentinels,
+        resolver,
+        &conn,
+        &waiters,
+        settings.connect_timeout,
+    );
+    Ok(RedisRsTransport::sentinel(conn, target, waiters, watch))
 }
 
 /// The connection manager's settings. It has no response timeout of its own: every request

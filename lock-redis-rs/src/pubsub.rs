@@ -15,6 +15,7 @@
 //! (a partition, with no reset) is noticed only when a subscription goes unanswered for the
 //! response timeout; meanwhile waiters still wake at their holder's expiry.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
@@ -49,6 +50,9 @@ pub(crate) struct PubSubLink {
     connecting: tokio::sync::Mutex<()>,
     /// The reader task, once the first connection is made; aborted when the link drops.
     reader: Mutex<Option<JoinHandle<()>>>,
+    /// Counts [`reconnect`](Self::reconnect) calls, so that a connection opened while one came
+    /// (to the old primary, maybe) is made again.
+    moved: AtomicU64,
 }
 
 /// Where the connection stands.
@@ -87,6 +91,7 @@ impl PubSubLink {
             state: Mutex::new(Link::Idle),
             connecting: tokio::sync::Mutex::new(()),
             reader: Mutex::new(None),
+            moved: AtomicU64::new(0),
         });
         let _ = waiters.subscriber().waiters.set(Arc::downgrade(&waiters));
         waiters
@@ -107,6 +112,7 @@ impl PubSubLink {
         if let Some(found) = self.current()? {
             return Ok(found);
         }
+        let moved = self.moved.load(Ordering::SeqCst);
         let (sink, stream) = open(&self.client, &self.target, self.connect_timeout).await?;
         let connection = Connection {
             sink,
@@ -114,6 +120,7 @@ impl PubSubLink {
         };
         // Up before the reader starts, so that a break it sees at once is not overwritten.
         *self.state() = Link::Up(connection.clone());
+        self.again_if_moved(moved, &connection);
         let waiters = self.waiters.get().cloned().unwrap_or_default();
         let reader = tokio::spawn(read(
             waiters,
@@ -125,6 +132,25 @@ impl PubSubLink {
         ));
         *self.reader.lock().unwrap_or_else(PoisonError::into_inner) = Some(reader);
         Ok(connection)
+    }
+
+    /// Behind sentinels, a new primary was announced: the connection is made again (to it)
+    /// and subscribed again to every channel, which wakes every waiter.
+    pub(crate) fn reconnect(&self) {
+        let state = self.state();
+        self.moved.fetch_add(1, Ordering::SeqCst);
+        if let Link::Up(connection) = &*state {
+            connection.unresponsive.notify_one();
+        }
+    }
+
+    /// Has the reader make `connection` again if [`reconnect`](Self::reconnect) was called
+    /// since `moved` was read, before it was up: it may be to the old primary.
+    fn again_if_moved(&self, moved: u64, connection: &Connection) {
+        if self.moved.load(Ordering::SeqCst) != moved {
+            // A permit the reader takes at once, even if it is not listening yet.
+            connection.unresponsive.notify_one();
+        }
     }
 
     /// The live connection if there is one, `None` if none was opened yet.
@@ -290,17 +316,17 @@ async fn reconnect(
 ) -> Option<(PubSubStream, Arc<Notify>)> {
     let mut retry = FIRST_RETRY;
     loop {
-        if waiters.strong_count() == 0 {
-            return None;
-        }
+        let moved = waiters.upgrade()?.subscriber().moved.load(Ordering::SeqCst);
         if let Ok((sink, stream)) = open(client, target, connect_timeout).await {
             let unresponsive = Arc::new(Notify::new());
             let live = waiters.upgrade()?;
-            *live.subscriber().state() = Link::Up(Connection {
+            let connection = Connection {
                 sink,
                 unresponsive: unresponsive.clone(),
-            });
+            };
+            *live.subscriber().state() = Link::Up(connection.clone());
             if live.resubscribe().await.is_ok() {
+                live.subscriber().again_if_moved(moved, &connection);
                 return Some((stream, unresponsive));
             }
             // Broken again already: start over.

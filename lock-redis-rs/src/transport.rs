@@ -13,7 +13,7 @@ use redis::{RedisResult, ServerErrorKind, Value};
 use crate::cluster::ClusterConns;
 use crate::error::from_redis;
 use crate::pubsub::Waiters;
-use crate::sentinel::SentinelConn;
+use crate::sentinel::{SentinelConn, SwitchWatch};
 
 /// The `redis` crate's side of a [`RedisRsBackend`](crate::RedisRsBackend): scripts on its
 /// shared, multiplexed connection, and subscriptions on the Pub/Sub connection its waiters
@@ -54,6 +54,8 @@ enum Conn {
     Sentinel {
         conn: Arc<SentinelConn>,
         waiters: Arc<Waiters>,
+        /// Hears the sentinels announce a new primary; stopped with the last clone.
+        _watch: Arc<SwitchWatch>,
     },
 }
 
@@ -78,11 +80,17 @@ impl RedisRsTransport {
         }
     }
 
-    pub(crate) fn sentinel(conn: SentinelConn, target: Arc<str>, waiters: Arc<Waiters>) -> Self {
+    pub(crate) fn sentinel(
+        conn: Arc<SentinelConn>,
+        target: Arc<str>,
+        waiters: Arc<Waiters>,
+        watch: SwitchWatch,
+    ) -> Self {
         RedisRsTransport {
             conn: Conn::Sentinel {
-                conn: Arc::new(conn),
+                conn,
                 waiters,
+                _watch: Arc::new(watch),
             },
             target,
             connected: Arc::new(AtomicBool::new(true)),

@@ -232,6 +232,14 @@ where
     let url = set.url();
     let (run, _) = shared_cases();
     let mut failed = run_shared_cases(&run, &url, &connect);
+    let name = "a_backend_listens_to_every_sentinel_until_dropped";
+    if !passes(name, || {
+        runtime.block_on(a_backend_listens_to_every_sentinel_until_dropped(
+            &set, &connect,
+        ));
+    }) {
+        failed.push(name);
+    }
     let name = "a_sentinel_failover_is_followed";
     if !passes(name, || {
         runtime.block_on(a_sentinel_failover_is_followed(&set, &connect));
@@ -250,8 +258,8 @@ where
     runtime.block_on(async move { drop(set) });
     say(&format!(
         "{} of {} cases passed through sentinels",
-        run.len() + 2 - failed.len(),
-        run.len() + 2
+        run.len() + 3 - failed.len(),
+        run.len() + 3
     ));
     assert!(
         failed.is_empty(),
@@ -259,9 +267,87 @@ where
     );
 }
 
-/// How long after a Sentinel failover the clients may take to work on the new primary: they
-/// notice the old primary is gone (a reset, `READONLY`, or a response timeout) and ask the
-/// sentinels again.
+/// A backend hears failovers from every sentinel (one Pub/Sub connection to each, subscribed
+/// to `+switch-master`), and closes those connections once dropped.
+async fn a_backend_listens_to_every_sentinel_until_dropped<F, Fut>(set: &RedisSentinel, connect: &F)
+where
+    F: Fn(String, RedisOptions) -> Fut,
+    Fut: Future<Output = lock_core::Result<Arc<dyn LockBackend>>>,
+{
+    let before = settled_subscribers(set).await;
+    let backend = connected(&set.url(), connect).await;
+    let deadline = Instant::now() + WAKE;
+    loop {
+        let now = switch_subscribers(set).await;
+        if now.iter().zip(&before).all(|(now, before)| *now > *before) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{WAKE:?} after connecting, subscribers to +switch-master per sentinel: {now:?}, \
+             before: {before:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(backend);
+    let deadline = Instant::now() + WAKE;
+    loop {
+        let now = switch_subscribers(set).await;
+        if now.iter().zip(&before).all(|(now, before)| *now <= *before) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{WAKE:?} after the backend was dropped, subscribers to +switch-master per \
+             sentinel: {now:?}, before it was made: {before:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many clients each sentinel has subscribed to a channel (`+switch-master`).
+async fn switch_subscribers(set: &RedisSentinel) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for sentinel in set.sentinels() {
+        let mut raw = sentinel.raw().await.unwrap();
+        // A sentinel knows no `PUBSUB`: its Pub/Sub clients are counted instead (a sentinel
+        // subscribes to nothing on another sentinel, so they are the backends' watchers).
+        let reply = raw.run(&["CLIENT", "LIST", "TYPE", "pubsub"]).await;
+        let count = match &reply {
+            Ok(reply) => reply.as_str().map(|list| {
+                let subscribed = list.lines().filter(|client| client.contains(" sub=1 "));
+                i64::try_from(subscribed.count()).unwrap_or(i64::MAX)
+            }),
+            Err(_) => None,
+        };
+        counts.push(count.unwrap_or_else(|| {
+            panic!(
+                "CLIENT LIST TYPE pubsub on {}: {reply:?}",
+                sentinel.address()
+            )
+        }));
+    }
+    counts
+}
+
+/// [`switch_subscribers`] once it stays the same for 200 ms (the connections of backends
+/// dropped just before have closed), 2 s at most.
+async fn settled_subscribers(set: &RedisSentinel) -> Vec<i64> {
+    let deadline = Instant::now() + WAKE;
+    let mut last = switch_subscribers(set).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = switch_subscribers(set).await;
+        if now == last || Instant::now() >= deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// How long after a Sentinel failover the clients may take to work on the new primary: a
+/// sentinel announces it (`+switch-master`), or they notice the old primary is gone (a reset,
+/// `READONLY`, or a response timeout) and ask the sentinels again.
 ///
 /// # Examples
 ///
@@ -273,10 +359,11 @@ where
 pub const SENTINEL_FOLLOW: Duration = Duration::from_secs(10);
 
 /// A Sentinel failover (`SENTINEL FAILOVER` once the replicas are in sync, 4 times) while a
-/// lock is held and another backend waits: within [`SENTINEL_FOLLOW`], the holder's lock is on
-/// the new primary with its token and not reported lost, a new backend takes other locks
-/// there, the waiter does not get the lock meanwhile, and once the holder lets go it is
-/// served.
+/// lock is held and another backend waits: the waiter's subscription moves to the new primary
+/// (the old one still answers, as a replica) within 5 s of the sentinels naming it; within
+/// [`SENTINEL_FOLLOW`], the holder's lock is on the new primary with its token and not
+/// reported lost, a new backend takes other locks there, the waiter does not get the lock
+/// meanwhile, and once the holder lets go it is served.
 ///
 /// # Examples
 ///
@@ -316,6 +403,8 @@ where
         set.failover().await.unwrap();
         let primary = set.primary().await.unwrap();
         let failed_over = Instant::now();
+        // The old primary answers on, as a replica: the waiter's subscription moves anyway.
+        subscribed_on_the_new_primary(set.server(&primary), &name, &waiting).await;
         // The holder: on the new primary with its token. The replicas had the lock when the
         // failover began (`RedisSentinel::failover` waits for that), so it is never lost.
         let mut raw = set.server(&primary).raw().await.unwrap();
@@ -364,7 +453,10 @@ where
 /// The primary behind the sentinels stops without warning (paused: no answer, no closed
 /// connection) while a lock is held and another backend waits, and the sentinels fail it over
 /// (down after 1 s): as [`a_stopped_primary_is_failed_over`] on a cluster, 4 rounds, a lock that
-/// outlives the failover and one of 3 s that does not.
+/// outlives the failover and one of 3 s that does not. Unlike a cluster, the sentinels announce
+/// the failover: the waiter's subscription is on the new primary within 5 s of their naming
+/// it, and the holder's release, its first request since, does not time out on the stopped
+/// one.
 async fn a_stopped_primary_is_failed_over_by_the_sentinels<F, Fut>(set: &RedisSentinel, connect: &F)
 where
     F: Fn(String, RedisOptions) -> Fut,
@@ -399,7 +491,15 @@ where
             "  round {round} (ttl {ttl:?}): {old} stopped, {new} the primary after {:?}",
             stopped.elapsed()
         ));
-        after_the_primary_stopped(set.server(&new), &name, guard, waiting, ttl, processes).await;
+        if ttl == LONG {
+            // Still held: the waiter waits on.
+            subscribed_on_the_new_primary(set.server(&new), &name, &waiting).await;
+        }
+        let stopped = Stopped {
+            promoted: set.server(&new),
+            announced: true,
+        };
+        after_the_primary_stopped(stopped, &name, guard, waiting, ttl, processes).await;
         set.resume(&old).await.unwrap_or_else(|e| panic!("{e}"));
     }
 }
@@ -792,15 +892,11 @@ where
             "  round {round} (ttl {ttl:?}): {primary} stopped, {promoted} its primary after {:?}",
             stopped.elapsed()
         ));
-        after_the_primary_stopped(
-            cluster.node(&promoted),
-            &name,
-            guard,
-            waiting,
-            ttl,
-            processes,
-        )
-        .await;
+        let stopped = Stopped {
+            promoted: cluster.node(&promoted),
+            announced: false,
+        };
+        after_the_primary_stopped(stopped, &name, guard, waiting, ttl, processes).await;
         cluster
             .resume(&primary)
             .await
@@ -813,13 +909,14 @@ where
 /// its release passed on to the waiter, the release possibly timing out once) or is told it is
 /// lost, and the waiter is served, never while the holder still counts on the lock.
 async fn after_the_primary_stopped(
-    promoted: &ClusterNode,
+    stopped: Stopped<'_>,
     name: &str,
     guard: lock_core::LockGuard,
     mut waiting: tokio::task::JoinHandle<lock_core::Result<(lock_core::LockGuard, Instant)>>,
     ttl: Duration,
     processes: Processes,
 ) {
+    let promoted = stopped.promoted;
     // Settled once the holder has had the time to renew on the new primary, or to see its
     // validity run out.
     let settle = Instant::now() + Duration::from_secs(2);
@@ -842,7 +939,9 @@ async fn after_the_primary_stopped(
     let next = match outcome {
         Outcome::Kept => {
             say("  the holder kept the lock");
-            handed_over(promoted, name, guard, waiting, true).await;
+            // Told of the new primary, the holder's first request goes there, so its release
+            // cannot time out on the stopped one.
+            handed_over(promoted, name, guard, waiting, !stopped.announced).await;
             None
         }
         Outcome::HolderLost(lost) => {
@@ -914,6 +1013,47 @@ async fn after_the_primary_stopped(
         served - released
     ));
     assert_eq!(guard.release().await.unwrap(), Release::Released);
+}
+
+/// The primary that took over from a stopped one.
+struct Stopped<'a> {
+    promoted: &'a ClusterNode,
+    /// Whether the clients were told of it (the sentinels announce a failover; a Cluster
+    /// tells its clients nothing).
+    announced: bool,
+}
+
+/// How long after the sentinels named a new primary a backend's subscriptions may take to be
+/// on it: they announce it (`+switch-master`), and the backend connects there at once.
+const ANNOUNCED: Duration = Duration::from_secs(5);
+
+/// The sentinels named `primary` the new primary while `waiting` waits for `name`: its
+/// subscription is made again there within [`ANNOUNCED`], whether or not the old primary still
+/// answers (without the announcement it would stay on the old one, stopped or demoted).
+async fn subscribed_on_the_new_primary<T>(
+    primary: &ClusterNode,
+    name: &str,
+    waiting: &tokio::task::JoinHandle<T>,
+) {
+    let named = Instant::now();
+    let mut raw = primary.raw().await.unwrap();
+    while channels(&mut raw, "CHANNELS", name).await.is_empty() {
+        assert!(
+            !waiting.is_finished(),
+            "the waiter stopped waiting for a lock still held"
+        );
+        assert!(
+            named.elapsed() < ANNOUNCED,
+            "the waiter's subscription is not on the new primary {} {ANNOUNCED:?} after the \
+             sentinels named it",
+            primary.address()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    say(&format!(
+        "  the waiter was subscribed on the new primary {:?} after the sentinels named it",
+        named.elapsed()
+    ));
 }
 
 /// How a round of [`a_stopped_primary_is_failed_over`] went once its primary was replaced.

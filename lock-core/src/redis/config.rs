@@ -219,6 +219,109 @@ pub struct SentinelTarget {
     pub tls: bool,
 }
 
+/// The channel on which every sentinel announces a failover, once it has taken up the new
+/// configuration: `<service> <old host> <old port> <new host> <new port>`.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(lock_core::redis::SWITCH_MASTER, "+switch-master");
+/// ```
+pub const SWITCH_MASTER: &str = "+switch-master";
+
+/// The new primary a sentinel's [`SWITCH_MASTER`] message announces, as host and port, if it
+/// is `service`'s; `None` for another service's or a message that cannot be read.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::announced_primary;
+///
+/// let message = "jobs 10.0.0.1 6379 10.0.0.2 6380";
+/// assert_eq!(announced_primary(message, "jobs"), Some(("10.0.0.2", 6380)));
+/// assert_eq!(announced_primary(message, "billing"), None);
+/// assert_eq!(announced_primary("jobs 10.0.0.1 6379", "jobs"), None);
+/// ```
+pub fn announced_primary<'a>(message: &'a str, service: &str) -> Option<(&'a str, u16)> {
+    let mut words = message.split_whitespace();
+    if words.next()? != service {
+        return None;
+    }
+    let (_old_host, _old_port) = (words.next()?, words.next()?);
+    let (host, port) = (words.next()?, words.next()?.parse().ok()?);
+    words.next().is_none().then_some((host, port))
+}
+
+/// The failovers of one service that a backend hears from its sentinels: every sentinel
+/// announces a failover (on [`SWITCH_MASTER`]) once it has taken up the new configuration, so
+/// one failover is heard several times; it is acted on once.
+///
+/// # Examples
+///
+/// ```
+/// use lock_core::redis::SwitchAnnouncements;
+///
+/// let heard = SwitchAnnouncements::new("jobs");
+/// let failover = "jobs 10.0.0.1 6379 10.0.0.2 6379";
+/// assert_eq!(heard.new_primary(failover), Some(("10.0.0.2", 6379)));
+/// // The same failover, announced by another sentinel.
+/// assert_eq!(heard.new_primary(failover), None);
+/// assert_eq!(heard.new_primary("billing 10.0.0.5 6379 10.0.0.6 6379"), None);
+/// // The next failover.
+/// let back = "jobs 10.0.0.2 6379 10.0.0.1 6379";
+/// assert_eq!(heard.new_primary(back), Some(("10.0.0.1", 6379)));
+/// ```
+#[derive(Debug)]
+pub struct SwitchAnnouncements {
+    service: String,
+    /// The primary announced last, `host:port`.
+    last: std::sync::Mutex<Option<String>>,
+}
+
+impl SwitchAnnouncements {
+    /// Announcements of `service`'s failovers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let heard = lock_core::redis::SwitchAnnouncements::new("jobs");
+    /// assert_eq!(heard.new_primary("jobs"), None);
+    /// ```
+    pub fn new(service: impl Into<String>) -> Self {
+        SwitchAnnouncements {
+            service: service.into(),
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The new primary `message` announces ([`announced_primary`]), unless it is the one
+    /// announced last: `None` for that, for another service's failover, and for a message
+    /// that cannot be read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let heard = lock_core::redis::SwitchAnnouncements::new("jobs");
+    /// let failover = "jobs 10.0.0.1 6379 10.0.0.2 6379";
+    /// assert!(heard.new_primary(failover).is_some());
+    /// assert!(heard.new_primary(failover).is_none());
+    /// ```
+    pub fn new_primary<'a>(&self, message: &'a str) -> Option<(&'a str, u16)> {
+        let (host, port) = announced_primary(message, &self.service)?;
+        let address = format!("{host}:{port}");
+        // Every update is one assignment: a panic elsewhere cannot leave it half-done.
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.as_deref() == Some(address.as_str()) {
+            return None;
+        }
+        *last = Some(address);
+        Some((host, port))
+    }
+}
+
 /// The Sentinel set a URL names, or `None` when `url` does not name one.
 ///
 /// A Sentinel URL is written as `fred` reads it:
@@ -860,6 +963,26 @@ macro_rules! __redis_builder_api {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_announcement_is_read_for_its_service_only() {
+        let message = "jobs 10.0.0.1 6379 10.0.0.2 6380";
+        assert_eq!(announced_primary(message, "jobs"), Some(("10.0.0.2", 6380)));
+        assert_eq!(announced_primary(message, "other"), None);
+        assert_eq!(
+            announced_primary("jobs ::1 6379 ::2 6379", "jobs"),
+            Some(("::2", 6379))
+        );
+        for bad in [
+            "",
+            "jobs",
+            "jobs 10.0.0.1 6379 10.0.0.2",
+            "jobs 10.0.0.1 6379 10.0.0.2 port",
+            "jobs 10.0.0.1 6379 10.0.0.2 6380 more",
+        ] {
+            assert_eq!(announced_primary(bad, "jobs"), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn missing_redis_url_is_a_config_error() {

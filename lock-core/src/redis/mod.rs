@@ -34,7 +34,8 @@ pub use backend::RedisBackend;
 pub use calls::{Call, ScriptCall};
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECONNECT_ATTEMPTS, DEFAULT_RESPONSE_TIMEOUT, REDIS_URL_ENV,
-    ReplicaAck, SentinelTarget, Settings, cluster_nodes, sentinel_target, url_from_env, wants_tls,
+    ReplicaAck, SWITCH_MASTER, SentinelTarget, Settings, SwitchAnnouncements, announced_primary,
+    cluster_nodes, sentinel_target, url_from_env, wants_tls,
 };
 pub use errors::{error_message, no_connection, no_reply, server_error_kind, unexpected};
 pub use keys::key;
