@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,6 +49,8 @@ pub struct FaultyProxy {
     lose: Arc<AtomicBool>,
     delay_micros: Arc<AtomicU64>,
     down: watch::Sender<bool>,
+    /// The connections carried now (both sides open).
+    open: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -85,6 +87,8 @@ impl FaultyProxy {
         let (down, is_down) = watch::channel(false);
         let (upstream, target) = watch::channel(upstream);
         let (cuts, cut) = watch::channel(0_u64);
+        let open = Arc::new(AtomicUsize::new(0));
+        let opened = open.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if *is_down.borrow() {
@@ -96,13 +100,19 @@ impl FaultyProxy {
                 };
                 let mut cut = cut.clone();
                 cut.mark_unchanged();
-                tokio::spawn(forward(
+                opened.fetch_add(1, Ordering::SeqCst);
+                let closed = opened.clone();
+                let forwarding = forward(
                     client,
                     server,
                     losing.clone(),
                     delaying.clone(),
                     (is_down.clone(), cut),
-                ));
+                );
+                tokio::spawn(async move {
+                    forwarding.await;
+                    closed.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         Ok(FaultyProxy {
@@ -112,6 +122,7 @@ impl FaultyProxy {
             lose,
             delay_micros,
             down,
+            open,
             task,
         })
     }
@@ -168,6 +179,41 @@ impl FaultyProxy {
     /// ```
     pub fn set_down(&self, down: bool) {
         self.down.send_replace(down);
+    }
+
+    /// [`set_down`](Self::set_down) on, and returns once every connection it carried is
+    /// closed (cutting them is asynchronous: a request sent just after `set_down` may still be
+    /// carried, and its reply then never comes).
+    ///
+    /// # Errors
+    ///
+    /// When a connection is still open after `within`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(server_url: &str) -> Result<(), String> {
+    /// use std::time::Duration;
+    /// use conformance::redis_server::FaultyProxy;
+    ///
+    /// let proxy = FaultyProxy::start(server_url).await?;
+    /// proxy.cut_off(Duration::from_secs(5)).await?;
+    /// // Every request through the proxy now finds no connection.
+    /// # Ok(()) }
+    /// ```
+    pub async fn cut_off(&self, within: Duration) -> Result<(), String> {
+        self.set_down(true);
+        let deadline = Instant::now() + within;
+        while self.open.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} connections through the proxy still open {within:?} after it went down",
+                    self.open.load(Ordering::SeqCst)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
     }
 
     /// Cuts every connection and sends the new ones to the server at `upstream_url`
@@ -273,12 +319,13 @@ async fn forward(
     drop(replies);
     if cut {
         writer.abort();
-    } else {
-        // The replies read before are delivered (late, if delayed); then the connection closes.
-        let _ = writer.await;
     }
-    // Dropping every half closes both connections.
+    // The replies read before are delivered (late, if delayed), unless cut; then the
+    // connection closes.
+    let _ = writer.await;
+    // Dropping every half closes both connections: done once the aborted tasks have ended.
     requests.abort();
+    let _ = requests.await;
 }
 
 impl Drop for FaultyProxy {
