@@ -253,7 +253,7 @@ macro_rules! __with_cases {
             [a_key_of_another_type_is_a_wrong_type_error, redis_server]
             // redis::scripts
             [every_operation_survives_script_flush, redis_server]
-            [a_flushed_script_costs_evalsha_script_load_evalsha_once, redis_server]
+            [a_flushed_script_costs_evalsha_then_eval_once, redis_server]
             [every_operation_is_one_round_trip, redis_server]
             // redis::connecting
             [connection_refused_is_a_connection_error_without_the_password, redis_server]

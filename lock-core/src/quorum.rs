@@ -236,7 +236,7 @@ type Lanes = HashMap<(usize, LockName), Arc<tokio::sync::Mutex<()>>>;
 /// One request's place in its node's and name's lane: it is sent once the request before it on
 /// that node and name has ended (answered, failed or timed out), so each node sees one name's
 /// requests in the order they were made, as on one connection. Without it, a request that
-/// takes several round trips (`NOSCRIPT`, then `SCRIPT LOAD` and `EVALSHA` again), or one sent
+/// takes several round trips (`NOSCRIPT`, then `EVAL`), or one sent
 /// again after a broken connection, could land after a later request: an acquisition still
 /// running in the background after its majority granted it could set the key again on a node
 /// after a forced release had cleared it (CI saw a forced release find the lock again).

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::error::Error as FredError;
-use fred::prelude::{
-    Client, ClientLike, ClusterInterface, LuaInterface, Options, Pool, ServerConfig, Value,
-};
+use fred::prelude::{Client, ClientLike, ClusterInterface, Options, Pool, ServerConfig, Value};
 use fred::types::{ClusterHash, CustomCommand};
 use lock_core::notify::Subscriptions;
 use lock_core::redis::{Deadline, RedisTransport, RefreshGate, ReplicaAck, Reply, ScriptCall};
@@ -165,7 +163,7 @@ impl FredTransport {
     async fn eval_unboxed(&self, call: &ScriptCall, deadline: Deadline) -> Result<Reply> {
         let client = self.conn.next();
         let request = routed(client, deadline.at, || {
-            evalsha_or_load(client, deadline.at, call)
+            evalsha_or_eval(client, deadline.at, call)
         });
         let (op, within) = (call.op, deadline.within);
         let value = timed_by_fred(op, &self.target, within, client, request)
@@ -227,9 +225,13 @@ impl fmt::Debug for FredTransport {
     }
 }
 
-/// One `EVALSHA` of the call's script, and after a `NOSCRIPT` (nothing ran) a `SCRIPT LOAD` and
-/// the `EVALSHA` again.
-async fn evalsha_or_load(
+/// One `EVALSHA` of the call's script, and after a `NOSCRIPT` (nothing ran: a `SCRIPT FLUSH`,
+/// a restart, a node that never saw it) the script sent whole (`EVAL`, which also caches it).
+///
+/// Not `SCRIPT LOAD` then `EVALSHA` again: that is one more round trip, and a restart between
+/// the two (fred sends the `EVALSHA` again on its new connection) loses what was loaded, so it
+/// could answer `NOSCRIPT` again (CI saw it: a server killed and started empty).
+async fn evalsha_or_eval(
     client: &Client,
     deadline: Instant,
     call: &ScriptCall,
@@ -237,16 +239,14 @@ async fn evalsha_or_load(
     match evalsha(client, deadline, call).await {
         Err(e) if e.details().starts_with("NOSCRIPT") => {
             client
-                .with_options(&options(deadline))
-                .script_load_cluster::<(), _>(call.script.lua())
-                .await?;
-            evalsha(client, deadline, call).await
+                .with_options(&script_options(deadline, call))
+                .custom(eval_command(), script_args(call, call.script.lua())?)
+                .await
         }
         other => other,
     }
 }
 
-/// One `EVALSHA` of the call's script.
 /// `EVALSHA` of `call`, with the options of a command due by `deadline`, on the node of the
 /// slot of its first key.
 ///
@@ -260,7 +260,7 @@ async fn evalsha(
 ) -> std::result::Result<Value, FredError> {
     client
         .with_options(&script_options(deadline, call))
-        .custom(evalsha_command(), evalsha_args(call)?)
+        .custom(evalsha_command(), script_args(call, call.script.sha1())?)
         .await
 }
 
@@ -279,10 +279,14 @@ fn evalsha_command() -> CustomCommand {
     CustomCommand::new_static("EVALSHA", ClusterHash::FirstKey, false)
 }
 
-/// `sha numkeys keys... args...`.
-fn evalsha_args(call: &ScriptCall) -> std::result::Result<Vec<Value>, FredError> {
+fn eval_command() -> CustomCommand {
+    CustomCommand::new_static("EVAL", ClusterHash::FirstKey, false)
+}
+
+/// `script numkeys keys... args...`, `script` being its SHA-1 (`EVALSHA`) or its text (`EVAL`).
+fn script_args(call: &ScriptCall, script: &str) -> std::result::Result<Vec<Value>, FredError> {
     let mut args: Vec<Value> = Vec::with_capacity(2 + call.keys.len() + call.args.len());
-    args.push(call.script.sha1().into());
+    args.push(script.into());
     args.push(call.keys.len().try_into()?);
     args.extend(call.keys.iter().map(|k| Value::from(k.as_str())));
     args.extend(call.args.iter().map(|a| Value::from(a.as_str())));
@@ -291,7 +295,7 @@ fn evalsha_args(call: &ScriptCall) -> std::result::Result<Vec<Value>, FredError>
 
 /// The script then `WAIT` (or `WAITAOF`), pipelined on one client (on a cluster, to the
 /// primary of the call's first key): both on the same connection. After a `NOSCRIPT`, the
-/// script is loaded and the pipeline sent again. An error answered to the second command (the
+/// pipeline is sent again with the script whole (`EVAL`). An error answered to the second command (the
 /// script ran) is [`Reply::Error`].
 async fn replicated(
     client: &Client,
@@ -300,13 +304,20 @@ async fn replicated(
     ack: ReplicaAck,
 ) -> std::result::Result<(Value, Reply), FredError> {
     let (wait_command, wait_args) = lock_core::redis::calls::replica_wait(ack);
-    let send = || async {
+    // The script by its SHA-1, or whole (`EVAL`) after a `NOSCRIPT`, then its `WAIT`.
+    let wait_args = &wait_args;
+    let send = |whole: bool| async move {
         let pipeline = client
             .pipeline()
             .with_options(&script_options(deadline, call));
         let command = |name| CustomCommand::new_static(name, ClusterHash::FirstKey, false);
+        let (script, text) = if whole {
+            (eval_command(), call.script.lua())
+        } else {
+            (evalsha_command(), call.script.sha1())
+        };
         pipeline
-            .custom::<(), _>(evalsha_command(), evalsha_args(call)?)
+            .custom::<(), _>(script, script_args(call, text)?)
             .await?;
         let wait: Vec<Value> = wait_args.iter().map(|a| Value::from(a.as_str())).collect();
         pipeline
@@ -314,16 +325,12 @@ async fn replicated(
             .await?;
         Ok::<_, FredError>(pipeline.try_all::<Value>().await)
     };
-    let mut answers = send().await?;
+    let mut answers = send(false).await?;
     if answers.first().is_some_and(|a| {
         a.as_ref()
             .is_err_and(|e| e.details().starts_with("NOSCRIPT"))
     }) {
-        client
-            .with_options(&options(deadline))
-            .script_load_cluster::<(), _>(call.script.lua())
-            .await?;
-        answers = send().await?;
+        answers = send(true).await?;
     }
     let mut answers = answers.into_iter();
     match (answers.next(), answers.next()) {

@@ -139,7 +139,7 @@ impl RedisRsTransport {
         let value = match &self.conn {
             Conn::Single { conn, .. } => {
                 let mut conn = conn.clone();
-                let request = async move { evalsha_or_load(&mut conn, call).await };
+                let request = async move { evalsha_or_eval(&mut conn, call).await };
                 self.direct(call.op, deadline, request).await?
             }
             Conn::Cluster(conns) => {
@@ -150,7 +150,7 @@ impl RedisRsTransport {
                     .inspect_err(|e| conns.after_failure(e.kind()))?
             }
             Conn::Sentinel { conn, .. } => {
-                let request = async |m: &mut ConnectionManager| evalsha_or_load(m, call).await;
+                let request = async |m: &mut ConnectionManager| evalsha_or_eval(m, call).await;
                 self.on_primary(conn, call.op, deadline, request).await?
             }
         };
@@ -295,8 +295,7 @@ impl fmt::Debug for RedisRsTransport {
     }
 }
 
-/// `EVALSHA`, and after a `NOSCRIPT` (nothing ran: a `SCRIPT FLUSH`, a restart) `SCRIPT LOAD`
-/// and the `EVALSHA` again, as `redis::Script` does.
+/// `EVALSHA` of `call`'s script.
 fn evalsha(call: &ScriptCall) -> redis::Cmd {
     let mut evalsha = redis::cmd("EVALSHA");
     evalsha
@@ -307,30 +306,30 @@ fn evalsha(call: &ScriptCall) -> redis::Cmd {
     evalsha
 }
 
-/// On a cluster, a script unknown to the node is sent whole (`EVAL`, which also caches it
-/// there): a `SCRIPT LOAD` has no key to be routed by, and could load it on another node.
-async fn evalsha_or_eval(conn: &mut ClusterConnection, call: &ScriptCall) -> RedisResult<Value> {
-    match evalsha(call).query_async(conn).await {
-        Err(e) if e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) => {
-            let mut eval = redis::cmd("EVAL");
-            eval.arg(call.script.lua())
-                .arg(call.keys.len())
-                .arg(&call.keys)
-                .arg(ArgsOf(call));
-            eval.query_async(conn).await
-        }
-        other => other,
-    }
+/// `EVAL` of `call`'s script: the whole text, which the server also caches.
+fn eval(call: &ScriptCall) -> redis::Cmd {
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(call.script.lua())
+        .arg(call.keys.len())
+        .arg(&call.keys)
+        .arg(ArgsOf(call));
+    eval
 }
 
-async fn evalsha_or_load(conn: &mut ConnectionManager, call: &ScriptCall) -> RedisResult<Value> {
-    let evalsha = evalsha(call);
-    match evalsha.query_async(conn).await {
+/// `EVALSHA`, and after a `NOSCRIPT` (nothing ran: a `SCRIPT FLUSH`, a restart, a node that
+/// never saw the script) the script sent whole (`EVAL`, which also caches it there).
+///
+/// Not `SCRIPT LOAD` then `EVALSHA` again: that is one more round trip, and a restart between
+/// the two (the `EVALSHA` sent again on a new connection) loses what was loaded, so it could
+/// answer `NOSCRIPT` again (CI saw it, fred, a server killed and started empty). On a
+/// cluster, a `SCRIPT LOAD` has no key to be routed by, and could load it on another node.
+async fn evalsha_or_eval(
+    conn: &mut impl redis::aio::ConnectionLike,
+    call: &ScriptCall,
+) -> RedisResult<Value> {
+    match evalsha(call).query_async(conn).await {
         Err(e) if e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) => {
-            let mut load = redis::cmd("SCRIPT");
-            load.arg("LOAD").arg(call.script.lua());
-            load.exec_async(conn).await?;
-            evalsha.query_async(conn).await
+            eval(call).query_async(conn).await
         }
         other => other,
     }
@@ -385,7 +384,8 @@ fn split(answers: Vec<RedisResult<Value>>) -> RedisResult<(Value, Reply)> {
 
 /// The script then `WAIT`, pipelined: one write, so both on the same connection. Each
 /// command's error comes back as its own answer (`ignore_errors`): a failed `WAITAOF` does
-/// not hide that the script ran.
+/// not hide that the script ran. After a `NOSCRIPT`, the script is sent whole (`EVAL`) with
+/// its `WAIT`.
 async fn replicated_single(
     conn: &mut ConnectionManager,
     call: &ScriptCall,
@@ -399,9 +399,10 @@ async fn replicated_single(
     if let Some(Err(e)) = answers.first()
         && e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript)
     {
-        let mut load = redis::cmd("SCRIPT");
-        load.arg("LOAD").arg(call.script.lua());
-        load.exec_async(conn).await?;
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors()
+            .add_command(eval(call))
+            .add_command(wait(ack));
         answers = pipe.query_async(conn).await?;
     }
     split(answers)
@@ -424,13 +425,8 @@ async fn replicated_cluster(
     if let Some(Value::ServerError(e)) = values.first()
         && e.kind() == Some(ServerErrorKind::NoScript)
     {
-        let mut eval = redis::cmd("EVAL");
-        eval.arg(call.script.lua())
-            .arg(call.keys.len())
-            .arg(&call.keys)
-            .arg(ArgsOf(call));
         let mut pipe = redis::pipe();
-        pipe.add_command(eval).add_command(wait(ack));
+        pipe.add_command(eval(call)).add_command(wait(ack));
         values = conn.route_pipeline(pipe, 0, 2, route()).await?;
     }
     let answers = values

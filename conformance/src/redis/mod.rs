@@ -15,7 +15,7 @@
 //! | | [`fencing_tokens_grow_on_the_wire_under_the_prefix`] | fencing tokens from the server's clock, strictly growing (a lost counter included), as a plain integer in an expiring fence key, under the prefix |
 //! | | [`a_key_without_expiry_is_a_lock_held_by_another`] | a key another program `SET` without expiry is locked (no remaining time), never read as open, and left alone |
 //! | | [`a_key_of_another_type_is_a_wrong_type_error`] | `ErrorKind::WrongType`, and the key left alone |
-//! | `scripts` | [`every_operation_survives_script_flush`], [`a_flushed_script_costs_evalsha_script_load_evalsha_once`] | scripts reloaded transparently, at the cost of one `SCRIPT LOAD` |
+//! | `scripts` | [`every_operation_survives_script_flush`], [`a_flushed_script_costs_evalsha_then_eval_once`] | scripts sent again transparently, at the cost of one `EVAL` |
 //! | | [`every_operation_is_one_round_trip`] | one command per operation (`MONITOR`) |
 //! | `connecting` | [`connection_refused_is_a_connection_error_without_the_password`], [`an_unanswering_server_times_out_within_the_connect_timeout`] | connecting is bounded by the connect timeout, with typed errors |
 //! | | [`malformed_urls_are_config_errors_without_the_password`], [`debug_output_hides_the_password`] | `ErrorKind::Config`, and the password never shown |
@@ -90,7 +90,7 @@ pub use reconnect::{
 };
 pub use restart::a_new_server_grants_a_free_lock_only_after_the_restart_delay;
 pub use scripts::{
-    a_flushed_script_costs_evalsha_script_load_evalsha_once, every_operation_is_one_round_trip,
+    a_flushed_script_costs_evalsha_then_eval_once, every_operation_is_one_round_trip,
     every_operation_survives_script_flush,
 };
 pub use wire_format::{

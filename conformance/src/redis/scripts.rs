@@ -1,5 +1,5 @@
 //! The scripts: every operation is one `EVALSHA`, and survives `SCRIPT FLUSH` (or a restart)
-//! emptying the script cache, for one `SCRIPT LOAD`.
+//! emptying the script cache, for one `EVAL`.
 
 use lock_core::{Cleared, FencedAcquire, LockState, Ttl};
 
@@ -63,17 +63,17 @@ pub async fn every_operation_survives_script_flush(fx: &RedisFixture) {
     assert_eq!(b.clear(true).await.unwrap(), Cleared::Missing);
 }
 
-/// After `SCRIPT FLUSH`, a script costs `EVALSHA` (refused), `SCRIPT LOAD`, `EVALSHA` once, then
-/// one `EVALSHA` again.
+/// After `SCRIPT FLUSH`, a script costs `EVALSHA` (refused) and `EVAL` (the script whole,
+/// which the server caches) once, then one `EVALSHA` again.
 ///
 /// # Examples
 ///
 /// ```no_run
 /// # async fn check(redis: &conformance::redis::RedisFixture) {
-/// conformance::redis::a_flushed_script_costs_evalsha_script_load_evalsha_once(redis).await;
+/// conformance::redis::a_flushed_script_costs_evalsha_then_eval_once(redis).await;
 /// # }
 /// ```
-pub async fn a_flushed_script_costs_evalsha_script_load_evalsha_once(fx: &RedisFixture) {
+pub async fn a_flushed_script_costs_evalsha_then_eval_once(fx: &RedisFixture) {
     let mut admin = fx.raw().await;
     let counter = fx.counter().await;
     let backend = fx.backend().await;
@@ -83,10 +83,7 @@ pub async fn a_flushed_script_costs_evalsha_script_load_evalsha_once(fx: &RedisF
     counter.take().await.unwrap();
 
     assert!(lock.update().await.unwrap());
-    assert_eq!(
-        counter.take().await.unwrap(),
-        ["evalsha", "script", "evalsha"]
-    );
+    assert_eq!(counter.take().await.unwrap(), ["evalsha", "eval"]);
     assert!(lock.update().await.unwrap());
     assert_eq!(counter.take().await.unwrap(), ["evalsha"]);
 }
@@ -108,7 +105,7 @@ pub async fn every_operation_is_one_round_trip(fx: &RedisFixture) {
     let a = handle(&backend, "counted");
     let b = handle(&backend, "counted");
     let (key, ttl) = (name("counted"), Ttl::from_secs(30).unwrap());
-    // Load the scripts first: a cold script costs a SCRIPT LOAD once per server.
+    // Load the scripts first: a cold script costs an EVAL once per server.
     assert!(a.lock().await.unwrap());
     assert!(a.update().await.unwrap());
     assert_eq!(a.status().await.unwrap(), LockState::Locked);

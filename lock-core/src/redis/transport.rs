@@ -106,8 +106,9 @@ impl Deadline {
 /// ```
 #[async_trait]
 pub trait RedisTransport: Send + Sync + fmt::Debug + 'static {
-    /// Runs `call` once, by `EVALSHA`; after a `NOSCRIPT` answer (nothing ran) it loads the
-    /// script and runs it again. Returns by `deadline.at`.
+    /// Runs `call` once, by `EVALSHA`; after a `NOSCRIPT` answer (nothing ran) it sends the
+    /// script whole (`EVAL`, which also caches it), not `SCRIPT LOAD` then `EVALSHA`: a
+    /// restart between those two would lose what was loaded. Returns by `deadline.at`.
     ///
     /// # Errors
     ///
