@@ -176,10 +176,7 @@ impl SentinelConn {
     }
 
     fn current(&self) -> Option<ConnectionManager> {
-        self.current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        locked(&self.current).clone()
     }
 
     /// The connection to the primary, asking the sentinels for it first if there is none.
@@ -238,7 +235,7 @@ impl SentinelConn {
     pub(crate) fn after_error(&self, err: Error, readonly: bool) -> Error {
         let gone = readonly || matches!(err.kind(), ErrorKind::Connection | ErrorKind::Timeout);
         if gone {
-            *self.current.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            *locked(&self.current) = None;
         }
         if readonly {
             Error::new(
