@@ -11,7 +11,7 @@
 //! Faults: connections killed (`CLIENT KILL TYPE normal` and `pubsub`), a restart that loses
 //! every key, an outage of 5 s, a stall (SIGSTOP) longer than the TTL, a key of another type,
 //! ACL users without `PUBLISH`, `SUBSCRIBE` or `EVAL`/`EVALSHA`, a TTL too short to renew, a
-//! wrong password.
+//! wrong password; and a user allowed only the commands the README lists.
 //!
 //! The repetitions of a scenario on one backend run one after another; the backends (and the
 //! two kinds of `CLIENT KILL`) run concurrently, each with servers of its own. A summary of
@@ -768,4 +768,146 @@ async fn wrong_password(backend: &'static str) {
     }
     assert!(!ran.exists(), "[{backend}] the program ran");
     assert_eq!(dbsize(&server).await, 0, "[{backend}] keys were written");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. A user allowed only what a lock needs.
+
+/// The commands a lock user needs on a standalone server, as the README lists them (`ACL
+/// SETUSER ... -@all` then these): the scripts (`EVALSHA`, and `EVAL` after a restart or a
+/// `SCRIPT FLUSH`), what the scripts call, the Pub/Sub commands of the waiters, and what the
+/// clients send when they connect.
+const LOCK_COMMANDS: &[&str] = &[
+    "+evalsha",
+    "+eval",
+    "+get",
+    "+mget",
+    "+set",
+    "+del",
+    "+exists",
+    "+pexpire",
+    "+pttl",
+    "+type",
+    "+time",
+    "+info",
+    "+zadd",
+    "+zrange",
+    "+zrangebyscore",
+    "+zrank",
+    "+zrem",
+    "+zscore",
+    "+publish",
+    "+subscribe",
+    "+unsubscribe",
+    "+ping",
+    "+client|id",
+];
+
+/// A user allowed the README's commands only, on the keys and channels of names under one
+/// prefix (`~PREFIX* ~{PREFIX* ~process-lock:boot:*`, `&process-lock:released:PREFIX* &{PREFIX*`):
+/// one `run` holds (`--ttl 2s`, so it renews), another waits in line and is handed the lock,
+/// both exit 0 without overlap; `status` says open, `clear --force` clears a held lock; and
+/// the server's `ACL LOG` records no command refused, the scripts' own included (a refused
+/// `INFO` inside a script would pass unseen otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_allowed_only_the_lock_commands_does_everything() {
+    let lanes = BACKENDS
+        .iter()
+        .map(|&backend| {
+            lane(format!("least privilege on {backend}"), 3, move |_| {
+                least_privilege(backend)
+            })
+        })
+        .collect();
+    report("11. A user allowed only what a lock needs", lanes).await;
+}
+
+async fn least_privilege(backend: &'static str) {
+    let server = Server::start().await;
+    let case = Case::new(backend, "acl");
+    let prefix = case
+        .name
+        .rsplit_once(':')
+        .map(|(head, _)| format!("{head}:"))
+        .expect("a case's name has parts");
+    let (keys, boot) = (format!("~{prefix}*"), "~process-lock:boot:*");
+    let slot_keys = format!("~{{{prefix}*");
+    let (released, slot_channels) = (
+        format!("&process-lock:released:{prefix}*"),
+        format!("&{{{prefix}*"),
+    );
+    let mut setuser = vec![
+        "ACL",
+        "SETUSER",
+        "locker",
+        "reset",
+        "on",
+        ">pw",
+        &keys,
+        &slot_keys,
+        boot,
+        &released,
+        &slot_channels,
+    ];
+    setuser.extend_from_slice(LOCK_COMMANDS);
+    server.admin(&setuser).await;
+    server.admin(&["ACL", "LOG", "RESET"]).await;
+    server.pretend_up_for_a_day(&case.name).await;
+    let locker = server.url_as("locker", "pw");
+
+    let mut holder = case.section("holder", &locker, &["--ttl", "2s"], "1.2", None);
+    case.wait_started(&mut holder).await;
+    let waiter = case.section("waiter", &locker, &["--ttl", "2s", "--wait"], "0.2", None);
+    wait_for_waiters(&server, &case.name, 1).await;
+    let holder = holder.finish(WITHIN).await;
+    let waiter = waiter.finish(WITHIN).await;
+    holder.expect_code(0, backend);
+    waiter.expect_code(0, backend);
+    let sections = case.sections(&[&holder, &waiter]);
+    case.check_exclusion(&sections);
+
+    let status = case
+        .output("status", &locker, &["status", &case.name])
+        .await;
+    status.expect_code(0, backend);
+    assert_eq!(
+        status.stdout,
+        format!("{}: open\n", case.name),
+        "[{backend}]"
+    );
+    server
+        .admin(&["SET", &case.name, "someone", "PX", "60000"])
+        .await;
+    let clear = case
+        .output("clear", &locker, &["clear", &case.name, "--force"])
+        .await;
+    clear.expect_code(0, backend);
+    assert_eq!(
+        server.admin(&["EXISTS", &case.name]).await.as_int(),
+        Some(0),
+        "[{backend}] clear --force cleared the lock"
+    );
+
+    let refused = acl_log(&server).await;
+    assert!(
+        refused.is_empty(),
+        "[{backend}] the server refused commands of the lock user (ACL LOG): {refused:#?}"
+    );
+}
+
+/// The server's `ACL LOG`, an entry a line (`field value` pairs).
+async fn acl_log(server: &Server) -> Vec<String> {
+    fn text(resp: &Resp) -> String {
+        match resp {
+            Resp::Simple(s) | Resp::Error(s) => s.clone(),
+            Resp::Int(n) => n.to_string(),
+            Resp::Bulk(Some(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            Resp::Bulk(None) | Resp::Array(None) => "nil".to_owned(),
+            Resp::Array(Some(items)) => items.iter().map(text).collect::<Vec<_>>().join(" "),
+        }
+    }
+    match server.admin(&["ACL", "LOG"]).await {
+        Resp::Array(Some(entries)) => entries.iter().map(text).collect(),
+        other => panic!("ACL LOG answered {other:?}"),
+    }
 }
