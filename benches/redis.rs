@@ -486,7 +486,7 @@ async fn round_trips(client: &str, backend: Arc<dyn LockBackend>, url: &str) {
     let name = format!("bench:round-trips:{client}");
     let a = ProcessLock::new(backend.clone(), &name, Duration::from_secs(30)).unwrap();
     let b = ProcessLock::new(backend.clone(), &name, Duration::from_secs(30)).unwrap();
-    // Warm the script cache: a cold script costs one SCRIPT LOAD per server, once.
+    // Warm the script cache: a cold script costs one EVAL per server, once.
     assert!(a.lock().await.unwrap());
     assert!(a.update().await.unwrap());
     let _ = a.status().await.unwrap();

@@ -480,8 +480,8 @@ impl<T: RedisTransport> RedisBackend<T> {
         };
         // Two waits: the `WAIT` pipelined after a script the server does not have yet (a first
         // use, a restart, a `SCRIPT FLUSH`) runs although the script was refused, and waits
-        // for the connection's earlier writes; the script is then loaded and sent again with
-        // its own `WAIT`.
+        // for the connection's earlier writes; the script is then sent again whole (`EVAL`)
+        // with its own `WAIT`.
         let deadline = Deadline::after(self.response_timeout + ack.timeout() * 2);
         let send = || self.transport.eval_replicated(call.script(), ack, deadline);
         let (reply, waited) = resend(deadline, send).await?;
