@@ -28,8 +28,9 @@ lock_core::redis::backend_api! {
     ///
     /// Every operation is one round trip and atomic: acquire (fenced or not), renew, release, force
     /// release and status are the scripts of [`lock_core::redis`] (by `EVALSHA`, and once by
-    /// `EVAL`, whole, after a `SCRIPT FLUSH` or a restart emptied the server's script cache). Each operation is bounded by the
-    /// [response timeout](FredBuilder::response_timeout), waiting for a reconnection included.
+    /// `EVAL`, whole, after a `SCRIPT FLUSH` or a restart emptied the server's script cache).
+    /// Each operation is bounded by the [response timeout](FredBuilder::response_timeout),
+    /// waiting for a reconnection included.
     ///
     /// **Restarts.** A free lock is not granted on a server that started less than the [restart
     /// delay](FredBuilder::restart_delay) ago (by default the lock's timeout), since a lock held

@@ -295,8 +295,8 @@ fn script_args(call: &ScriptCall, script: &str) -> std::result::Result<Vec<Value
 
 /// The script then `WAIT` (or `WAITAOF`), pipelined on one client (on a cluster, to the
 /// primary of the call's first key): both on the same connection. After a `NOSCRIPT`, the
-/// pipeline is sent again with the script whole (`EVAL`). An error answered to the second command (the
-/// script ran) is [`Reply::Error`].
+/// pipeline is sent again with the script whole (`EVAL`). An error answered to the second
+/// command (the script ran) is [`Reply::Error`].
 async fn replicated(
     client: &Client,
     deadline: Instant,

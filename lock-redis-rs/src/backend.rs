@@ -30,8 +30,9 @@ lock_core::redis::backend_api! {
     /// Every operation is one round trip and atomic: acquire (plain or
     /// [fenced](LockBackend::try_acquire_fenced)), renew, release, force release and status are
     /// the shared scripts of [`lock_core::redis`] (by `EVALSHA`, and once by `EVAL`, whole, after
-    /// a `SCRIPT FLUSH` or a restart emptied the server's script cache). Each operation is bounded by the
-    /// [response timeout](RedisRsBuilder::response_timeout), reconnection included.
+    /// a `SCRIPT FLUSH` or a restart emptied the server's script cache). Each operation is
+    /// bounded by the [response timeout](RedisRsBuilder::response_timeout), reconnection
+    /// included.
     ///
     /// The key is the lock name (after an optional [prefix](RedisRsBuilder::prefix), none by
     /// default) and the value the owner's token, as in `process-lock-node`, so Rust and Node
